@@ -1,0 +1,233 @@
+"""The typed, torch-free messages between the desktop app and the engine process.
+
+The desktop imports only this module (and the torch-free ``engine.model_store`` /
+``engine.image_io``), so the tray and window appear without importing torch. Messages are
+frozen dataclasses pickled through a ``multiprocessing`` pipe (see ``engine.worker``).
+
+Rules (docs/design.md section 2.3):
+* The conversation belongs to the desktop and is sent in full with every ``Describe``. The engine
+  keeps only a recomputable cache: image embeddings keyed by (conversation_id, image_id).
+* The engine never writes user-facing text. ``Failed.detail`` is for the log; the desktop maps
+  ``ErrorKind`` to words.
+* Text is streamed as deltas (``TextDelta``), never as the cumulative text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+
+class ErrorKind(StrEnum):
+    MODEL_MISSING = "model_missing"  # no model directory / files not found
+    MODEL_MISMATCH = "model_mismatch"  # files present but wrong keys, shapes or config
+    NO_MODEL_LOADED = "no_model_loaded"  # Describe before a successful LoadModel
+    OUT_OF_MEMORY = "out_of_memory"  # GPU or host memory exhausted
+    BAD_IMAGE = "bad_image"  # not an image, corrupt, too large (decompression bomb)
+    UNSUPPORTED_HARDWARE = "unsupported_hardware"  # e.g. 4-bit requested where bitsandbytes can't run
+    BAD_REQUEST = "bad_request"  # malformed request (programming error on the caller's side)
+    UNAVAILABLE = "unavailable"  # an optional capability (OCR, speech input) is not installed
+    INTERNAL = "internal"  # anything else; detail has the traceback
+
+
+class Quantization(StrEnum):
+    """How the language model's linear layers are stored. The vision side is never quantised."""
+
+    NONE = "none"
+    INT8 = "int8"  # bitsandbytes LLM.int8 (the official `low_resource` path; slow)
+    NF4 = "nf4"  # bitsandbytes 4-bit NormalFloat with double quantisation
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding options. Defaults are the official demo's (`Chat.answer_prepare`, current code)."""
+
+    max_new_tokens: int = 300
+    num_beams: int = 1
+    do_sample: bool = True
+    top_p: float = 0.9
+    temperature: float = 1.0
+    repetition_penalty: float = 1.05
+    length_penalty: float = 1.0
+    min_length: int = 1
+    max_length: int = 2000  # context window rule: keep at most max_length - max_new_tokens positions
+    seed: int | None = None
+    stop_on_template: bool = True  # the demo's stop strings ("###") and end-of-sequence
+
+    @classmethod
+    def greedy(cls, **overrides: object) -> GenerationSettings:
+        values: dict[str, object] = {"do_sample": False, "repetition_penalty": 1.0}
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image of a conversation, as bytes.
+
+    ``encoding="encoded"``: any file format Pillow reads (PNG, JPEG, ...).
+    ``encoding="rgb"``: raw 8-bit RGB rows, ``size`` = (width, height); used for screen captures so
+    the desktop never spends time compressing a 4K PNG on the hot path.
+    """
+
+    image_id: str
+    data: bytes
+    encoding: Literal["encoded", "rgb"] = "encoded"
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation. A user turn may carry images (by id), shown before its text."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    image_ids: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- requests (desktop -> engine)
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    model_dir: str
+    quantization: Quantization = Quantization.NONE
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
+
+
+@dataclass(frozen=True)
+class Describe:
+    """Answer ``question`` as the next user turn after ``history``.
+
+    ``new_image_ids`` are the images attached to this question (e.g. the capture just taken).
+    ``images`` must hold the bytes of every image the conversation refers to (history and new);
+    the engine decodes and encodes only those it has not cached for this conversation.
+    ``context`` is optional grounding text (e.g. OCR of the capture) given to the model as a
+    clearly separated part of the question.
+    """
+
+    request_id: int
+    conversation_id: str
+    question: str
+    history: tuple[Turn, ...] = ()
+    new_image_ids: tuple[str, ...] = ()
+    images: tuple[ImageInput, ...] = ()
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class ReadText:
+    """OCR an image (works with no MiniGPT-4 model loaded). Answered by ``TextRead``."""
+
+    request_id: int
+    image: ImageInput
+
+
+@dataclass(frozen=True)
+class Transcribe:
+    """Offline speech recognition of a recording (16-bit mono PCM WAV bytes). Answered by ``Transcribed``."""
+
+    request_id: int
+    wav: bytes
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class ForgetConversation:
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Request = LoadModel | Describe | ReadText | Transcribe | Cancel | ForgetConversation | Shutdown
+
+
+# ---------------------------------------------------------------- events (engine -> desktop)
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_positions: int = 0  # LLM context length after the window rule
+    new_tokens: int = 0
+    images_encoded: int = 0  # images run through the vision encoder for this request
+    images_from_cache: int = 0
+    image_seconds: float = 0.0
+    first_token_seconds: float = 0.0  # request received -> first token sampled
+    total_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "loading", "encoding image", ... (a key, mapped to words by the desktop)
+    fraction: float | None = None
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelReady:
+    summary: str  # e.g. "MiniGPT-4 vicuna0-7b, cuda (NVIDIA H100), bfloat16, nf4"
+    device: str
+    dtype: str
+    quantization: Quantization
+    gpu_memory_bytes: int | None = None
+    warnings: tuple[str, ...] = ()  # keys such as "cpu_slow"
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    request_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    request_id: int
+    text: str  # the clean answer, as it should be stored in the conversation
+    cancelled: bool = False
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    box: tuple[int, int, int, int]  # left, top, right, bottom in image pixels
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TextRead:
+    request_id: int
+    lines: tuple[TextLine, ...]
+    seconds: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    request_id: int
+    text: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    request_id: int | None
+    kind: ErrorKind
+    detail: str  # for the log; never spoken
+
+
+Event = Progress | ModelReady | TextDelta | Finished | TextRead | Transcribed | Failed

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sets up everything Lumen needs in ./.venv. Idempotent: a second run only checks.
+#   bash scripts/setup.sh          # to run the app
+#   bash scripts/setup.sh --dev    # also the test tools (what CI uses)
+# Environment: LUMEN_TORCH overrides the torch requirement (e.g. "torch==2.13.0+cu126" with your index).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+PY=${PYTHON:-python3}
+
+# --- system packages (Debian/Ubuntu). Others: see README "Other systems".
+if command -v apt-get >/dev/null 2>&1; then
+  pkgs="espeak-ng libespeak-ng1 alsa-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1 tesseract-ocr tesseract-ocr-eng"
+  [ "$DEV" = 1 ] && pkgs="$pkgs xvfb xdotool x11-utils sox dbus at-spi2-core python3-pyatspi"
+  missing=""
+  for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "Installing system packages:$missing"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+  fi
+fi
+
+# --- Python environment
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+VPIP=".venv/bin/python -m pip"
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  # torch first, so that nothing later pulls a build we did not choose.
+  if [ -n "${LUMEN_TORCH:-}" ]; then
+    $VPIP install "$LUMEN_TORCH"
+  elif command -v nvidia-smi >/dev/null 2>&1; then
+    $VPIP install "torch>=2.4"                     # CUDA build from PyPI
+  else
+    # CPU-only machine: the small CPU build. The CPU index is tried first; where only PyPI is
+    # reachable, pip's configured local wheel or PyPI's build is used.
+    $VPIP install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --timeout 15 2>/dev/null \
+      || $VPIP install torch==2.13.0
+  fi
+fi
+extras="gpu,train"
+[ "$DEV" = 1 ] && extras="$extras,dev"
+$VPIP install -q -e ".[$extras]"
+echo "Lumen is set up in $(pwd)/.venv"
