@@ -72,3 +72,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def convert_reference(out_dir: Path, qformer: bool = True) -> Path:
+    """Convert the official-format parity checkpoints into a Lumen model directory."""
+    from engine.checkpoints import convert_official
+    from engine.config import tiny
+
+    ckpt = REFERENCE / "checkpoints"
+    convert_official(
+        out_dir, config=tiny(qformer=qformer), eva_vit=ckpt / "eva_vit_g.pth",
+        blip2=ckpt / "blip2_pretrained_flant5xxl.pth" if qformer else None,
+        projection=ckpt / ("pretrained_minigpt4_tiny.pth" if qformer else "pretrained_minigpt4_llama2_tiny.pth"),
+        llm_dir=ckpt / "vicuna-tiny",
+    )
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> Path:
+    """The parity fixtures' tiny MiniGPT-4 (Q-Former, Vicuna template) as a model directory."""
+    return convert_reference(tmp_path_factory.mktemp("models") / "tiny-main")
+
+
+@pytest.fixture(scope="session")
+def tiny_noqformer_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> Path:
+    """The Llama-2 flavour (no Q-Former, 4-token grouping, [INST] template)."""
+    return convert_reference(tmp_path_factory.mktemp("models") / "tiny-noqformer", qformer=False)

@@ -1,0 +1,143 @@
+"""Streaming generation from an embedding sequence: the official decoding, with stop and cancel.
+
+``generate(inputs_embeds=...)`` runs on the caller's thread; a ``BaseStreamer`` subclass turns new
+token ids into text deltas at word boundaries, and the same object is a ``StoppingCriteria`` that
+ends generation on the template's stop string ("###", the demo's rule) or when ``cancel`` is set
+(checked every decoding step). References: official ``Chat.answer``/``answer_prepare`` and the
+demo's ``StoppingCriteriaSub``; docs/minigpt4-reference.md sections 7.4-7.6.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from engine.prompts import clean_answer
+from engine.protocol import GenerationSettings
+from engine.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # the clean answer (official post-processing)
+    token_ids: tuple[int, ...]
+    cancelled: bool
+    first_token_seconds: float | None
+    context_positions: int
+
+
+def apply_window(embeds: torch.Tensor, max_new_tokens: int, max_length: int) -> torch.Tensor:
+    """Official context rule: drop the first max(0, L + N - M) positions (a raw slice)."""
+    begin = max(0, embeds.shape[1] + max_new_tokens - max_length)
+    return embeds[:, begin:]
+
+
+class ReplyTracker(BaseStreamer, StoppingCriteria):
+    """Collects generated ids, emits clean text deltas, and decides when to stop."""
+
+    def __init__(self, tokenizer: Tokenizer, stop_string: str | None, cancel: threading.Event | None,
+                 on_delta: Callable[[str], None] | None) -> None:
+        self.tokenizer = tokenizer
+        self.stop_string = stop_string
+        self.cancel = cancel
+        self.on_delta = on_delta
+        self.ids: list[int] = []
+        self.emitted = ""
+        self.stopped_by_string = False
+        self.first_token_at: float | None = None
+        self._prompt_seen = False
+
+    # BaseStreamer -----------------------------------------------------------
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # generate() first passes the prompt ids (empty for embeddings)
+            self._prompt_seen = True
+            if value.numel() == 0 or value.dim() > 1:
+                return
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
+        self._emit(final=False)
+
+    def end(self) -> None:
+        self._emit(final=True)
+
+    # StoppingCriteria -------------------------------------------------------
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        stop = self.stopped_by_string or (self.cancel is not None and self.cancel.is_set())
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    # text -------------------------------------------------------------------
+    def visible_text(self) -> str:
+        text = self.tokenizer.decode(self.ids)
+        if self.stop_string and self.stop_string in text:
+            self.stopped_by_string = True
+            text = text.split(self.stop_string)[0]
+        return text
+
+    def _emit(self, final: bool) -> None:
+        text = self.visible_text().lstrip()
+        if final:
+            ready = text.rstrip()
+        else:
+            if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence from byte-fallback pieces
+                return
+            if self.stop_string:  # hold back a possible start of the stop string ("#", "##")
+                for k in range(len(self.stop_string) - 1, 0, -1):
+                    if text.endswith(self.stop_string[:k]):
+                        text = text[:-k]
+                        break
+            cut = max(text.rfind(" "), text.rfind("\n"))
+            ready = text[:cut] if cut > 0 else ""
+        if len(ready) > len(self.emitted) and ready.startswith(self.emitted):
+            delta = ready[len(self.emitted):]
+            self.emitted = ready
+            if self.on_delta is not None:
+                self.on_delta(delta)
+
+
+def generation_config(settings: GenerationSettings, tokenizer: Tokenizer) -> GenerationConfig:
+    kwargs = dict(
+        max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams, do_sample=settings.do_sample,
+        repetition_penalty=settings.repetition_penalty, length_penalty=settings.length_penalty,
+        min_length=settings.min_length, bos_token_id=tokenizer.bos_id, pad_token_id=tokenizer.pad_id,
+        eos_token_id=tokenizer.eos_id if settings.stop_on_template else None,
+    )
+    if settings.do_sample:  # top_k keeps transformers' default of 50, as in the official demo
+        kwargs.update(top_p=settings.top_p, temperature=settings.temperature)
+    return GenerationConfig(**kwargs)
+
+
+@torch.inference_mode()
+def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
+                   stop_string: str | None = "###", cancel: threading.Event | None = None,
+                   on_delta: Callable[[str], None] | None = None) -> Reply:
+    """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final."""
+    embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
+    tracker = ReplyTracker(tokenizer, stop_string if settings.stop_on_template else None, cancel, on_delta)
+    if settings.seed is not None:
+        torch.manual_seed(settings.seed)
+    if cancel is not None and cancel.is_set():
+        return Reply("", (), True, None, embeds.shape[1])
+    lm = model.language_model
+    attention = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+    streaming = settings.num_beams == 1  # transformers streams only without beam search
+    autocast = (torch.autocast("cuda", dtype=embeds.dtype) if embeds.device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
+    with autocast:
+        out = lm.generate(inputs_embeds=embeds, attention_mask=attention,
+                          generation_config=generation_config(settings, tokenizer),
+                          stopping_criteria=StoppingCriteriaList([tracker]),
+                          streamer=tracker if streaming else None)
+    if not streaming:
+        tracker.ids = out[0].tolist()
+        tracker.first_token_at = time.perf_counter()
+    tracker.end()
+    cancelled = cancel is not None and cancel.is_set()
+    text = clean_answer(tracker.tokenizer.decode(tracker.ids))
+    return Reply(text, tuple(tracker.ids), cancelled, tracker.first_token_at, embeds.shape[1])

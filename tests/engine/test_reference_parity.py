@@ -1,0 +1,131 @@
+"""The engine reproduces what the official MiniGPT-4 code computed from the same official files.
+
+Ground truth: shared/fixtures/reference (see its README for tolerances). Every stage is compared
+separately so a failure points at one module.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.generation import generate_reply
+from engine.image_io import open_image
+from engine.image_processing import preprocess
+from engine.loading import load_model
+from engine.prompts import TEMPLATES, build_prompt, split_on_images
+from engine.protocol import GenerationSettings, Turn
+from engine.tokenizer import Tokenizer
+
+IMAGES = ("gray_stripes.png", "photo_office.png", "shapes.png")
+CASES = {"main": ("tiny_model_dir", "vicuna0"), "noqformer": ("tiny_noqformer_model_dir", "llama2")}
+
+
+@pytest.fixture(scope="module")
+def expected(reference_dir):
+    return load_file(str(reference_dir / "expected" / "expected.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def manifest(reference_dir):
+    return json.loads((reference_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request):
+    fixture, template = CASES[request.param]
+    loaded = load_model(request.getfixturevalue(fixture), device="cpu")
+    return request.param, loaded, TEMPLATES[template]
+
+
+def close(actual: torch.Tensor, want: torch.Tensor, atol: float, rtol: float = 1e-4) -> None:
+    assert actual.shape == want.shape
+    torch.testing.assert_close(actual.float(), want, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_pixel_values_exact(reference_dir, expected, name):
+    pixels = preprocess([open_image(reference_dir / "images" / name)], size=56)
+    close(pixels, expected[f"pixel_values/{name}"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_image_stage(case, reference_dir, expected, name):
+    key, loaded, _ = case
+    pixels = preprocess([open_image(reference_dir / "images" / name)], size=56)
+    with torch.no_grad():
+        stages = loaded.model.image_features(pixels)
+    compared = 0
+    for stage, value in stages.items():
+        want = expected.get(f"{key}/image/{name}/{stage}")
+        if want is not None:
+            close(value, want, atol=1e-4)
+            compared += 1
+    assert compared == (4 if key == "main" else 3)
+
+
+def test_tokenizer_examples(reference_dir, manifest):
+    tok = Tokenizer(reference_dir / "checkpoints" / "vicuna-tiny" / "tokenizer.model")
+    assert tok.pad_id == manifest["cases"]["main"]["model_info"]["pad_token_id"]
+    for ex in manifest["cases"]["main"]["tokenizer_examples"]:
+        assert tok.encode(ex["text"], add_bos=ex["add_special_tokens"]) == ex["ids"], ex["text"]
+    for ex in manifest["cases"]["main"]["decode_examples"]:
+        if ex["skip_special_tokens"]:
+            assert tok.decode(ex["ids"]) == ex["text"]
+
+
+def test_chat_turns_window_and_greedy_ids(case, expected, manifest):
+    """Turn 1, the follow-up (with the answer as stored by the official Chat), and the window rule."""
+    key, loaded, template = case
+    chat = manifest["cases"][key]["chat"]
+    model, tok = loaded.model, loaded.tokenizer
+    image = expected[f"{key}/chat/image_embeds"][0]
+    history: list[Turn] = []
+    for turn in ("turn1", "turn2"):
+        spec = chat[turn]
+        prompt = build_prompt(template, history, spec["question"], 1 if turn == "turn1" else 0)
+        assert prompt == spec["prompt"]
+        ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
+        assert ids == spec["segment_token_ids"]
+        embeds = model.context_embeds(ids, [image])
+        close(embeds, expected[f"{key}/chat/{turn}/context_embeds"], atol=1e-4)
+        with torch.no_grad():
+            logits = model.language_model(inputs_embeds=embeds).logits[0, -1]
+        close(logits, expected[f"{key}/chat/{turn}/last_logits"], atol=1e-3)
+        reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(max_new_tokens=16, stop_on_template=False))
+        assert list(reply.token_ids) == spec["greedy_ids"]
+        assert reply.text == spec["answer_text_stored_in_conversation"]
+        history = [Turn("user", spec["question"], ("img",)), Turn("assistant", reply.text)]
+    window = chat["turn2_window"]
+    reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(
+        max_new_tokens=16, max_length=window["max_length"], stop_on_template=False))
+    assert reply.context_positions == window["context_len_after_window"]
+    assert list(reply.token_ids) == window["greedy_ids"]
+
+
+def test_demo_repetition_penalty_sees_only_generated_ids(case, expected, manifest):
+    key, loaded, template = case
+    spec = manifest["cases"][key]["chat"]["turn1"]
+    if "greedy_ids_repetition_penalty_1.05" not in spec:
+        pytest.skip("no repetition-penalty reference for this case")
+    embeds = expected[f"{key}/chat/turn1/context_embeds"]
+    reply = generate_reply(loaded.model, loaded.tokenizer, embeds, GenerationSettings.greedy(
+        max_new_tokens=16, repetition_penalty=1.05, stop_on_template=False))
+    assert list(reply.token_ids) == spec["greedy_ids_repetition_penalty_1.05"]
+
+
+def test_april_2023_template(tiny_model_dir, expected, manifest):
+    loaded = load_model(tiny_model_dir, device="cpu")
+    spec = manifest["cases"]["main"]["chat_april2023"]
+    prompt = build_prompt(TEMPLATES["vicuna0_april2023"], [], spec["question"], 1)
+    assert prompt == spec["prompt"]
+    ids = [loaded.tokenizer.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
+    assert ids == spec["segment_token_ids"]
+    embeds = loaded.model.context_embeds(ids, [expected["main/chat/image_embeds"][0]])
+    close(embeds, expected["main/chat_april2023/turn1/context_embeds"], atol=1e-4)
+    reply = generate_reply(loaded.model, loaded.tokenizer, embeds,
+                           GenerationSettings.greedy(max_new_tokens=16, stop_on_template=False))
+    assert list(reply.token_ids) == spec["greedy_ids"]
