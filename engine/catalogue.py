@@ -1,0 +1,197 @@
+"""The models Lumen can set up: where their official files come from, how big they are, and how much
+GPU memory each precision needs. Torch-free (the desktop imports it for the setup wizard).
+
+Honesty rules for this table (docs/minigpt4-reference.md sections 6.1 and 12.1):
+
+* Hugging Face files are not listed one by one here. At download time the hub reports every file's
+  exact size and its SHA-256 (LFS files) or git blob id (small files); both are verified.
+* The two LAVIS files are served by Google Cloud Storage, which reports an MD5 in its
+  ``x-goog-hash`` header; that is verified when the server sends it. No published SHA-256 exists, so
+  the SHA-256 of the first complete download is recorded ("trust on first use") and checked later.
+* The MiniGPT-4 projection checkpoints are on Google Drive. Drive often refuses scripted downloads
+  (quota, virus-scan page), and no size or checksum is published, so ``size_bytes`` is ``None`` and
+  the wizard offers to import a file the user fetched with a browser. The converter checks the
+  tensors' names and shapes, which catches a wrong file.
+* Sizes marked ``approximate`` come from parameter counts (fp16 = 2 bytes per parameter), not from
+  the servers; they are only used for the disk-space estimate before the exact sizes are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+GB = 1_000_000_000
+LAVIS = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
+
+
+class Precision(StrEnum):
+    """How the language model is held in memory. Values match ``engine.protocol.Quantization``
+    except ``fp16`` (= Quantization.NONE on a GPU)."""
+
+    FP16 = "fp16"
+    INT8 = "int8"
+    NF4 = "nf4"
+
+
+@dataclass(frozen=True)
+class UrlFile:
+    """One official file at a plain HTTPS address."""
+
+    name: str  # the official file name (what the converter looks for)
+    url: str
+    size_bytes: int | None  # None: unknown until the server answers
+    approximate: bool = True
+    sha256: str | None = None  # None: not published; recorded on first download
+    browser_only_likely: bool = False  # Google Drive: scripted downloads are often refused
+    page_url: str = ""  # where a person can fetch it with a browser
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A Hugging Face model repository holding the language model (HF LLaMA layout)."""
+
+    repo_id: str
+    revision: str = "main"
+    allow_suffixes: tuple[str, ...] = (".json", ".model", ".safetensors", ".bin")
+    prefer_safetensors: bool = True  # when a repo has both, fetch only the safetensors shards
+    gated: bool = False  # needs a licence accepted on the website and a token (huggingface_hub login)
+    approx_size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class LlmShape:
+    """Parameter counts behind the memory estimates (docs/performance.md, model constants)."""
+
+    linear_params: float  # parameters inside the decoder's linear layers (quantisable)
+    embed_params: float  # token embedding + LM head (kept in fp16 by bitsandbytes)
+    layers: int
+    hidden: int
+    context: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model_id: str
+    title: str
+    summary: str
+    llm: HubRepo
+    files: tuple[UrlFile, ...]  # eva_vit_g.pth, blip2_pretrained_flant5xxl.pth (Q-Former flavours), projection
+    shape: LlmShape
+    has_qformer: bool
+    preset: str  # engine.config preset function name
+    projection_names: tuple[str, ...]  # official file names seen for this model's projection
+
+    @property
+    def approx_download_bytes(self) -> int:
+        return self.llm.approx_size_bytes + sum(f.size_bytes or 0 for f in self.files)
+
+
+EVA = UrlFile(
+    name="eva_vit_g.pth",
+    url=LAVIS + "eva_vit_g.pth",
+    size_bytes=int(1.99 * GB),  # ~0.99 B parameters in fp16
+    page_url="https://github.com/salesforce/LAVIS",
+)
+BLIP2 = UrlFile(
+    name="blip2_pretrained_flant5xxl.pth",
+    url=LAVIS + "blip2_pretrained_flant5xxl.pth",
+    size_bytes=int(0.45 * GB),  # Q-Former ~0.11 B parameters (+ t5_proj), believed fp32
+    page_url="https://github.com/salesforce/LAVIS",
+)
+
+
+def _drive(name: str, file_id: str) -> UrlFile:
+    return UrlFile(
+        name=name,
+        url=f"https://drive.google.com/uc?export=download&id={file_id}",
+        size_bytes=None,
+        sha256=None,
+        browser_only_likely=True,
+        page_url=f"https://drive.google.com/file/d/{file_id}/view",
+    )
+
+
+VICUNA7 = LlmShape(linear_params=6.48e9, embed_params=0.262e9, layers=32, hidden=4096, context=2048)
+VICUNA13 = LlmShape(linear_params=12.7e9, embed_params=0.328e9, layers=40, hidden=5120, context=2048)
+LLAMA2_7 = LlmShape(linear_params=6.48e9, embed_params=0.262e9, layers=32, hidden=4096, context=4096)
+
+CATALOGUE: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        model_id="vicuna0-7b",
+        title="MiniGPT-4 with Vicuna 7B",
+        summary="The smaller MiniGPT-4. Fits most gaming graphics cards in 4-bit.",
+        llm=HubRepo("Vision-CAIR/vicuna-7b", approx_size_bytes=int(13.5 * GB)),
+        files=(EVA, BLIP2, _drive("prerained_minigpt4_7b.pth", "1RY9jV0dyqLX-o38LrumkKRh6Jtaop58R")),
+        shape=VICUNA7,
+        has_qformer=True,
+        preset="vicuna0_7b",
+        projection_names=("prerained_minigpt4_7b.pth", "pretrained_minigpt4_7b.pth"),
+    ),
+    ModelSpec(
+        model_id="vicuna0-13b",
+        title="MiniGPT-4 with Vicuna 13B",
+        summary="The original, larger MiniGPT-4. Better answers; needs a large graphics card.",
+        llm=HubRepo("Vision-CAIR/vicuna", approx_size_bytes=int(26.0 * GB)),
+        files=(EVA, BLIP2, _drive("pretrained_minigpt4.pth", "1a4zLvaiDBr-36pasffmgpvH5P7CKmpze")),
+        shape=VICUNA13,
+        has_qformer=True,
+        preset="vicuna0_13b",
+        projection_names=("pretrained_minigpt4.pth", "pretrained_minigpt4_13b.pth"),
+    ),
+    ModelSpec(
+        model_id="llama2-7b",
+        title="MiniGPT-4 with Llama 2 7B chat",
+        summary="MiniGPT-4 on Meta's Llama 2 chat model. Needs a free Hugging Face account "
+        "with Meta's licence accepted.",
+        llm=HubRepo("meta-llama/Llama-2-7b-chat-hf", gated=True, approx_size_bytes=int(13.5 * GB)),
+        files=(EVA, _drive("pretrained_minigpt4_llama2_7b.pth", "11nAPjEok8eAGGEG1N2vXo3kBLCg0WgUk")),
+        shape=LLAMA2_7,
+        has_qformer=False,
+        preset="llama2_7b",
+        projection_names=("pretrained_minigpt4_llama2_7b.pth",),
+    ),
+)
+
+
+def get_model(model_id: str) -> ModelSpec:
+    for spec in CATALOGUE:
+        if spec.model_id == model_id:
+            return spec
+    known = ", ".join(s.model_id for s in CATALOGUE)
+    raise KeyError(f"unknown model {model_id!r}; known models: {known}")
+
+
+# ---------------------------------------------------------------- memory estimates
+
+VISION_PARAMS_QFORMER = 0.985e9 + 0.107e9  # EVA ViT-g (39 blocks) + Q-Former + query tokens
+VISION_PARAMS_NO_QFORMER = 0.985e9
+RUNTIME_OVERHEAD_BYTES = int(0.8 * GB)  # CUDA context, activations, allocator slack
+ESTIMATE_CONTEXT = 2048  # positions kept by the official window rule (max_length 2000 + margin)
+_BYTES_PER_LINEAR_PARAM = {Precision.FP16: 2.0, Precision.INT8: 1.0, Precision.NF4: 0.53}  # nf4: + scales
+
+
+def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
+    """Estimated peak GPU memory while answering with a full context window [E].
+
+    weights (linear layers at the precision, embeddings/LM head fp16, vision fp16)
+    + KV cache (2 x layers x hidden x 2 bytes per position, 2048 positions) + runtime overhead.
+    Cross-checked with docs/performance.md: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
+    (measured 16-22 GB), 7B fp16 ~18 GB (measured "just over 16 GB" at load).
+    """
+    shape = spec.shape
+    vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
+    weights = shape.linear_params * _BYTES_PER_LINEAR_PARAM[precision] + shape.embed_params * 2 + vision * 2
+    kv_cache = 2 * shape.layers * shape.hidden * 2 * ESTIMATE_CONTEXT
+    return int(weights + kv_cache + RUNTIME_OVERHEAD_BYTES)
+
+
+def cpu_memory_bytes(spec: ModelSpec) -> int:
+    """Estimated RAM to run on the CPU in bfloat16 (the same weights as fp16, no CUDA context)."""
+    return gpu_memory_bytes(spec, Precision.FP16) - RUNTIME_OVERHEAD_BYTES + int(1.5 * GB)
+
+
+def converted_size_bytes(spec: ModelSpec) -> int:
+    """Disk space of the converted model directory (fp16 safetensors), about the download's size."""
+    vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
+    return int((spec.shape.linear_params + spec.shape.embed_params + vision) * 2)

@@ -1,0 +1,93 @@
+"""Run the checkpoint converter (torch) in a spawned process, so the desktop never imports torch,
+a converter crash cannot take the app down, and Cancel can end it at once. Spawn works the same
+from source and from the frozen installers (``multiprocessing.freeze_support`` in the entry point).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from engine.catalogue import ModelSpec
+from engine.downloads import DownloadError, FailureKind
+from engine.official_files import OfficialFiles
+
+log = logging.getLogger(__name__)
+
+
+def default_converter(*, preset: str, eva: Path | None, qformer: Path | None, projection: Path, llm_dir: Path, out_dir: Path) -> None:
+    """The engine's converter (engine.checkpoints, owned by the lead), imported in the child only."""
+    from engine import checkpoints, config
+
+    model_config = getattr(config, preset)()
+    checkpoints.convert_official(
+        model_config,
+        eva_path=eva,
+        qformer_path=qformer,
+        projection_path=projection,
+        llm_dir=llm_dir,
+        out_dir=out_dir,
+    )
+
+
+def _child(conn: Connection, converter: Callable[..., object], kwargs: dict) -> None:
+    try:
+        converter(**kwargs)
+        conn.send(("ok", ""))
+    except BaseException as exc:  # report everything, including MemoryError
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def run_conversion(
+    spec: ModelSpec,
+    official: OfficialFiles,
+    out_dir: Path,
+    cancel: threading.Event,
+    converter: Callable[..., object] | None = None,
+    preset: str | None = None,
+) -> None:
+    """Block until the converter finished; raise DownloadError(CONVERSION or CANCELLED)."""
+    assert official.projection is not None and official.llm_dir is not None
+    kwargs = dict(
+        preset=preset or spec.preset,
+        eva=official.eva,
+        qformer=official.qformer if spec.has_qformer else None,
+        projection=official.projection,
+        llm_dir=official.llm_dir,
+        out_dir=out_dir,
+    )
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(child, converter or default_converter, kwargs), daemon=True)
+    process.start()
+    child.close()
+    try:
+        while True:
+            if cancel.is_set():
+                process.terminate()
+                raise DownloadError(FailureKind.CANCELLED, "conversion cancelled", str(out_dir))
+            if parent.poll(0.2):
+                try:
+                    status, detail = parent.recv()
+                except EOFError:  # the child died (native crash, killed for memory)
+                    process.join(timeout=5)
+                    status, detail = "error", f"converter process died (exit code {process.exitcode})"
+                break
+            if not process.is_alive() and not parent.poll(0):
+                status, detail = "error", f"converter process died (exit code {process.exitcode})"
+                break
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+        parent.close()
+    if status != "ok":
+        log.error("conversion failed: %s", detail)
+        raise DownloadError(FailureKind.CONVERSION, detail.splitlines()[0] if detail else "failed", str(out_dir))

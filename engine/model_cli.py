@@ -1,0 +1,192 @@
+"""``lumen models list|download|import|verify|remove`` (also ``python -m engine models ...``).
+
+Plain, screen-reader friendly output: one fact per line, progress as whole percentages on stderr
+every 5 %, no bars drawn with characters. Exit status 0 = done, 1 = failed, 2 = bad usage,
+130 = cancelled with Ctrl+C (partial downloads are kept and resumed next time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+from engine.catalogue import CATALOGUE, Precision, get_model, gpu_memory_bytes
+from engine.downloads import DownloadError, FailureKind
+from engine.hardware import describe_gpus, detect, gigabytes, recommend
+from engine.model_store import ModelStore, SetupProgress
+from engine.official_files import find_official_files
+
+MISSING_WORDS = {
+    "eva": "the vision encoder eva_vit_g.pth",
+    "qformer": "the BLIP-2 Q-Former blip2_pretrained_flant5xxl.pth",
+    "projection": "the MiniGPT-4 projection checkpoint (a .pth file with minigpt4 in its name)",
+    "llm": "the language model folder (config.json, tokenizer.model and weight files)",
+}
+FAILURE_WORDS = {
+    FailureKind.CANCELLED: "Cancelled. Run the same command again to continue where it stopped.",
+    FailureKind.NETWORK: "The connection kept failing. Run the same command again to resume.",
+    FailureKind.HTTP: "The server refused the file.",
+    FailureKind.AUTH: "Access refused. For Llama 2, accept Meta's licence on the model page and log in "
+    "with 'hf auth login' (or pass --token).",
+    FailureKind.CHECKSUM: "A downloaded file was damaged and has been deleted. Run the command again.",
+    FailureKind.DISK_FULL: "Not enough free disk space.",
+    FailureKind.BROWSER_ONLY: "The server sent a web page instead of the file.",
+    FailureKind.MISSING: "Some official files are missing.",
+    FailureKind.CONVERSION: "Converting the official files failed; see the log for details.",
+    FailureKind.OFFLINE: "Offline mode is on (HF_HUB_OFFLINE=1). Unset it to download.",
+}
+
+
+def _progress_printer() -> object:
+    last = {"key": None}
+
+    def show(p: SetupProgress) -> None:
+        if p.fraction is None:
+            key = (p.stage, p.label)
+            text = f"{p.stage} {p.label}"
+        else:
+            key = (p.stage, int(p.fraction * 20))
+            text = f"{p.stage}: {int(p.fraction * 100)} percent ({gigabytes(p.done)} of {gigabytes(p.total)})"
+        if key != last["key"]:
+            last["key"] = key
+            print(text, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
+    hardware = detect()
+    rows = []
+    for spec in CATALOGUE:
+        rec = recommend(spec, hardware)
+        rows.append(
+            {
+                "id": spec.model_id,
+                "title": spec.title,
+                "installed": store.is_installed(spec.model_id),
+                "download_bytes": spec.approx_download_bytes,
+                "gpu_memory_bytes": {p.value: gpu_memory_bytes(spec, p) for p in Precision},
+                "recommended": {"device": rec.device, "precision": rec.precision, "fits": rec.fits},
+            }
+        )
+    if args.json:
+        print(json.dumps({"gpus": describe_gpus(hardware.gpus), "models": rows}, indent=1))
+        return 0
+    print(f"Graphics cards: {describe_gpus(hardware.gpus)}")
+    for spec, row in zip(CATALOGUE, rows):
+        mem = row["gpu_memory_bytes"]
+        rec = row["recommended"]
+        print(f"{spec.model_id}: {spec.title}. {'Installed' if row['installed'] else 'Not installed'}.")
+        print(f"  Download about {gigabytes(row['download_bytes'])}.")
+        print(f"  GPU memory: full precision {gigabytes(mem['fp16'])}, 8-bit {gigabytes(mem['int8'])}, 4-bit {gigabytes(mem['nf4'])}.")
+        where = f"{rec['device']} {rec['precision'] or 'bfloat16'}" if rec["fits"] else "does not fit this computer"
+        print(f"  Recommended here: {where}.")
+    return 0
+
+
+def _fail(exc: DownloadError) -> int:
+    print(f"Failed: {FAILURE_WORDS.get(exc.kind, exc.kind)}", file=sys.stderr)
+    print(f"Details: {exc.detail}", file=sys.stderr)
+    if exc.path and exc.kind in (FailureKind.AUTH, FailureKind.BROWSER_ONLY):
+        print(f"Page: {exc.path}", file=sys.stderr)
+    return 130 if exc.kind is FailureKind.CANCELLED else 1
+
+
+def _run(job, cancel: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    try:
+        job()
+    except KeyboardInterrupt:
+        cancel.set()
+        print(FAILURE_WORDS[FailureKind.CANCELLED], file=sys.stderr)
+        return 130
+    except DownloadError as exc:
+        return _fail(exc)
+    return 0
+
+
+def cmd_download(store: ModelStore, args: argparse.Namespace) -> int:
+    spec = get_model(args.model)
+    cancel = threading.Event()
+    show = _progress_printer()
+
+    def job() -> None:
+        for extra in args.file or ():
+            store.add_file(Path(extra))
+        outcome = store.download(spec, show, cancel, endpoint=args.endpoint, token=args.token)
+        if outcome.missing_by_hand:
+            for f in outcome.missing_by_hand:
+                print(f"{f.name} could not be downloaded automatically. Open {f.page_url} in a browser, "
+                      f"save the file, then run: lumen models download {spec.model_id} --file PATH", file=sys.stderr)
+            raise DownloadError(FailureKind.MISSING, ", ".join(f.name for f in outcome.missing_by_hand))
+        out = store.install(spec, outcome.official, show, cancel)
+        print(f"Installed {spec.title} in {out}")
+
+    return _run(job, cancel)
+
+
+def cmd_import(store: ModelStore, args: argparse.Namespace) -> int:
+    found = find_official_files(Path(args.folder), args.model)
+    if found.model_id is None:
+        print("Could not tell which model these files are for. Pass --model (one of: "
+              + ", ".join(s.model_id for s in CATALOGUE) + ").", file=sys.stderr)
+        return 2
+    spec = get_model(found.model_id)
+    missing = found.missing(spec)
+    for key, path in (("eva", found.eva), ("qformer", found.qformer), ("projection", found.projection), ("llm", found.llm_dir)):
+        if path is not None:
+            print(f"Found {MISSING_WORDS[key]}: {path}")
+    if missing:
+        for key in missing:
+            print(f"Missing: {MISSING_WORDS[key]}", file=sys.stderr)
+        return 1
+    cancel = threading.Event()
+    return _run(lambda: print(f"Installed in {store.install(spec, found, _progress_printer(), cancel, preset=args.preset)}"), cancel)
+
+
+def cmd_verify(store: ModelStore, args: argparse.Namespace) -> int:
+    report = store.verify(args.model, _progress_printer())
+    if report.ok:
+        print(f"{args.model}: all {report.checked} files are intact.")
+        return 0
+    for problem in report.problems:
+        print(f"{args.model}: {problem}")
+    return 1
+
+
+def cmd_remove(store: ModelStore, args: argparse.Namespace) -> int:
+    removed = store.remove(args.model, downloads_too=args.downloads)
+    print(f"Removed {len(removed)} item(s)." if removed else f"{args.model} is not installed.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lumen models", description="Set up MiniGPT-4 models for Lumen.")
+    parser.add_argument("--root", type=Path, help="model store folder (default: LUMEN_MODELS_DIR or the user data folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="show the models, their sizes and what fits this computer")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("download", help="download the official files and convert them")
+    p.add_argument("model", choices=[s.model_id for s in CATALOGUE])
+    p.add_argument("--token", help="Hugging Face token (default: the one saved by 'hf auth login')")
+    p.add_argument("--endpoint", help="Hugging Face endpoint (a mirror)")
+    p.add_argument("--file", action="append", type=Path, help="an official file you fetched with a browser")
+    p = sub.add_parser("import", help="convert official files you already have")
+    p.add_argument("folder")
+    p.add_argument("--model", choices=[s.model_id for s in CATALOGUE])
+    p.add_argument("--preset", help=argparse.SUPPRESS)  # engine.config preset override (tiny test models)
+    for name, text in (("verify", "re-check every file of an installed model"), ("remove", "delete an installed model")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("model")
+        if name == "remove":
+            p.add_argument("--downloads", action="store_true", help="also delete the downloaded official files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    store = ModelStore(args.root)
+    commands = {"list": cmd_list, "download": cmd_download, "import": cmd_import, "verify": cmd_verify, "remove": cmd_remove}
+    return commands[args.command](store, args)

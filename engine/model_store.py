@@ -1,0 +1,355 @@
+"""Where models live, and how they get there: an explicit download or an import of official files,
+then one conversion into the engine's self-contained model directory. Torch-free: conversion runs in
+a spawned process. After setup nothing here touches the network.
+
+Layout under the store root (``LUMEN_MODELS_DIR``, else ``platformdirs.user_data_dir("Lumen")/models``)::
+
+    <root>/<model_id>/                   the engine's model directory (lumen_model.json, visual.safetensors,
+                                         llm/, tokenizer.model) + lumen_checksums.json written here
+    <root>/.downloads/files/<name>       official URL files (EVA, BLIP-2, projections), shared by models
+    <root>/.downloads/<owner>__<repo>/   a hub language-model directory
+    <root>/.downloads/known_hashes.json  SHA-256 of every completed download (trust on first use)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.catalogue import CATALOGUE, HubRepo, ModelSpec, UrlFile, converted_size_bytes, get_model
+from engine.downloads import (
+    DownloadError,
+    DownloadItem,
+    FailureKind,
+    check_free_space,
+    download,
+    remote_size,
+    sha256_file,
+)
+from engine.official_files import OfficialFiles, find_official_files
+
+log = logging.getLogger(__name__)
+MARGIN_BYTES = 1_000_000_000  # never fill a disk to the last gigabyte
+CHECKSUMS = "lumen_checksums.json"
+MODEL_MANIFEST = "lumen_model.json"
+
+
+@dataclass(frozen=True)
+class SetupProgress:
+    stage: str  # "downloading", "verifying", "converting", "done"
+    label: str  # file name or step
+    done: int  # bytes (or steps) done over the whole stage
+    total: int | None
+    file_index: int = 0
+    file_count: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(1.0, self.done / self.total)
+
+
+@dataclass(frozen=True)
+class DownloadOutcome:
+    official: OfficialFiles
+    missing_by_hand: tuple[UrlFile, ...]  # files the server refused to script (fetch with a browser, then add_file)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    model_id: str
+    ok: bool
+    checked: int
+    problems: tuple[str, ...]
+
+
+ProgressFn = Callable[[SetupProgress], None]
+
+
+def default_root() -> Path:
+    env = os.environ.get("LUMEN_MODELS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("Lumen", appauthor=False)) / "models"
+
+
+def _hub_items(repo: HubRepo, dest: Path, endpoint: str | None, token: str | None) -> list[DownloadItem]:
+    """Ask the hub for the exact file list, sizes and checksums at a pinned commit."""
+    from huggingface_hub import HfApi, constants, get_token, hf_hub_url
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        raise DownloadError(FailureKind.OFFLINE, "HF_HUB_OFFLINE is set; unset it to download")
+    token = token or get_token()
+    try:
+        info = HfApi(endpoint=endpoint, token=token or False).model_info(
+            repo.repo_id, revision=repo.revision, files_metadata=True
+        )
+    except (GatedRepoError, RepositoryNotFoundError) as exc:
+        raise DownloadError(FailureKind.AUTH, f"{repo.repo_id}: {exc}", f"https://huggingface.co/{repo.repo_id}") from exc
+    except HfHubHTTPError as exc:
+        raise DownloadError(FailureKind.HTTP, f"{repo.repo_id}: {exc}") from exc
+    except OSError as exc:  # httpx connection errors derive from neither; caught below by the caller
+        raise DownloadError(FailureKind.NETWORK, f"{repo.repo_id}: {exc}") from exc
+    siblings = [s for s in info.siblings or () if "/" not in s.rfilename and s.rfilename.endswith(repo.allow_suffixes)]
+    names = {s.rfilename for s in siblings}
+    has_st = any(n.endswith(".safetensors") for n in names)
+    headers = (("Authorization", f"Bearer {token}"),) if token else ()
+    items = []
+    for s in siblings:
+        name = s.rfilename
+        if repo.prefer_safetensors and has_st and (name.endswith(".bin") or name == "pytorch_model.bin.index.json"):
+            continue
+        if name.startswith("training_args") or name.startswith("optimizer"):
+            continue
+        lfs = s.lfs
+        items.append(
+            DownloadItem(
+                url=hf_hub_url(repo.repo_id, name, revision=info.sha, endpoint=endpoint),
+                dest=dest / name,
+                label=name,
+                size=s.size,
+                sha256=lfs.sha256 if lfs else None,
+                git_sha1=None if lfs else s.blob_id,
+                headers=headers,
+                page_url=f"https://huggingface.co/{repo.repo_id}",
+            )
+        )
+    return items
+
+
+class ModelStore:
+    def __init__(self, root: Path | None = None, disk_usage: Callable[[str], object] = shutil.disk_usage) -> None:
+        self.root = Path(root) if root else default_root()
+        self.disk_usage = disk_usage
+
+    # ------------------------------------------------------------ paths and state
+    def model_dir(self, model_id: str) -> Path:
+        return self.root / model_id
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / ".downloads"
+
+    def hub_dir(self, repo: HubRepo) -> Path:
+        return self.downloads / repo.repo_id.replace("/", "__")
+
+    def is_installed(self, model_id: str) -> bool:
+        return (self.model_dir(model_id) / MODEL_MANIFEST).is_file()
+
+    def installed(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MODEL_MANIFEST).is_file())
+
+    def _known_hashes(self) -> dict[str, str]:
+        path = self.downloads / "known_hashes.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _remember_hash(self, url: str, sha256: str) -> None:
+        known = self._known_hashes()
+        known[url] = sha256
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        tmp = self.downloads / "known_hashes.json.tmp"
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(tmp, self.downloads / "known_hashes.json")
+
+    # ------------------------------------------------------------ download
+    def plan(self, spec: ModelSpec, endpoint: str | None = None, token: str | None = None) -> list[DownloadItem]:
+        known = self._known_hashes()
+        items = _hub_items(spec.llm, self.hub_dir(spec.llm), endpoint, token)
+        for f in spec.files:
+            items.append(
+                DownloadItem(
+                    url=f.url,
+                    dest=self.downloads / "files" / f.name,
+                    label=f.name,
+                    size=None if f.approximate else f.size_bytes,
+                    sha256=f.sha256 or known.get(f.url),
+                    page_url=f.page_url,
+                )
+            )
+        return items
+
+    def download(
+        self,
+        spec: ModelSpec,
+        on_progress: ProgressFn = lambda p: None,
+        cancel: threading.Event | None = None,
+        endpoint: str | None = None,
+        token: str | None = None,
+        retries: int = 4,
+        backoff: float = 1.0,
+    ) -> DownloadOutcome:
+        """Fetch every official file for ``spec`` (skipping finished ones). Files whose server refuses
+        scripted downloads (Google Drive) are returned in ``missing_by_hand`` instead of failing."""
+        cancel = cancel or threading.Event()
+        items = self.plan(spec, endpoint, token)
+        todo = [i for i in items if not self._already_done(i)]
+        total = sum(_remaining(i) for i in todo)
+        for f in spec.files:  # sizes the servers report now; the catalogue's guess otherwise
+            if any(i.label == f.name and i.size is None for i in todo):
+                total += remote_size(f.url) or f.size_bytes or 300_000_000
+        check_free_space(self.root, total + converted_size_bytes(spec) + MARGIN_BYTES, self.disk_usage)
+        done = 0
+        by_hand: list[UrlFile] = []
+        for index, item in enumerate(todo, 1):
+
+            def tick(n: int, label: str = item.label, index: int = index) -> None:
+                nonlocal done
+                done += n
+                on_progress(SetupProgress("downloading", label, done, max(total, done), index, len(todo)))
+
+            try:
+                result = download(item, tick, cancel, retries=retries, backoff=backoff)
+            except DownloadError as exc:
+                url_file = next((f for f in spec.files if f.name == item.label), None)
+                if url_file and url_file.browser_only_likely and exc.kind in _BY_HAND_KINDS:
+                    log.warning("%s must be fetched by hand: %s", item.label, exc.detail)
+                    by_hand.append(url_file)
+                    continue
+                raise
+            if item.git_sha1 is None:
+                self._remember_hash(item.url, result.sha256)
+        official = self.official_for(spec)
+        on_progress(SetupProgress("downloading", "done", done, done, len(todo), len(todo)))
+        return DownloadOutcome(official, tuple(by_hand))
+
+    def _already_done(self, item: DownloadItem) -> bool:
+        if not item.dest.is_file():
+            return False
+        if item.size is not None and item.dest.stat().st_size != item.size:
+            return False
+        return item.sha256 is None or self._known_hashes().get(item.url) == item.sha256
+
+    def add_file(self, path: Path) -> Path:
+        """Copy an official file the user fetched with a browser next to the downloads."""
+        dest = self.downloads / "files" / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        check_free_space(dest.parent, path.stat().st_size + MARGIN_BYTES, self.disk_usage)
+        shutil.copyfile(path, dest)
+        return dest
+
+    def official_for(self, spec: ModelSpec) -> OfficialFiles:
+        found = find_official_files(self.downloads / "files", spec.model_id)
+        llm = self.hub_dir(spec.llm)
+        return OfficialFiles(found.eva, found.qformer, found.projection, llm if llm.is_dir() else None, spec.model_id)
+
+    # ------------------------------------------------------------ conversion
+    def install(
+        self,
+        spec: ModelSpec,
+        official: OfficialFiles,
+        on_progress: ProgressFn = lambda p: None,
+        cancel: threading.Event | None = None,
+        converter: Callable[..., object] | None = None,
+        preset: str | None = None,
+    ) -> Path:
+        """Convert official files into ``<root>/<model_id>`` and record its checksums.
+        ``preset`` overrides the engine.config preset (tests convert the tiny fixtures)."""
+        missing = official.missing(spec)
+        if missing:
+            raise DownloadError(FailureKind.MISSING, ", ".join(missing))
+        out = self.model_dir(spec.model_id)
+        tmp = out.with_name(out.name + ".converting")
+        shutil.rmtree(tmp, ignore_errors=True)
+        check_free_space(self.root, converted_size_bytes(spec) + MARGIN_BYTES, self.disk_usage)
+        on_progress(SetupProgress("converting", spec.title, 0, None))
+        from engine.conversion_process import run_conversion
+
+        run_conversion(spec, official, tmp, cancel or threading.Event(), converter, preset)
+        self._write_checksums(tmp, on_progress)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        on_progress(SetupProgress("done", spec.title, 1, 1))
+        return out
+
+    def _write_checksums(self, model_dir: Path, on_progress: ProgressFn) -> None:
+        files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+        total = sum(p.stat().st_size for p in files)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            on_progress(SetupProgress("verifying", model_dir.name, done, total))
+
+        sums = {p.relative_to(model_dir).as_posix(): {"sha256": sha256_file(p, tick), "size": p.stat().st_size} for p in files}
+        (model_dir / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True))
+
+    # ------------------------------------------------------------ verify / remove
+    def verify(self, model_id: str, on_progress: ProgressFn = lambda p: None) -> VerifyReport:
+        model_dir = self.model_dir(model_id)
+        try:
+            sums = json.loads((model_dir / CHECKSUMS).read_text())
+        except (OSError, ValueError) as exc:
+            return VerifyReport(model_id, False, 0, (f"no checksum list: {exc}",))
+        problems = []
+        total = sum(int(v["size"]) for v in sums.values())
+        done = 0
+        for rel, expected in sorted(sums.items()):
+            path = model_dir / rel
+            if not path.is_file():
+                problems.append(f"missing: {rel}")
+                done += int(expected["size"])
+                continue
+            if path.stat().st_size != int(expected["size"]):
+                problems.append(f"wrong size: {rel}")
+                done += int(expected["size"])
+                continue
+
+            def tick(n: int, rel: str = rel) -> None:
+                nonlocal done
+                done += n
+                on_progress(SetupProgress("verifying", rel, done, total))
+
+            if sha256_file(path, tick) != expected["sha256"]:
+                problems.append(f"checksum differs: {rel}")
+        return VerifyReport(model_id, not problems, len(sums), tuple(problems))
+
+    def remove(self, model_id: str, downloads_too: bool = False) -> list[Path]:
+        removed = []
+        for path in (self.model_dir(model_id), self.model_dir(model_id).with_name(model_id + ".converting")):
+            if path.exists():
+                shutil.rmtree(path)
+                removed.append(path)
+        if downloads_too:
+            spec = get_model(model_id)
+            hub = self.hub_dir(spec.llm)
+            if hub.exists():
+                shutil.rmtree(hub)
+                removed.append(hub)
+            shared = {f.name for s in CATALOGUE if s.model_id != model_id and self.is_installed(s.model_id) for f in s.files}
+            for f in spec.files:
+                for p in (self.downloads / "files" / f.name, self.downloads / "files" / (f.name + ".part")):
+                    if p.exists() and f.name not in shared:
+                        p.unlink()
+                        removed.append(p)
+        return removed
+
+
+_BY_HAND_KINDS = {FailureKind.BROWSER_ONLY, FailureKind.AUTH, FailureKind.HTTP, FailureKind.NETWORK}
+
+
+def _remaining(item: DownloadItem) -> int:
+    part = item.dest.with_name(item.dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    return max(0, (item.size or 0) - have)
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``lumen models list|download|import|verify|remove`` (see engine.model_cli)."""
+    from engine.model_cli import main
+
+    return main(argv)

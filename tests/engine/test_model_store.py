@@ -1,0 +1,224 @@
+"""engine.model_store: the whole download -> verify -> convert path against a local fake hub and
+file server that serve the parity fixtures' official files; import from a folder; verify; remove;
+the CLI; and that none of it imports torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.catalogue import CATALOGUE, HubRepo, UrlFile, get_model
+from engine.downloads import DownloadError, FailureKind
+from engine.model_store import CHECKSUMS, ModelStore, SetupProgress, cli_main
+from engine.official_files import find_official_files, llm_flavour
+from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
+from tests.fake_model_server import Behaviour, FakeServer, running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "Vision-CAIR/vicuna-7b"
+
+
+def test_importing_the_store_leaves_torch_out() -> None:
+    code = (
+        "import sys, engine.model_store, engine.model_cli, engine.hardware, engine.official_files, "
+        "engine.conversion_process, engine.catalogue, engine.downloads\n"
+        "engine.model_store.ModelStore('/nonexistent').installed()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'PySide6' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_catalogue_is_complete_and_honest() -> None:
+    assert [s.model_id for s in CATALOGUE] == ["vicuna0-7b", "vicuna0-13b", "llama2-7b"]
+    for spec in CATALOGUE:
+        names = {f.name for f in spec.files}
+        assert "eva_vit_g.pth" in names
+        assert ("blip2_pretrained_flant5xxl.pth" in names) == spec.has_qformer
+        drive = [f for f in spec.files if "drive.google.com" in f.url]
+        assert len(drive) == 1 and drive[0].browser_only_likely and drive[0].sha256 is None
+        assert drive[0].size_bytes is None  # not published: we do not pretend to know it
+    assert get_model("llama2-7b").llm.gated
+    with pytest.raises(KeyError):
+        get_model("gpt-5")
+
+
+@pytest.fixture()
+def served(reference_dir: Path):  # type: ignore[no-untyped-def]
+    """The fixtures' official files: the tiny LLM as a hub repo, EVA/BLIP-2 as GCS files, the
+    projection behind a Drive-like URL that answers with a web page."""
+    ck = reference_dir / "checkpoints"
+    fake = FakeServer()
+    fake.add_hub_repo(REPO, {p.name: p.read_bytes() for p in (ck / "vicuna-tiny").iterdir()})
+    for name in ("eva_vit_g.pth", "blip2_pretrained_flant5xxl.pth"):
+        fake.files[f"/lavis/{name}"] = (ck / name).read_bytes()
+        fake.behaviour[f"/lavis/{name}"] = Behaviour(send_goog_md5=True)
+    fake.files["/uc"] = (ck / "pretrained_minigpt4_tiny.pth").read_bytes()
+    fake.behaviour["/uc"] = Behaviour(html=True)
+    with running_server(fake) as srv:
+        base = get_model("vicuna0-7b")
+        files = tuple(
+            dataclasses.replace(f, url=srv.url("/uc") if "drive" in f.url else srv.url(f"/lavis/{f.name}"))
+            for f in base.files
+        )
+        spec = dataclasses.replace(base, llm=HubRepo(REPO), files=files)
+        yield srv, spec, ck
+
+
+@pytest.fixture()
+def hub_online(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # only the loopback fake hub is reachable
+
+
+def test_download_fetches_verifies_and_reports_drive_file_for_the_browser(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    srv, spec, ck = served
+    store = ModelStore(tmp_path / "models")
+    events: list[SetupProgress] = []
+    outcome = store.download(spec, events.append, endpoint=srv.endpoint)
+    assert [f.name for f in outcome.missing_by_hand] == ["prerained_minigpt4_7b.pth"]
+    assert outcome.official.missing(spec) == ("projection",)
+    assert (store.hub_dir(spec.llm) / "tokenizer.model").read_bytes() == (ck / "vicuna-tiny" / "tokenizer.model").read_bytes()
+    assert events and events[-1].label == "done"
+    fractions = [e.fraction for e in events if e.fraction is not None]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # every GCS file and LFS file got its SHA-256 recorded for later checks
+    known = json.loads((store.downloads / "known_hashes.json").read_text())
+    assert srv.url("/lavis/eva_vit_g.pth") in known
+    # the user fetched the projection with a browser and adds it: now nothing is missing
+    store.add_file(ck / "pretrained_minigpt4_tiny.pth")
+    shutil.move(store.downloads / "files" / "pretrained_minigpt4_tiny.pth", store.downloads / "files" / "prerained_minigpt4_7b.pth")
+    assert store.official_for(spec).missing(spec) == ()
+    # a second run downloads nothing again
+    before = len(srv.log)
+    store.download(spec, endpoint=srv.endpoint)
+    assert [e for e in srv.log[before:] if e[0] == "GET" and "/api/" not in e[1] and e[1] != "/uc"] == []
+
+
+def test_disk_space_is_checked_before_any_file_is_fetched(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    srv, spec, _ = served
+
+    class Usage:
+        free = 50_000_000  # far less than a converted 7B model
+
+    store = ModelStore(tmp_path / "models", disk_usage=lambda p: Usage())
+    with pytest.raises(DownloadError) as err:
+        store.download(spec, endpoint=srv.endpoint)
+    assert err.value.kind is FailureKind.DISK_FULL
+    assert not any(m == "GET" and ("/resolve/" in path or "/lavis/" in path) for m, path, _ in srv.log)
+
+
+def test_offline_mode_refuses_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError) as err:  # conftest sets HF_HUB_OFFLINE=1
+        ModelStore(tmp_path).download(get_model("vicuna0-7b"))
+    assert err.value.kind is FailureKind.OFFLINE
+
+
+def test_unknown_repo_is_auth_or_http(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    srv, spec, _ = served
+    spec = dataclasses.replace(spec, llm=HubRepo("meta-llama/not-here"))
+    with pytest.raises(DownloadError) as err:
+        ModelStore(tmp_path).download(spec, endpoint=srv.endpoint)
+    assert err.value.kind in (FailureKind.AUTH, FailureKind.HTTP)
+
+
+def _official_folder(ck: Path, dest: Path, skip: tuple[str, ...] = ()) -> Path:
+    dest.mkdir(parents=True)
+    for name in ("eva_vit_g.pth", "blip2_pretrained_flant5xxl.pth", "pretrained_minigpt4_tiny.pth"):
+        if name not in skip:
+            shutil.copy(ck / name, dest / name)
+    if "llm" not in skip:
+        shutil.copytree(ck / "vicuna-tiny", dest / "weights" / "vicuna")
+    return dest
+
+
+def test_import_finds_the_pieces_and_names_what_is_missing(reference_dir: Path, tmp_path: Path) -> None:
+    ck = reference_dir / "checkpoints"
+    found = find_official_files(_official_folder(ck, tmp_path / "all"), "vicuna0-7b")
+    assert found.eva and found.qformer and found.projection and found.llm_dir
+    assert found.llm_dir.name == "vicuna" and found.missing(get_model("vicuna0-7b")) == ()
+    partial = find_official_files(_official_folder(ck, tmp_path / "some", skip=("eva_vit_g.pth", "llm")), "vicuna0-7b")
+    assert partial.missing(get_model("vicuna0-7b")) == ("eva", "llm")
+    assert partial.missing(get_model("llama2-7b")) == ("eva", "llm")  # no Q-Former needed there
+    assert find_official_files(tmp_path / "nowhere").missing(get_model("vicuna0-7b")) == ("eva", "qformer", "projection", "llm")
+
+
+def test_llm_flavour_from_config() -> None:
+    assert llm_flavour({"hidden_size": 5120}) == "vicuna0-13b"
+    assert llm_flavour({"hidden_size": 4096, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6}) == "vicuna0-7b"
+    assert llm_flavour({"hidden_size": 4096, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5}) == "llama2-7b"
+    assert llm_flavour({"hidden_size": 64}) is None
+
+
+def test_conversion_failures_are_reported_not_raised_raw(reference_dir: Path, tmp_path: Path) -> None:
+    from tests.engine import conversion_helpers as helpers
+
+    spec = get_model("vicuna0-7b")
+    found = find_official_files(_official_folder(reference_dir / "checkpoints", tmp_path / "src"), spec.model_id)
+    store = ModelStore(tmp_path / "models")
+    for converter, words in ((helpers.failing_converter, "expected (4096, 768)"), (helpers.crashing_converter, "exit code 3")):
+        with pytest.raises(DownloadError) as err:
+            store.install(spec, found, converter=converter)
+        assert err.value.kind is FailureKind.CONVERSION and words in err.value.detail
+    cancel = threading.Event()
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    with pytest.raises(DownloadError) as err:
+        store.install(spec, found, cancel=cancel, converter=helpers.slow_converter)
+    assert err.value.kind is FailureKind.CANCELLED
+    assert not store.is_installed(spec.model_id)
+    with pytest.raises(DownloadError) as err:
+        store.install(spec, find_official_files(tmp_path / "nowhere"), converter=helpers.failing_converter)
+    assert err.value.kind is FailureKind.MISSING
+
+
+def _fake_installed(store: ModelStore, model_id: str) -> Path:
+    """A model directory written by hand, then checksummed by the store's own code."""
+    d = store.model_dir(model_id)
+    (d / "llm").mkdir(parents=True)
+    (d / "lumen_model.json").write_text("{}")
+    (d / "llm" / "model.safetensors").write_bytes(b"x" * 5000)
+    store._write_checksums(d, lambda p: None)
+    return d
+
+
+def test_verify_catches_damage_and_remove_deletes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = ModelStore(tmp_path)
+    d = _fake_installed(store, "vicuna0-7b")
+    assert store.verify("vicuna0-7b").ok
+    assert cli_main(["--root", str(tmp_path), "verify", "vicuna0-7b"]) == 0
+    with open(d / "llm" / "model.safetensors", "r+b") as f:
+        f.seek(100)
+        f.write(b"y")
+    report = store.verify("vicuna0-7b")
+    assert not report.ok and report.problems == ("checksum differs: llm/model.safetensors",)
+    assert cli_main(["--root", str(tmp_path), "verify", "vicuna0-7b"]) == 1
+    assert "checksum differs" in capsys.readouterr().out
+    (d / CHECKSUMS).unlink()
+    assert not store.verify("vicuna0-7b").ok
+    assert cli_main(["--root", str(tmp_path), "remove", "vicuna0-7b"]) == 0
+    assert not d.exists() and store.installed() == []
+
+
+def test_cli_list_and_import_report(tmp_path: Path, reference_dir: Path, fake_nvidia_smi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["--root", str(tmp_path), "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert "RTX 3060" in listing["gpus"]
+    rec = {m["id"]: m["recommended"] for m in listing["models"]}
+    assert rec["vicuna0-7b"] == {"device": "cuda", "precision": "nf4", "fits": True}
+    assert cli_main(["--root", str(tmp_path), "list"]) == 0
+    assert "4-bit" in capsys.readouterr().out
+    folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src", skip=("blip2_pretrained_flant5xxl.pth",))
+    assert cli_main(["--root", str(tmp_path), "import", str(folder), "--model", "vicuna0-7b"]) == 1
+    err = capsys.readouterr().err
+    assert "Missing: the BLIP-2 Q-Former blip2_pretrained_flant5xxl.pth" in err
+    assert cli_main(["--root", str(tmp_path), "import", str(folder)]) == 2  # tiny LLM: model unknown
