@@ -21,18 +21,20 @@ log = logging.getLogger(__name__)
 
 
 def default_converter(*, preset: str, eva: Path | None, qformer: Path | None, projection: Path, llm_dir: Path, out_dir: Path) -> None:
-    """The engine's converter (engine.checkpoints, owned by the lead), imported in the child only."""
+    """The engine's converter (engine.checkpoints), imported in the child only. It checks every
+    file's key set and tensor shapes and raises CheckpointError naming the wrong file."""
     from engine import checkpoints, config
 
-    model_config = getattr(config, preset)()
-    checkpoints.convert_official(
-        model_config,
-        eva_path=eva,
-        qformer_path=qformer,
-        projection_path=projection,
+    report = checkpoints.convert_official(
+        Path(out_dir),
+        config=getattr(config, preset)(),
+        eva_vit=eva,
+        projection=projection,
         llm_dir=llm_dir,
-        out_dir=out_dir,
+        blip2=qformer,
+        overwrite=True,
     )
+    log.info("conversion report:\n%s", report.summary())
 
 
 def _child(conn: Connection, converter: Callable[..., object], kwargs: dict) -> None:

@@ -267,8 +267,13 @@ class ModelStore:
         on_progress(SetupProgress("converting", spec.title, 0, None))
         from engine.conversion_process import run_conversion
 
-        run_conversion(spec, official, tmp, cancel or threading.Event(), converter, preset)
-        self._write_checksums(tmp, on_progress)
+        try:
+            run_conversion(spec, official, tmp, cancel or threading.Event(), converter, preset)
+            self._write_checksums(tmp, on_progress)
+        except BaseException:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".partial")):
+                shutil.rmtree(leftover, ignore_errors=True)
+            raise
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -222,3 +222,42 @@ def test_cli_list_and_import_report(tmp_path: Path, reference_dir: Path, fake_nv
     err = capsys.readouterr().err
     assert "Missing: the BLIP-2 Q-Former blip2_pretrained_flant5xxl.pth" in err
     assert cli_main(["--root", str(tmp_path), "import", str(folder)]) == 2  # tiny LLM: model unknown
+
+
+def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """End to end with the engine's real converter: fetched official files -> model directory ->
+    checksums -> engine.loading.load_model, with the network guard and HF_HUB_OFFLINE back on."""
+    srv, spec, ck = served
+    srv.behaviour["/uc"] = Behaviour()  # this time Drive serves the projection itself
+    store = ModelStore(tmp_path / "models")
+    stages: list[str] = []
+    outcome = store.download(spec, lambda p: stages.append(p.stage), endpoint=srv.endpoint)
+    assert outcome.missing_by_hand == () and outcome.official.missing(spec) == ()
+    out = store.install(spec, outcome.official, lambda p: stages.append(p.stage), preset="tiny")
+    assert {"downloading", "converting", "verifying", "done"} <= set(stages)
+    assert sorted(p.name for p in out.iterdir()) == sorted([CHECKSUMS, "llm", "lumen_model.json", "tokenizer.model", "visual.safetensors"])
+    assert store.installed() == ["vicuna0-7b"] and store.verify("vicuna0-7b").ok
+    assert not list(store.root.glob("*.converting*"))
+    from engine.loading import load_model
+
+    loaded = load_model(out, device="cpu", dtype="float32")
+    assert loaded.config.qformer is not None
+
+
+def test_cli_import_converts_a_folder(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src")
+    code = cli_main(["--root", str(tmp_path / "models"), "import", str(folder), "--model", "vicuna0-7b", "--preset", "tiny"])
+    assert code == 0, capsys.readouterr().err
+    assert "Installed in" in capsys.readouterr().out
+    assert ModelStore(tmp_path / "models").verify("vicuna0-7b").ok
+
+
+def test_wrong_projection_is_refused_by_the_converter(reference_dir: Path, tmp_path: Path) -> None:
+    ck = reference_dir / "checkpoints"
+    folder = _official_folder(ck, tmp_path / "src", skip=("pretrained_minigpt4_tiny.pth",))
+    shutil.copy(ck / "pretrained_minigpt4_llama2_tiny.pth", folder / "pretrained_minigpt4_tiny.pth")  # Llama-2 shapes
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(DownloadError) as err:
+        store.install(get_model("vicuna0-7b"), find_official_files(folder, "vicuna0-7b"), preset="tiny")
+    assert err.value.kind is FailureKind.CONVERSION and "pretrained_minigpt4_tiny.pth" in err.value.detail
+    assert store.installed() == [] and not list(store.root.glob("*.converting*"))
