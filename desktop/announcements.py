@@ -1,0 +1,45 @@
+"""Screen-reader announcements: what NVDA, JAWS, Narrator, Orca and VoiceOver read (and braille shows).
+
+Uses ``QAccessibleAnnouncementEvent`` (Qt >= 6.8): polite messages wait for the screen reader to
+finish, assertive ones interrupt. On an older Qt the source object's accessible description is
+changed instead, which screen readers report as a property change (a live-region substitute).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAccessible
+
+log = logging.getLogger(__name__)
+
+try:
+    from PySide6.QtGui import QAccessibleAnnouncementEvent
+except ImportError:  # pragma: no cover - Qt < 6.8
+    QAccessibleAnnouncementEvent = None  # type: ignore[assignment,misc]
+
+
+class Announcer:
+    def __init__(self, source: QObject | None = None) -> None:
+        self._source = source
+
+    def set_source(self, source: QObject) -> None:
+        """The widget the announcements come from (a visible one, e.g. the status line)."""
+        self._source = source
+
+    @staticmethod
+    def screen_reader_active() -> bool:
+        """True while an assistive technology is listening to this application."""
+        return bool(QAccessible.isActive())
+
+    def announce(self, text: str, assertive: bool = False) -> None:
+        if self._source is None or not text:
+            return
+        if QAccessibleAnnouncementEvent is not None:
+            event = QAccessibleAnnouncementEvent(self._source, text)
+            if assertive:
+                event.setPoliteness(QAccessible.AnnouncementPoliteness.Assertive)
+            QAccessible.updateAccessibility(event)
+        else:  # pragma: no cover - Qt < 6.8
+            self._source.setAccessibleDescription(text)  # type: ignore[attr-defined]

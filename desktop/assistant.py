@@ -1,0 +1,467 @@
+"""AssistantController: hotkey or photo -> capture -> engine -> spoken sentences. Owns the conversation.
+
+Lives on the GUI thread; capture runs in a pool thread and the engine in its own process, and
+both report back through queued signals. Every request acknowledges at once (earcon + short
+word), speaks the answer sentence by sentence while it streams, and can be stopped with one key
+(speech and generation together). ``notify`` is the one way to tell the user something: it
+speaks and/or announces (per settings), shows the status line and logs (never content above DEBUG).
+
+Seams for optional modules: ``ask(question)`` (push-to-talk), ``read_text_handler`` (OCR),
+``text_read`` / ``transcribed`` (their engine events), ``speak_text`` (any spoken result).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+
+from desktop import capture, messages
+from desktop.capture import Capture, CaptureError, Rect
+from desktop.conversation import Conversation
+from desktop.hotkeys import LAYER
+from desktop.image_input import Photo, new_image_id
+from desktop.region import RegionNavigator
+from desktop.resources import demo_model_dir, question_for
+from desktop.settings import CaptureTarget, Settings, SpeechOutput
+from desktop.speech import Priority, Speaker
+from desktop.utterances import SentenceSplitter
+from engine.protocol import (
+    Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, LoadModel, ModelReady,
+    Progress, Quantization, TextDelta, TextRead, Transcribed,
+)
+
+log = logging.getLogger(__name__)
+Grabber = Callable[[Rect | None, str], Capture]
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    CAPTURING = "capturing"
+    DESCRIBING = "describing"
+
+
+class _CaptureSignals(QObject):
+    captured = Signal(int, object, object)  # token, Capture, problem key or None
+    failed = Signal(int, str)  # token, reason
+
+
+_ACK = {"screen": messages.DESCRIBING_SCREEN, "window": messages.DESCRIBING_WINDOW,
+        "monitor": messages.DESCRIBING_MONITOR, "region": messages.DESCRIBING_REGION}
+_PROBLEMS = {"black": messages.CAPTURE_BLACK, "uniform": messages.CAPTURE_UNIFORM, "blank": messages.CAPTURE_BLANK}
+
+
+class AssistantController(QObject):
+    status = Signal(str)  # every notification, for the status line
+    answer_started = Signal()
+    answer_delta = Signal(str)
+    answer_finished = Signal(str)
+    conversation_changed = Signal()
+    transcript_requested = Signal(bool)  # True: position at the last answer
+    question_requested = Signal()  # the user asked to type a question (focus allowed: requested)
+    modal_requested = Signal(bool)  # grab (True) / release (False) the keyboard for layer/region keys
+    state_changed = Signal(str)
+    text_read = Signal(object)  # TextRead events, for desktop.screen_text
+    transcribed = Signal(object)  # Transcribed events, for desktop.voice_input
+
+    def __init__(self, engine, speaker: Speaker, announcer, earcons, settings: Settings,  # noqa: ANN001
+                 grabber: Grabber = capture.grab, max_wait: float = 1.5) -> None:
+        super().__init__()
+        self.engine, self.speaker, self.announcer, self.earcons = engine, speaker, announcer, earcons
+        self.settings = settings
+        self.grabber = grabber
+        self.conversation = Conversation()
+        self.state = State.IDLE
+        self.read_text_handler: Callable[[], None] | None = None
+        self.last_stats = None
+        self.timeline: dict[str, float] = {}
+        self._splitter = SentenceSplitter(max_wait=max_wait)
+        self._flush = QTimer(self, singleShot=True, timeout=self._flush_due)
+        self._active: Describe | None = None
+        self._answer = ""
+        self._spoken_first = False
+        self._token = 0
+        self._pending_question = False  # capture then let the user type the question (region "Q")
+        self._region: RegionNavigator | None = None
+        self._layer = False
+        self._modal_timer = QTimer(self, singleShot=True, timeout=self._modal_timeout)
+        self._last_progress = -1
+        self._signals = _CaptureSignals()
+        self._signals.captured.connect(self._on_captured)
+        self._signals.failed.connect(self._on_capture_failed)
+        engine.event.connect(self.on_event)
+        engine.died.connect(self._on_engine_died)
+        engine.restarted.connect(lambda: self.notify(messages.tr(messages.ENGINE_RESTARTED), Priority.NOW))
+        engine.gave_up.connect(lambda: self.notify(messages.tr(messages.ENGINE_GAVE_UP), Priority.NOW))
+        speaker.started.connect(self._on_speech_started)
+
+    # ------------------------------------------------------------ telling the user
+    def notify(self, text: str, priority: Priority = Priority.NEXT) -> None:
+        self.status.emit(text)
+        log.info("notify: %s", text)
+        self._output(text, priority)
+
+    def speak_text(self, text: str) -> None:
+        """Speak a result (e.g. OCR text) sentence by sentence, as answers are."""
+        self._interrupt()
+        for sentence in SentenceSplitter().feed(text + "\n") or [text]:
+            self._output(sentence, Priority.NORMAL)
+
+    def _output(self, text: str, priority: Priority) -> None:
+        mode = self.settings.speech_output
+        reader = self.announcer.screen_reader_active()
+        if mode in (SpeechOutput.VOICE, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and not reader):
+            self.speaker.say(text, priority)
+        if mode in (SpeechOutput.SCREEN_READER, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and reader):
+            self.announcer.announce(text, assertive=priority is Priority.NOW)
+
+    def _acknowledge(self, text: str) -> None:
+        self.earcons.play("ack")
+        self.timeline["ack"] = time.monotonic()
+        self.notify(messages.tr(text), Priority.NOW)
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            self.state_changed.emit(state.value)
+
+    # ------------------------------------------------------------ actions (hotkeys, buttons)
+    def handle_action(self, action: str) -> None:
+        self.timeline = {"hotkey": time.monotonic()}
+        handlers: dict[str, Callable[[], None]] = {
+            "command": self.start_command_layer,
+            "describe_screen": lambda: self.describe(
+                "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"),
+            "describe_window": lambda: self.describe("window"),
+            "describe_monitor": lambda: self.describe("monitor"),
+            "region": self.start_region,
+            "ask": self.request_question,
+            "recall": self.recall,
+            "stop": self.stop,
+            "read_text": self.read_text,
+            "layer_help": lambda: self.notify(messages.tr(messages.COMMAND_LAYER_HELP), Priority.NOW),
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            log.warning("unknown action %r", action)
+            return
+        handler()
+
+    def describe(self, target: str, rect: Rect | None = None, then_ask: bool = False) -> None:
+        """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it."""
+        self._interrupt()
+        self._acknowledge(_ACK[target])
+        if not capture.capture_supported():
+            self._fail(messages.CAPTURE_UNSUPPORTED)
+            return
+        self._token += 1
+        self._pending_question = then_ask
+        self._set_state(State.CAPTURING)
+        cursor = capture.cursor_position() if target == "monitor" else None
+        token = self._token
+        QThreadPool.globalInstance().start(lambda: self._capture_job(token, target, rect, cursor))
+
+    def _capture_job(self, token: int, target: str, rect: Rect | None, cursor) -> None:  # noqa: ANN001
+        """Pool thread: locate, grab, check. Only signals leave this function."""
+        try:
+            label = target
+            if target == "window":
+                rect = capture.active_window_rect()
+                label = "window" if rect is not None else "screen"
+            elif target == "monitor":
+                found = capture.monitor_at(*cursor) if cursor else None
+                rect, label = (found[1], f"monitor {found[0]}") if found else (None, "screen")
+            shot = self.grabber(rect, label)
+            self._signals.captured.emit(token, shot, capture.check_capture(shot))
+        except CaptureError as exc:
+            self._signals.failed.emit(token, exc.reason)
+        except Exception:  # noqa: BLE001 - reported as a failed capture, never lost
+            log.exception("capture failed")
+            self._signals.failed.emit(token, "failed")
+
+    def _on_captured(self, token: int, shot: Capture, problem: str | None) -> None:
+        if token != self._token:
+            return  # superseded or stopped
+        self.timeline["captured"] = time.monotonic()
+        self._set_state(State.IDLE)
+        if problem is not None:
+            self._fail(_PROBLEMS[problem])
+            return
+        self.conversation.attach_image(shot.to_image_input(new_image_id()), shot.label)
+        self.conversation_changed.emit()
+        if self._pending_question:
+            self._pending_question = False
+            self.request_question()
+        else:
+            self.ask(question_for(self.settings), acknowledged=True)
+
+    def _on_capture_failed(self, token: int, reason: str) -> None:
+        if token == self._token:
+            self._set_state(State.IDLE)
+            self._fail(messages.CAPTURE_UNSUPPORTED if reason == "unsupported" else messages.CAPTURE_FAILED)
+
+    def add_photo(self, photo: Photo) -> None:
+        """A dropped, opened or pasted photo: attach it and describe it."""
+        self.timeline = {"hotkey": time.monotonic()}
+        self._interrupt()
+        self.conversation.attach_image(photo.image, photo.label)
+        self.conversation_changed.emit()
+        self._acknowledge(messages.DESCRIBING_PHOTO)
+        self.ask(question_for(self.settings), acknowledged=True)
+
+    def reject_photo(self, reason: str) -> None:
+        why = messages.tr(messages.IMAGE_REASONS.get(reason, messages.IMAGE_REASONS["corrupt"]))
+        self._fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
+
+    def ask(self, question: str, context: str = "", acknowledged: bool = False) -> bool:
+        """Ask about the conversation's images (pending ones attached). The push-to-talk seam."""
+        question = question.strip()
+        if not question:
+            self.notify(messages.tr(messages.EMPTY_QUESTION), Priority.NOW)
+            return False
+        if not self.conversation.has_images:
+            self.notify(messages.tr(messages.NO_IMAGE_YET), Priority.NOW)
+            return False
+        if not acknowledged:
+            self._interrupt()
+            self.timeline.setdefault("hotkey", time.monotonic())
+            self._acknowledge(messages.ASKING)
+        settings = GenerationSettings(max_new_tokens=self.settings.max_new_tokens)
+        request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context)
+        if not self.engine.send(request):
+            self._fail(messages.ENGINE_NOT_RUNNING)
+            return False
+        self.timeline["sent"] = time.monotonic()
+        self._active, self._answer, self._spoken_first = request, "", False
+        self._splitter.reset()
+        self._set_state(State.DESCRIBING)
+        self.answer_started.emit()
+        self.earcons.start_waiting()
+        return True
+
+    def request_question(self) -> None:
+        if not self.conversation.has_images:
+            self.notify(messages.tr(messages.NO_IMAGE_YET), Priority.NOW)
+            return
+        self.question_requested.emit()
+        self.notify(messages.tr(messages.ASK_PROMPT), Priority.NOW)
+
+    def recall(self) -> None:
+        if self.conversation.last_answer is None:
+            self.notify(messages.tr(messages.NO_ANSWER_YET), Priority.NOW)
+            return
+        self.transcript_requested.emit(True)
+
+    def read_text(self) -> None:
+        if self.read_text_handler is None:
+            self.notify(messages.error_text(ErrorKind.UNAVAILABLE), Priority.NOW)
+            return
+        self.read_text_handler()
+
+    def stop(self) -> None:
+        """Stop speech and generation together."""
+        busy = self._active is not None or self.state is State.CAPTURING or self.speaker.speaking
+        self._end_modal()
+        self._interrupt()
+        self.earcons.play("stopped" if busy else "error")
+        self.status.emit(messages.tr(messages.STOPPED if busy else messages.NOTHING_TO_STOP))
+
+    def new_conversation(self) -> None:
+        self._interrupt()
+        self.engine.send(ForgetConversation(self.conversation.id))
+        self.conversation = Conversation()
+        self.conversation_changed.emit()
+        self.notify(messages.tr(messages.NEW_CONVERSATION), Priority.NOW)
+
+    def _interrupt(self) -> None:
+        """Cancel the capture and answer in flight and silence speech (a new request or a stop)."""
+        self._token += 1
+        if self._active is not None:
+            self.engine.cancel(self._active.request_id)
+            self._finish_answer(self._answer, cancelled=True)
+        self.speaker.stop()
+        self.earcons.stop_waiting()
+        self._flush.stop()
+        self._splitter.reset()
+        self._set_state(State.IDLE)
+
+    def _fail(self, text: str) -> None:
+        self.earcons.stop_waiting()
+        self.earcons.play("error")
+        self.notify(messages.tr(text), Priority.NOW)
+
+    # ------------------------------------------------------------ engine events
+    def on_event(self, event: object) -> None:
+        if isinstance(event, TextDelta):
+            if self._active is not None and event.request_id == self._active.request_id:
+                self._on_delta(event.text)
+        elif isinstance(event, Finished):
+            if self._active is not None and event.request_id == self._active.request_id:
+                self.last_stats = event.stats
+                self._on_finished(event)
+        elif isinstance(event, Failed):
+            self._on_failed(event)
+        elif isinstance(event, Progress):
+            self._on_progress(event)
+        elif isinstance(event, ModelReady):
+            ready = messages.MODEL_READY_CPU if event.device.startswith("cpu") else messages.MODEL_READY
+            self.notify(messages.tr(ready), Priority.NEXT)
+        elif isinstance(event, TextRead):
+            self.text_read.emit(event)
+        elif isinstance(event, Transcribed):
+            self.transcribed.emit(event)
+
+    def _on_delta(self, text: str) -> None:
+        self.timeline.setdefault("first_delta", time.monotonic())
+        self._answer += text
+        self.answer_delta.emit(text)
+        for sentence in self._splitter.feed(text):
+            self._speak_answer(sentence)
+        due = self._splitter.seconds_until_due()
+        if due is not None and not self._flush.isActive():
+            self._flush.start(int(due * 1000) + 10)
+
+    def _flush_due(self) -> None:
+        for sentence in self._splitter.flush_due():
+            self._speak_answer(sentence)
+        due = self._splitter.seconds_until_due()
+        if due is not None and self._active is not None:
+            self._flush.start(int(due * 1000) + 10)
+
+    def _speak_answer(self, sentence: str) -> None:
+        if not self._spoken_first:
+            self._spoken_first = True
+            self.timeline["first_sentence"] = time.monotonic()
+            self.earcons.stop_waiting()
+        log.debug("answer sentence: %s", sentence)
+        self._output(sentence, Priority.NORMAL)
+
+    def _on_finished(self, event: Finished) -> None:
+        self._flush.stop()
+        for sentence in self._splitter.finish():
+            self._speak_answer(sentence)
+        self._finish_answer(event.text if not event.cancelled else self._answer, event.cancelled)
+        if not event.cancelled:
+            self.earcons.play("done")
+            self.status.emit(messages.tr(messages.DONE))
+
+    def _finish_answer(self, text: str, cancelled: bool) -> None:
+        request, self._active = self._active, None
+        self.earcons.stop_waiting()
+        self._set_state(State.IDLE)
+        if request is not None and text.strip():
+            self.conversation.record_exchange(request, text.strip(), cancelled)
+            self.conversation_changed.emit()
+        self.answer_finished.emit(text)
+
+    def _on_failed(self, event: Failed) -> None:
+        log.warning("engine failure %s: %s", event.kind, event.detail)
+        if event.request_id is not None and (self._active is None or event.request_id != self._active.request_id):
+            return  # a request we already gave up on
+        if event.request_id is not None:
+            self._active = None
+            self._set_state(State.IDLE)
+        self._fail(messages.error_text(event.kind))
+
+    def _on_progress(self, event: Progress) -> None:
+        if event.stage != "loading":
+            return
+        step = -1 if event.fraction is None else int(event.fraction * 4)  # announce each quarter
+        if step != self._last_progress:
+            self._last_progress = step
+            self.notify(messages.progress_text(event.stage, event.fraction), Priority.NORMAL)
+
+    def _on_speech_started(self, text: str) -> None:
+        if self._spoken_first and "speech_start" not in self.timeline:
+            self.timeline["speech_start"] = time.monotonic()
+
+    def _on_engine_died(self) -> None:
+        self._token += 1
+        if self._active is not None:
+            self._finish_answer(self._answer, cancelled=True)
+        self._flush.stop()
+        self._splitter.reset()
+        self.speaker.stop()
+        self.earcons.stop_waiting()
+        self.earcons.play("error")
+        self._set_state(State.IDLE)
+
+    # ------------------------------------------------------------ model
+    def load_model(self) -> bool:
+        model_dir = self.settings.model_dir or (str(demo_model_dir()) if demo_model_dir() else "")
+        if not model_dir:
+            self.notify(messages.tr(messages.NO_MODEL_CONFIGURED), Priority.NEXT)
+            return False
+        self._last_progress = -1
+        self.engine.send(LoadModel(model_dir, Quantization(self.settings.quantization), self.settings.device))
+        self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
+        return True
+
+    # ------------------------------------------------------------ command layer and region grid
+    def start_command_layer(self) -> None:
+        self._end_modal()
+        self._layer = True
+        self.modal_requested.emit(True)
+        self._modal_timer.start(5000)
+        self.earcons.play("ack")
+        self.notify(messages.tr(messages.COMMAND_LAYER), Priority.NOW)
+
+    def start_region(self) -> None:
+        self._interrupt()
+        try:
+            whole, _ = capture.monitors()
+        except CaptureError:
+            self._fail(messages.CAPTURE_UNSUPPORTED)
+            return
+        except Exception:  # noqa: BLE001 - no display or mss failure
+            log.exception("monitors unavailable")
+            self._fail(messages.CAPTURE_FAILED)
+            return
+        self._end_modal()
+        self._region = RegionNavigator(whole)
+        self.modal_requested.emit(True)
+        self._modal_timer.start(60000)
+        self.earcons.play("ack")
+        self.notify(messages.tr(messages.REGION_START), Priority.NOW)
+
+    def on_modal_key(self, name: str) -> None:
+        if self._layer:
+            self._end_modal()
+            if name == "escape":
+                self.notify(messages.tr(messages.COMMAND_CANCELLED), Priority.NOW)
+            elif name in LAYER:
+                self.handle_action(LAYER[name])
+            else:
+                self.notify(messages.tr(messages.UNKNOWN_COMMAND), Priority.NOW)
+            return
+        if self._region is None:
+            return
+        self._modal_timer.start(60000)
+        step = self._region.key(name)
+        if step.action in ("describe", "ask"):
+            self._end_modal()
+            self.describe("region", step.rect, then_ask=step.action == "ask")
+        elif step.action == "cancel":
+            self._end_modal()
+            self.notify(step.message, Priority.NOW)
+        elif step.message:
+            self.notify(step.message, Priority.NOW)
+
+    def _modal_timeout(self) -> None:
+        if self._layer or self._region is not None:
+            self._end_modal()
+            self.notify(messages.tr(messages.COMMAND_CANCELLED), Priority.NOW)
+
+    def _end_modal(self) -> None:
+        if self._layer or self._region is not None:
+            self._layer = False
+            self._region = None
+            self._modal_timer.stop()
+            self.modal_requested.emit(False)
+
+    @property
+    def in_region(self) -> bool:
+        return self._region is not None

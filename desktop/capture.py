@@ -1,0 +1,231 @@
+"""Screen capture with mss: every monitor, one monitor, the active window, or a region.
+
+Each grab creates a fresh ``mss.MSS()`` in the calling thread (mss objects are not thread-safe;
+python-mss issues #198, #273) and returns raw RGB rows, which go to the engine as
+``ImageInput(encoding="rgb")`` without PNG encoding. Coordinates are physical pixels (mss makes
+the process DPI-aware on Windows; X11 has no scaling), so HiDPI screens are grabbed at full
+resolution. ``check_capture`` refuses black, single-colour and near-blank grabs before the model
+can invent content for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from engine.protocol import ImageInput
+
+log = logging.getLogger(__name__)
+
+MIN_REGION = 32  # pixels: below this a cell is not worth describing
+
+
+class CaptureError(Exception):
+    """``reason``: "unsupported" (e.g. Wayland) or "failed"."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Rect:
+    left: int
+    top: int
+    width: int
+    height: int
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.left <= x < self.left + self.width and self.top <= y < self.top + self.height
+
+    def intersect(self, other: Rect) -> Rect | None:
+        left, top = max(self.left, other.left), max(self.top, other.top)
+        right = min(self.left + self.width, other.left + other.width)
+        bottom = min(self.top + self.height, other.top + other.height)
+        if right <= left or bottom <= top:
+            return None
+        return Rect(left, top, right - left, bottom - top)
+
+    def as_mss(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class Capture:
+    rgb: bytes  # width * height * 3 bytes, rows top to bottom
+    size: tuple[int, int]
+    rect: Rect
+    label: str  # "screen", "window", "monitor 2", "region"
+
+    def to_image_input(self, image_id: str) -> ImageInput:
+        return ImageInput(image_id=image_id, data=self.rgb, encoding="rgb", size=self.size)
+
+    def to_pil(self):  # noqa: ANN201 - PIL is imported lazily
+        from PIL import Image
+
+        return Image.frombytes("RGB", self.size, self.rgb)
+
+
+def capture_supported() -> bool:
+    """False on a Wayland session without X11 access (mss would capture nothing or fail)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY"))
+    return True
+
+
+def _mss():  # noqa: ANN202
+    if not capture_supported():
+        raise CaptureError("unsupported", "no X11 display (Wayland?)")
+    import mss
+
+    return mss.MSS() if hasattr(mss, "MSS") else mss.mss()
+
+
+def monitors() -> tuple[Rect, list[Rect]]:
+    """(bounding box of all monitors, each monitor) in physical pixels."""
+    with _mss() as sct:
+        rects = [Rect(m["left"], m["top"], m["width"], m["height"]) for m in sct.monitors]
+    return rects[0], rects[1:]
+
+
+def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
+    """Grab ``rect`` (default: every monitor) in the calling thread."""
+    from PIL import Image
+
+    try:
+        with _mss() as sct:
+            if rect is None:
+                m = sct.monitors[0]
+                rect = Rect(m["left"], m["top"], m["width"], m["height"])
+            shot = sct.grab(rect.as_mss())
+    except CaptureError:
+        raise
+    except Exception as exc:  # mss raises ScreenShotError, XError, OSError ... all mean "failed"
+        raise CaptureError("failed", repr(exc)) from exc
+    image = Image.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
+    return Capture(image.tobytes(), tuple(shot.size), rect, label)
+
+
+def check_capture(capture: Capture) -> str | None:
+    """"black", "uniform" or "blank" when there is nothing to describe, else None."""
+    from PIL import ImageStat
+
+    image = capture.to_pil()
+    factor = max(1, max(image.size) // 512)
+    small = image.reduce(factor) if factor > 1 else image
+    extrema = small.getextrema()
+    if all(hi <= 10 for _, hi in extrema):
+        return "black"
+    if all(hi - lo <= 2 for lo, hi in extrema):
+        return "uniform"
+    if all(sd < 1.0 for sd in ImageStat.Stat(small).stddev):
+        return "blank"
+    return None
+
+
+# ---------------------------------------------------------------- where things are
+
+
+def monitor_at(x: int, y: int) -> tuple[int, Rect] | None:
+    """(1-based index, rect) of the monitor containing the physical point."""
+    _, rects = monitors()
+    for index, rect in enumerate(rects, start=1):
+        if rect.contains(x, y):
+            return index, rect
+    return None
+
+
+def cursor_position() -> tuple[int, int] | None:
+    """The mouse position in physical pixels, or None when it cannot be read this way."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+            from ctypes import wintypes
+
+            point = wintypes.POINT()
+            ctypes.windll.user32.GetCursorPos(ctypes.byref(point))  # type: ignore[attr-defined]
+            return point.x, point.y
+        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+            from Xlib import display
+
+            d = display.Display()
+            try:
+                pointer = d.screen().root.query_pointer()
+                return pointer.root_x, pointer.root_y
+            finally:
+                d.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "unknown"; the caller falls back
+        log.debug("cursor position unavailable: %r", exc)
+    return None
+
+
+def active_window_rect() -> Rect | None:
+    """The focused top-level window's frame in physical pixels, or None if unknown."""
+    try:
+        if sys.platform == "win32":
+            return _active_window_windows()
+        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+            return _active_window_x11()
+    except Exception as exc:  # noqa: BLE001 - unknown window: the caller describes the screen
+        log.debug("active window unavailable: %r", exc)
+    return None
+
+
+def _active_window_x11() -> Rect | None:
+    from Xlib import X, display
+
+    d = display.Display()
+    try:
+        root = d.screen().root
+        prop = root.get_full_property(d.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
+        window = d.create_resource_object("window", prop.value[0]) if prop and prop.value[0] else None
+        if window is None:  # no window manager: walk up from the input focus to a top-level window
+            window = d.get_input_focus().focus
+            if not hasattr(window, "query_tree") or window == root:
+                return None
+            while True:
+                parent = window.query_tree().parent
+                if parent is None or parent == root or parent.id == root.id:
+                    break
+                window = parent
+        geometry = window.get_geometry()
+        origin = window.translate_coords(root, 0, 0)
+        return Rect(-origin.x, -origin.y, geometry.width, geometry.height)
+    finally:
+        d.close()
+
+
+def _active_window_windows() -> Rect | None:
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.windll.user32  # type: ignore[attr-defined]
+    hwnd = user32.GetForegroundWindow()
+    if not hwnd:
+        return None
+    rect = wintypes.RECT()
+    dwm_extended_frame_bounds = 9
+    if ctypes.windll.dwmapi.DwmGetWindowAttribute(  # type: ignore[attr-defined]
+        hwnd, dwm_extended_frame_bounds, ctypes.byref(rect), ctypes.sizeof(rect)
+    ):
+        user32.GetWindowRect(hwnd, ctypes.byref(rect))
+    return Rect(rect.left, rect.top, rect.right - rect.left, rect.bottom - rect.top)
+
+
+# ---------------------------------------------------------------- region drill-down
+
+
+def grid_cell(rect: Rect, key: int, divisions: int = 3) -> Rect | None:
+    """Cell ``key`` (1-9, laid out like a number pad: 7 top left, 3 bottom right) of ``rect``."""
+    if not 1 <= key <= divisions * divisions:
+        return None
+    col = (key - 1) % divisions
+    row = divisions - 1 - (key - 1) // divisions
+    x0 = rect.left + rect.width * col // divisions
+    x1 = rect.left + rect.width * (col + 1) // divisions
+    y0 = rect.top + rect.height * row // divisions
+    y1 = rect.top + rect.height * (row + 1) // divisions
+    cell = Rect(x0, y0, x1 - x0, y1 - y0)
+    return cell if min(cell.width, cell.height) >= MIN_REGION else None

@@ -1,0 +1,212 @@
+"""Starts and supervises the engine, sends it requests, and re-emits its events as Qt signals.
+
+The engine normally runs ``engine.worker.serve`` in a process started with the ``spawn`` context
+(crash isolation, guaranteed memory release, a UI that never imports torch). A reader ``QThread``
+blocks on ``conn.recv()`` and emits each event; Qt queues it to the GUI thread. End of file on the
+pipe while we did not ask the engine to stop means it died: the client restarts it (up to
+``max_restarts`` within ``restart_window`` seconds), re-sends the last ``LoadModel`` and says so.
+Tests and ``--engine-in-process`` run the same ``serve`` loop in a thread (``thread_launcher``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from engine.protocol import Cancel, LoadModel, Request, Shutdown
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineHandle:
+    """One running engine: our end of the pipe, plus how to check on it and end it."""
+
+    conn: Connection
+    is_alive: Callable[[], bool]
+    terminate: Callable[[], None]
+    join: Callable[[float], None]
+    pid: int | None = None
+
+
+Launcher = Callable[[], EngineHandle]
+
+
+def process_launcher() -> EngineHandle:
+    """Run ``engine.worker.serve`` in a spawned child process."""
+    import multiprocessing
+
+    from engine import worker
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=worker.serve, args=(child,), name="lumen-engine", daemon=True)
+    process.start()
+    child.close()  # so that the child's death gives us EOF
+    return EngineHandle(parent, process.is_alive, process.kill, lambda t: process.join(t), process.pid)
+
+
+def thread_launcher(serve: Callable[[Connection], None]) -> Launcher:
+    """A launcher that runs ``serve`` in a thread of this process (tests, --engine-in-process)."""
+
+    def launch() -> EngineHandle:
+        import multiprocessing
+
+        parent, child = multiprocessing.Pipe()
+        lock = threading.Lock()
+
+        def close_child() -> None:
+            with lock:
+                if not child.closed:
+                    child.close()  # the reader then sees EOF, as when a process dies
+
+        def run() -> None:
+            try:
+                serve(child)
+            finally:
+                close_child()
+
+        thread = threading.Thread(target=run, name="lumen-engine-thread", daemon=True)
+        thread.start()
+
+        # A thread cannot be killed: closing its pipe makes it end at its next recv/send.
+        return EngineHandle(parent, thread.is_alive, close_child, lambda t: thread.join(t))
+
+    return launch
+
+
+class _Reader(QThread):
+    received = Signal(object)
+    closed = Signal()
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.setObjectName("lumen-engine-reader")
+        self._conn = conn
+
+    def run(self) -> None:
+        while True:
+            try:
+                event = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # noqa: BLE001 - an unpicklable message: log it and keep reading
+                log.exception("undecodable message from the engine")
+                continue
+            self.received.emit(event)
+        self.closed.emit()
+
+
+class EngineClient(QObject):
+    event = Signal(object)  # every engine Event, on the GUI thread
+    died = Signal()  # the engine ended unexpectedly (before any restart)
+    restarted = Signal()  # a new engine is running and has been sent the last LoadModel
+    gave_up = Signal()  # it kept dying; not restarted
+
+    def __init__(self, launcher: Launcher, max_restarts: int = 3, restart_window: float = 120.0) -> None:
+        super().__init__()
+        self._launcher = launcher
+        self._handle: EngineHandle | None = None
+        self._reader: _Reader | None = None
+        self._ids = itertools.count(1)
+        self._last_load: LoadModel | None = None
+        self._closing = False
+        self._deaths: list[float] = []
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self._handle.pid if self._handle else None
+
+    def start(self) -> None:
+        self._closing = False
+        self._handle = self._launcher()
+        self._reader = _Reader(self._handle.conn)
+        self._reader.received.connect(self.event)
+        self._reader.closed.connect(self._on_closed)
+        self._reader.start()
+        log.info("engine started (pid %s)", self._handle.pid)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Ask the engine to stop; end it if it does not within ``timeout`` seconds."""
+        self._closing = True
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.conn.send(Shutdown())
+        except (OSError, ValueError):
+            pass
+        handle.join(timeout)
+        if handle.is_alive():
+            log.warning("engine did not stop in %.1f s; ending it", timeout)
+            handle.terminate()
+            handle.join(timeout)
+        handle.conn.close()
+        self._join_reader()
+
+    def kill(self) -> None:
+        """End the engine abruptly, as a crash would (used by tests and the hard-stop path)."""
+        if self._handle is not None:
+            self._handle.terminate()
+
+    # ------------------------------------------------------------ requests
+    def new_request_id(self) -> int:
+        return next(self._ids)
+
+    def send(self, request: Request) -> bool:
+        if isinstance(request, LoadModel):
+            self._last_load = request
+        if self._handle is None:
+            return False
+        try:
+            self._handle.conn.send(request)
+        except (OSError, ValueError) as exc:  # broken pipe: the reader reports the death
+            log.warning("engine pipe broken on send: %r", exc)
+            return False
+        return True
+
+    def cancel(self, request_id: int) -> None:
+        self.send(Cancel(request_id))
+
+    # ------------------------------------------------------------ supervision
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.wait(2000)
+            self._reader.deleteLater()
+            self._reader = None
+
+    def _on_closed(self) -> None:
+        if self._closing:
+            return
+        handle, self._handle = self._handle, None
+        log.error("engine ended unexpectedly")
+        self._join_reader()
+        if handle is not None:
+            handle.terminate()
+            handle.join(2.0)
+            handle.conn.close()
+        self.died.emit()
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < self.restart_window] + [now]
+        if len(self._deaths) > self.max_restarts:
+            log.error("engine died %d times in %.0f s; not restarting", len(self._deaths), self.restart_window)
+            self.gave_up.emit()
+            return
+        self.start()
+        if self._last_load is not None:
+            self.send(self._last_load)
+        self.restarted.emit()

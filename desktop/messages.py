@@ -1,0 +1,166 @@
+"""Every user-facing string of the desktop app, in one place so it can be translated and tested.
+
+Strings go through ``tr`` (Qt's translator when an application exists, the English text otherwise).
+Comments starting with ``Translators:`` are meant for the people translating.
+"""
+
+from __future__ import annotations
+
+from engine.protocol import ErrorKind
+
+
+def tr(text: str) -> str:
+    """Translate ``text`` in the "Lumen" context (identity until translations are installed)."""
+    try:
+        from PySide6.QtCore import QCoreApplication
+    except ImportError:  # pragma: no cover - PySide6 is a hard dependency of the desktop
+        return text
+    return QCoreApplication.translate("Lumen", text)
+
+
+APP_NAME = "Lumen"
+
+# ---------------------------------------------------------------- acknowledgements (short, said at once)
+DESCRIBING_SCREEN = "Describing screen"
+DESCRIBING_WINDOW = "Describing window"
+DESCRIBING_MONITOR = "Describing monitor"
+DESCRIBING_REGION = "Describing region"
+DESCRIBING_PHOTO = "Describing photo"
+ASKING = "Asking"
+STOPPED = "Stopped"
+NOTHING_TO_STOP = "Nothing to stop"
+DONE = "Done"
+STILL_WORKING = "Still working"
+IDLE = "Ready"
+COMMAND_LAYER = "Lumen command"
+COMMAND_LAYER_HELP = (
+    "Lumen command keys: S screen, W window, M monitor, R region, Q question, "
+    "A last answer, T read text, Escape cancel."
+)
+COMMAND_CANCELLED = "Cancelled"
+UNKNOWN_COMMAND = "Unknown command key"
+
+# ---------------------------------------------------------------- region drill-down
+REGION_START = (
+    "Region. Choose a cell with 1 to 9 as on a number pad, 7 is top left. "
+    "Enter describes, Q asks, Backspace zooms out, Escape cancels."
+)
+REGION_CELL = "{name}, {width} by {height} pixels"
+REGION_TOO_SMALL = "This region is too small to zoom further"
+REGION_TOP = "Whole screen"
+REGION_ZOOMED_OUT = "Zoomed out"
+REGION_CANCELLED = "Region cancelled"
+REGION_CELL_NAMES = {
+    7: "top left", 8: "top centre", 9: "top right",
+    4: "middle left", 5: "centre", 6: "middle right",
+    1: "bottom left", 2: "bottom centre", 3: "bottom right",
+}
+
+# ---------------------------------------------------------------- capture
+CAPTURE_BLACK = (
+    "The capture is completely black. A screen curtain, a locked screen or protected video may be "
+    "hiding the screen, so there is nothing to describe."
+)
+CAPTURE_UNIFORM = "The capture is a single flat colour, with nothing to describe."
+CAPTURE_BLANK = "The capture looks blank: almost nothing differs across it, so there is nothing to describe."
+CAPTURE_FAILED = "The screen could not be captured."
+CAPTURE_UNSUPPORTED = (
+    "Screen capture is not supported in this session. On Wayland, log in to an X11 session to use "
+    "screen description; photos still work."
+)
+NO_ACTIVE_WINDOW = "No active window was found, so the whole screen is described instead."
+
+# ---------------------------------------------------------------- photos
+PHOTO_ADDED = "Photo {name} added"
+PHOTO_REJECTED = "That photo could not be used: {reason}"
+NOTHING_TO_PASTE = "The clipboard has no image and no image file path."
+IMAGE_REASONS = {
+    "not_found": "the file was not found",
+    "too_large": "the picture is too large to open safely",
+    "not_an_image": "it is not an image Lumen can read",
+    "corrupt": "the file is damaged",
+    "empty": "the file is empty",
+    "unreadable": "the file could not be read",
+}
+
+# ---------------------------------------------------------------- conversation
+NO_IMAGE_YET = "There is no image yet. Describe the screen or add a photo first."
+EMPTY_QUESTION = "Type a question first."
+NO_ANSWER_YET = "There is no answer yet."
+NEW_CONVERSATION = "New conversation"
+ANSWER_COPIED = "Last answer copied"
+CONVERSATION_SAVED = "Conversation saved to {path}"
+SAVE_FAILED = "The conversation could not be saved: {reason}"
+ASK_PROMPT = "Type your question and press Enter"
+
+# ---------------------------------------------------------------- engine and model
+STARTING = "Lumen is starting"
+MODEL_LOADING = "Loading the model"
+MODEL_PROGRESS = "Loading the model, {percent} percent"
+MODEL_READY = "Model ready"
+MODEL_READY_CPU = "Model ready. It runs on the processor, so answers will be slow."
+NO_MODEL_CONFIGURED = "No model is set up yet. Open Settings, Model, to choose the model folder."
+ENGINE_RESTARTED = "The engine stopped unexpectedly and was restarted. Your conversation is kept; ask again to continue."
+ENGINE_GAVE_UP = "The engine keeps stopping, so it was not restarted. Your conversation is kept. Restart Lumen to try again."
+ENGINE_NOT_RUNNING = "The engine is not running."
+ENCODING_IMAGE = "Looking at the image"
+
+_ERRORS: dict[ErrorKind, str] = {
+    ErrorKind.MODEL_MISSING: "The model files were not found. Open Settings, Model, to choose the model folder.",
+    ErrorKind.MODEL_MISMATCH: "The model files do not match what Lumen expects. Set up the model again.",
+    ErrorKind.NO_MODEL_LOADED: "The model is not loaded yet. Wait for Model ready, then try again.",
+    ErrorKind.OUT_OF_MEMORY: "Not enough memory for this request. Try a smaller precision in Settings, or a region of the screen.",
+    ErrorKind.BAD_IMAGE: "The image could not be read, so it was not described.",
+    ErrorKind.UNSUPPORTED_HARDWARE: "This computer cannot run the chosen precision. Choose another precision in Settings, Model.",
+    ErrorKind.BAD_REQUEST: "Lumen made a request the engine did not understand. Please report this.",
+    ErrorKind.UNAVAILABLE: "That feature is not installed.",
+    ErrorKind.INTERNAL: "Something went wrong in the engine. Your conversation is kept; try again.",
+}
+
+
+def error_text(kind: ErrorKind) -> str:
+    """The spoken and written message for an engine failure."""
+    return tr(_ERRORS[kind])
+
+
+PROGRESS_STAGES = {
+    "loading": MODEL_LOADING,
+    "encoding image": ENCODING_IMAGE,
+}
+
+
+def progress_text(stage: str, fraction: float | None) -> str:
+    if stage == "loading" and fraction is not None:
+        return tr(MODEL_PROGRESS).format(percent=round(100 * fraction))
+    return tr(PROGRESS_STAGES.get(stage, stage))
+
+
+# ---------------------------------------------------------------- settings
+SETTINGS_CORRUPT = "Your settings file could not be read, so defaults are used. The old file was kept as {backup}."
+SETTINGS_NEWER = "Your settings were written by a newer Lumen; defaults are used for what this version does not know."
+SETTINGS_SAVED = "Settings saved"
+SETTINGS_SAVE_FAILED = "Settings could not be saved: {reason}"
+HOTKEYS_UNAVAILABLE = "Global hotkeys are not available: {reason}. Use the window's buttons and menus."
+HOTKEY_IN_USE = "The hotkey {key} is used by another program; choose another in Settings."
+
+HOTKEY_ACTIONS = {
+    # Translators: names of the global hotkey actions, shown in Settings and spoken.
+    "command": "Command key (then a letter)",
+    "describe_screen": "Describe the screen",
+    "describe_window": "Describe the active window",
+    "describe_monitor": "Describe the monitor under the mouse",
+    "region": "Choose a region to describe",
+    "ask": "Ask a question about the last image",
+    "recall": "Recall the last answer",
+    "stop": "Stop speech and answer",
+}
+
+HELP_TEXT = """Lumen describes your screen or a photo and answers questions about it.
+
+Global keys (change them in Settings):
+{hotkeys}
+
+In the window: Ctrl+O opens a photo, Ctrl+V pastes an image, Enter in the question field asks,
+Ctrl+T opens the transcript, Ctrl+Shift+C copies the last answer, Ctrl+S saves the conversation,
+Ctrl+N starts a new conversation, Ctrl+Comma opens Settings, Escape stops.
+Nothing is saved to disk unless you save it."""

@@ -1,0 +1,204 @@
+"""User settings: a frozen dataclass stored as versioned JSON in the platform config directory.
+
+``load`` never raises for bad content: a file that cannot be parsed is renamed to a ``.corrupt-*``
+backup and defaults are used; single invalid fields fall back to their defaults. Either way the
+result carries a message for the user. The settings dialog edits a copy and commits with
+``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from desktop import messages
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FILE_NAME = "settings.json"
+
+
+class SpeechOutput(StrEnum):
+    AUTO = "auto"  # the screen reader when one is running, the voice otherwise
+    SCREEN_READER = "screen_reader"
+    VOICE = "voice"
+    BOTH = "both"
+
+
+class PromptPreset(StrEnum):
+    BRIEF = "brief"
+    DETAILED = "detailed"
+    TEXT = "text"
+    CUSTOM = "custom"
+
+
+class CaptureTarget(StrEnum):
+    ALL_SCREENS = "all"  # every monitor as one image
+    MONITOR = "monitor"  # the monitor under the mouse
+
+
+@dataclass(frozen=True)
+class Hotkeys:
+    """Global hotkeys in Qt's portable text form ("Ctrl+Shift+F5"); "" means unbound.
+
+    Defaults avoid Ctrl+Alt+letter (AltGr on many layouts) and the screen readers' modifiers
+    (Insert, CapsLock); the command key opens a one-letter layer (see ``hotkeys.LAYER``).
+    """
+
+    command: str = "Ctrl+Shift+F12"
+    describe_screen: str = "Ctrl+Shift+F5"
+    describe_window: str = "Ctrl+Shift+F6"
+    describe_monitor: str = "Ctrl+Shift+F7"
+    region: str = "Ctrl+Shift+F8"
+    ask: str = "Ctrl+Shift+F9"
+    recall: str = "Ctrl+Shift+F10"
+    stop: str = "Ctrl+Shift+F11"
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    schema_version: int = SCHEMA_VERSION
+    hotkeys: Hotkeys = field(default_factory=Hotkeys)
+    prompt_preset: PromptPreset = PromptPreset.DETAILED
+    custom_prompt: str = ""
+    speech_output: SpeechOutput = SpeechOutput.AUTO
+    voice: str = ""  # a pyttsx3 voice id; "" = the system default
+    rate: int = 200  # words per minute
+    volume: float = 1.0  # 0..1
+    earcons: bool = True
+    waiting_sound: bool = True
+    model_dir: str = ""  # "" = the bundled demo model if present
+    quantization: str = "none"  # engine.protocol.Quantization values
+    device: str = "auto"
+    ocr: bool = True
+    capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
+    max_new_tokens: int = 300
+
+
+_RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 2000)}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "quantization": ("none", "int8", "nf4"),
+    "device": ("auto", "cpu", "cuda", "mps"),
+}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    settings: Settings
+    message: str | None = None  # for the user, when something was reset
+    backup: Path | None = None
+
+
+def config_dir() -> Path:
+    override = os.environ.get("LUMEN_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("Lumen", appauthor=False))
+
+
+def default_path() -> Path:
+    return config_dir() / FILE_NAME
+
+
+def to_json(settings: Settings) -> str:
+    return json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True)
+
+
+def save(settings: Settings, path: Path | None = None) -> None:
+    """Write atomically (temp file + replace) so a crash never leaves half a file."""
+    path = path or default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(to_json(settings), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load(path: Path | None = None) -> LoadResult:
+    path = path or default_path()
+    if not path.exists():
+        return LoadResult(Settings())
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("top level is not an object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("settings file unreadable (%s); using defaults", exc)
+        backup = _backup(path)
+        return LoadResult(Settings(), messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup)
+    settings, bad = from_dict(raw)
+    if raw.get("schema_version", 0) > SCHEMA_VERSION:
+        return LoadResult(settings, messages.tr(messages.SETTINGS_NEWER))
+    if bad:
+        log.warning("invalid settings fields reset to defaults: %s", ", ".join(bad))
+        backup = _backup(path, copy=True)
+        return LoadResult(settings, messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup)
+    return LoadResult(settings)
+
+
+def from_dict(raw: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """Build Settings from parsed JSON; invalid fields take their defaults and are listed."""
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    bad: list[str] = []
+    for f in fields(Settings):
+        if f.name == "schema_version" or f.name not in raw:
+            continue
+        try:
+            values[f.name] = _validate(f.name, raw[f.name], getattr(defaults, f.name))
+        except (TypeError, ValueError):
+            bad.append(f.name)
+    return dataclasses.replace(defaults, **values), bad
+
+
+def _validate(name: str, value: Any, default: Any) -> Any:
+    if isinstance(default, Hotkeys):
+        if not isinstance(value, dict):
+            raise TypeError(name)
+        known = {f.name for f in fields(Hotkeys)}
+        clean = {k: v for k, v in value.items() if k in known}
+        if not all(isinstance(v, str) for v in clean.values()):
+            raise TypeError(name)
+        return Hotkeys(**clean)
+    if isinstance(default, StrEnum):
+        return type(default)(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(name)
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(name)
+        lo, hi = _RANGES.get(name, (float("-inf"), float("inf")))
+        if not lo <= value <= hi:
+            raise ValueError(name)
+        return type(default)(value)
+    if isinstance(default, str):
+        if not isinstance(value, str) or (name in _CHOICES and value not in _CHOICES[name]):
+            raise ValueError(name)
+        return value
+    raise TypeError(name)  # pragma: no cover - every field type is handled above
+
+
+def _backup(path: Path, copy: bool = False) -> Path:
+    backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        if copy:
+            backup.write_bytes(path.read_bytes())
+        else:
+            os.replace(path, backup)
+    except OSError as exc:
+        log.warning("could not back up settings: %s", exc)
+    return backup

@@ -1,0 +1,307 @@
+"""Speech output: one priority queue, synthesis in one dedicated thread, stoppable playback.
+
+pyttsx3 must be created and driven from a single thread (pyttsx3 issues #193, #262, #327), and
+2.99 on Linux cannot interrupt its own playback, nor queue several files per ``runAndWait``
+(docs/environment.md section 4). So ``Synthesizer`` owns pyttsx3 in its own thread and renders one
+utterance per ``runAndWait`` to WAV bytes; ``VoiceSpeaker`` plays them with QtMultimedia, which
+stops at once. The queue follows NVDA's ``SpeechPriority``: NOW interrupts and clears, NEXT goes
+before NORMAL, NORMAL waits its turn. All decisions happen on the GUI thread.
+
+Privacy: a WAV exists on disk only between synthesis and being read back (milliseconds), in a
+private directory on tmpfs (/dev/shm) where available; it is deleted at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QTimer, QUrl, Signal
+
+log = logging.getLogger(__name__)
+
+
+class Priority(IntEnum):
+    NOW = 0  # interrupts whatever is being said and drops the queue (a new request, a stop)
+    NEXT = 1  # before anything NORMAL still waiting
+    NORMAL = 2  # in order (answer sentences)
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    voice: str = ""
+    rate: int = 200
+    volume: float = 1.0
+
+
+class SpeechQueue:
+    """Pure NOW/NEXT/NORMAL ordering; ``push`` says whether the current utterance must stop."""
+
+    def __init__(self) -> None:
+        self._next: deque[str] = deque()
+        self._normal: deque[str] = deque()
+
+    def push(self, text: str, priority: Priority) -> bool:
+        if priority is Priority.NOW:
+            self.clear()
+            self._next.append(text)
+            return True
+        (self._next if priority is Priority.NEXT else self._normal).append(text)
+        return False
+
+    def pop(self) -> str | None:
+        if self._next:
+            return self._next.popleft()
+        if self._normal:
+            return self._normal.popleft()
+        return None
+
+    def peek(self) -> str | None:
+        return self._next[0] if self._next else (self._normal[0] if self._normal else None)
+
+    def clear(self) -> None:
+        self._next.clear()
+        self._normal.clear()
+
+    def __len__(self) -> int:
+        return len(self._next) + len(self._normal)
+
+
+class Speaker(QObject):
+    """What the app speaks through. ``started`` fires when an utterance's audio starts."""
+
+    started = Signal(str)
+    idle = Signal()
+
+    def say(self, text: str, priority: Priority = Priority.NORMAL) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def speaking(self) -> bool:
+        raise NotImplementedError
+
+    def set_options(self, options: VoiceOptions) -> None:  # noqa: B027 - optional for fakes
+        pass
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+
+class Synthesizer:
+    """Owns pyttsx3 in one thread; ``render(text, options)`` returns a Future of WAV bytes."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[str, VoiceOptions, Future[bytes]] | None] = queue.Queue()
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self._dir = Path(tempfile.mkdtemp(prefix="lumen-speech-", dir=base))
+        self._voices: Future[list[tuple[str, str]]] = Future()
+        self._thread = threading.Thread(target=self._run, name="lumen-tts", daemon=True)
+        self._thread.start()
+
+    def render(self, text: str, options: VoiceOptions) -> Future[bytes]:
+        future: Future[bytes] = Future()
+        self._jobs.put((text, options, future))
+        return future
+
+    def voices(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """(id, name) of every installed voice."""
+        return self._voices.result(timeout)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(5.0)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _run(self) -> None:
+        try:
+            import pyttsx3
+
+            engine = pyttsx3.init()
+            self._voices.set_result([(v.id, v.name) for v in engine.getProperty("voices")])
+        except Exception as exc:  # noqa: BLE001 - no TTS: every render fails with this reason
+            log.error("text to speech unavailable: %r", exc)
+            self._voices.set_exception(exc)
+            engine = None
+        counter = 0
+        while (job := self._jobs.get()) is not None:
+            text, options, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            if engine is None:
+                future.set_exception(RuntimeError("text to speech unavailable"))
+                continue
+            counter += 1
+            path = self._dir / f"u{counter}.wav"
+            try:
+                future.set_result(self._render_one(engine, text, options, path))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller through the future
+                future.set_exception(exc)
+            finally:
+                path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _render_one(engine, text: str, options: VoiceOptions, path: Path) -> bytes:  # noqa: ANN001
+        if options.voice:
+            engine.setProperty("voice", options.voice)
+        engine.setProperty("rate", options.rate)
+        engine.setProperty("volume", options.volume)
+        engine.save_to_file(text, str(path))
+        engine.runAndWait()  # one utterance per runAndWait: 2.99 drops queued files
+        if not path.exists() or path.stat().st_size <= 44:
+            raise RuntimeError("synthesis produced no audio")
+        return path.read_bytes()
+
+
+class VoiceSpeaker(Speaker):
+    """pyttsx3 voice, played with QMediaPlayer so that ``stop`` cuts a sentence off at once."""
+
+    _rendered = Signal(int, object)  # (generation, wav bytes or exception), from the TTS thread
+
+    def __init__(self, options: VoiceOptions | None = None, synthesizer: Synthesizer | None = None) -> None:
+        super().__init__()
+        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+
+        self._options = options or VoiceOptions()
+        self._synth = synthesizer or Synthesizer()
+        self._queue = SpeechQueue()
+        self._generation = 0
+        self._current: str | None = None
+        self._waiting = False  # a render for the current utterance is in flight
+        self._buffer: QBuffer | None = None
+        self._player = QMediaPlayer(self)
+        self._output = QAudioOutput(self)
+        self._output.setVolume(1.0)  # volume is applied in synthesis
+        self._player.setAudioOutput(self._output)
+        self._player.playbackStateChanged.connect(self._on_state)
+        self._player.mediaStatusChanged.connect(self._on_status)
+        self._player.errorOccurred.connect(self._on_error)
+        self._rendered.connect(self._on_rendered)
+        self.last_start: float | None = None  # monotonic time the last utterance's audio began
+
+    @property
+    def synthesizer(self) -> Synthesizer:
+        return self._synth
+
+    @property
+    def speaking(self) -> bool:
+        return self._current is not None
+
+    def set_options(self, options: VoiceOptions) -> None:
+        self._options = options
+
+    def say(self, text: str, priority: Priority = Priority.NORMAL) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self._queue.push(text, priority):
+            self._interrupt()
+        if self._current is None:
+            self._advance()
+
+    def stop(self) -> None:
+        self._queue.clear()
+        self._interrupt()
+        self.idle.emit()
+
+    def close(self) -> None:
+        self.stop()
+        self._synth.close()
+
+    # ------------------------------------------------------------ internals
+    def _interrupt(self) -> None:
+        self._generation += 1
+        self._current = None
+        self._waiting = False
+        self._player.stop()
+
+    def _advance(self) -> None:
+        self._current = self._queue.pop()
+        if self._current is None:
+            self.idle.emit()
+            return
+        self._waiting = True
+        generation, future = self._generation, self._synth.render(self._current, self._options)
+        future.add_done_callback(lambda f: self._rendered.emit(generation, f.exception() or f.result()))
+
+    def _on_rendered(self, generation: int, result: object) -> None:
+        if generation != self._generation or not self._waiting:
+            return  # stopped or interrupted meanwhile
+        self._waiting = False
+        if isinstance(result, BaseException):
+            log.warning("speech synthesis failed: %r", result)
+            self._advance()
+            return
+        self._buffer = QBuffer(self)
+        self._buffer.setData(QByteArray(result))
+        self._buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        self._player.setSourceDevice(self._buffer, QUrl("utterance.wav"))
+        self._player.play()
+
+    def _on_state(self, state) -> None:  # noqa: ANN001
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        if state == QMediaPlayer.PlaybackState.PlayingState and self._current is not None:
+            self.last_start = time.monotonic()
+            self.started.emit(self._current)
+
+    def _on_status(self, status) -> None:  # noqa: ANN001
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        if status == QMediaPlayer.MediaStatus.EndOfMedia and self._current is not None and not self._waiting:
+            self._advance()
+
+    def _on_error(self, error, message: str = "") -> None:  # noqa: ANN001
+        log.warning("speech playback error: %s %s", error, message)
+        if self._current is not None and not self._waiting:
+            QTimer.singleShot(0, self._advance)
+
+
+class Earcons(QObject):
+    """Short sounds: 'ack' (request taken), 'done', 'error', 'stopped', and a soft 'waiting' tick."""
+
+    NAMES = ("ack", "done", "error", "stopped", "waiting")
+
+    def __init__(self, enabled: bool = True, waiting_enabled: bool = True, interval_ms: int = 1800) -> None:
+        super().__init__()
+        from PySide6.QtMultimedia import QSoundEffect
+
+        from desktop.resources import sound_path
+
+        self.enabled = enabled
+        self.waiting_enabled = waiting_enabled
+        self._effects = {}
+        for name in self.NAMES:
+            effect = QSoundEffect(self)
+            effect.setSource(QUrl.fromLocalFile(str(sound_path(name))))
+            self._effects[name] = effect
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(lambda: self.play("waiting"))
+
+    def play(self, name: str) -> None:
+        if self.enabled:
+            self._effects[name].play()
+
+    def start_waiting(self) -> None:
+        if self.enabled and self.waiting_enabled:
+            self._timer.start()
+
+    def stop_waiting(self) -> None:
+        self._timer.stop()
+
+    @property
+    def waiting(self) -> bool:
+        return self._timer.isActive()

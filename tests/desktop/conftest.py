@@ -1,0 +1,47 @@
+"""Desktop test rig: the real controller and engine client, a scripted engine, recording fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from desktop.assistant import AssistantController
+from desktop.engine_client import EngineClient, thread_launcher
+from desktop.settings import Settings, SpeechOutput
+from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """Never read or write the real user's settings."""
+    monkeypatch.setenv("LUMEN_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@dataclass
+class Rig:
+    controller: AssistantController
+    client: EngineClient
+    engine: ScriptedEngine
+    speaker: RecordingSpeaker
+    announcer: RecordingAnnouncer
+    earcons: RecordingEarcons
+    grabber: FakeCapture
+
+
+def make_rig(engine, grabber=None, **settings) -> Rig:  # noqa: ANN001
+    client = EngineClient(thread_launcher(engine.serve))
+    speaker, announcer, earcons = RecordingSpeaker(), RecordingAnnouncer(), RecordingEarcons()
+    grabber = grabber or FakeCapture()
+    cfg = dataclasses.replace(Settings(speech_output=SpeechOutput.VOICE), **settings)
+    controller = AssistantController(client, speaker, announcer, earcons, cfg, grabber=grabber, max_wait=0.3)
+    client.start()
+    return Rig(controller, client, engine, speaker, announcer, earcons, grabber)
+
+
+@pytest.fixture
+def rig(qtbot):  # noqa: ANN001
+    r = make_rig(ScriptedEngine())
+    yield r
+    r.client.shutdown()

@@ -1,0 +1,178 @@
+"""The controller with the real EngineClient over a pipe to a scripted engine loop."""
+
+from __future__ import annotations
+
+from desktop import messages
+from desktop.speech import Priority
+from engine.protocol import Describe, ErrorKind, Finished
+from tests.desktop.conftest import make_rig
+from tests.fakes import FakeCapture, ScriptedEngine
+
+SENTENCES = ["A window with a button.", "The button says OK.", "Nothing else is visible."]
+
+
+def finished(rig, qtbot, action=None, timeout=5000):  # noqa: ANN001
+    with qtbot.waitSignal(rig.controller.answer_finished, timeout=timeout) as blocker:
+        if action:
+            action()
+    return blocker.args[0]
+
+
+def test_hotkey_to_spoken_sentences_while_streaming(rig, qtbot) -> None:  # noqa: ANN001
+    order: list[str] = []
+    rig.client.event.connect(lambda e: order.append(type(e).__name__))
+    rig.speaker.started.connect(lambda t: order.append(f"say:{t}"))
+    answer = finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+
+    assert answer.strip() == ScriptedEngine().answer
+    assert rig.speaker.texts == [messages.DESCRIBING_SCREEN, *SENTENCES]
+    assert rig.speaker.spoken[0][1] is Priority.NOW
+    assert order.index(f"say:{SENTENCES[0]}") < order.index("Finished")  # spoken before the end
+    assert rig.earcons.played[0] == "ack" and rig.earcons.played[-1] == "done"
+    assert rig.grabber.grabs == [(None, "screen")]
+    request = next(r for r in rig.engine.requests if isinstance(r, Describe))
+    assert request.images[0].encoding == "rgb" and request.images[0].size == (320, 200)
+    assert len(rig.controller.conversation.entries) == 2
+    t = rig.controller.timeline
+    assert t["hotkey"] <= t["ack"] <= t["captured"] <= t["sent"] <= t["first_delta"] <= t["first_sentence"]
+    assert t["ack"] - t["hotkey"] < 0.1
+
+
+def test_follow_up_reuses_the_cached_image(rig, qtbot) -> None:  # noqa: ANN001
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+    assert rig.controller.last_stats.images_encoded == 1
+    finished(rig, qtbot, lambda: rig.controller.ask("What does the button say?"))
+    assert rig.controller.last_stats.images_encoded == 0 and rig.controller.last_stats.images_from_cache == 1
+    follow = [r for r in rig.engine.requests if isinstance(r, Describe)][-1]
+    assert [t.role for t in follow.history] == ["user", "assistant"] and follow.new_image_ids == ()
+    assert len(rig.controller.conversation.entries) == 4
+
+
+def test_stop_cancels_generation_and_speech(qtbot) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine(delay=0.1))
+    try:
+        with qtbot.waitSignal(rig.controller.answer_started, timeout=5000):
+            rig.controller.handle_action("describe_screen")
+        qtbot.waitUntil(lambda: rig.controller._answer != "", timeout=5000)
+        stops_before = rig.speaker.stops
+        with qtbot.waitSignal(rig.client.event, timeout=5000,
+                              check_params_cb=lambda e: isinstance(e, Finished) and e.cancelled):
+            rig.controller.handle_action("stop")
+        assert rig.speaker.stops > stops_before
+        assert rig.earcons.played[-1] == "stopped"
+        assert rig.controller.state.value == "idle"
+        qtbot.wait(300)  # no more speech after the stop
+        spoken_after_stop = rig.speaker.texts
+        assert not any(s in spoken_after_stop for s in SENTENCES[1:])
+        entry = rig.controller.conversation.entries[-1]
+        assert entry.cancelled and entry.turn.text  # the partial answer is kept, marked stopped
+    finally:
+        rig.client.shutdown()
+
+
+def test_engine_death_mid_answer_restarts_and_keeps_the_conversation(qtbot) -> None:  # noqa: ANN001
+    engine = ScriptedEngine()
+    rig = make_rig(engine)
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        before = list(rig.controller.conversation.entries)
+        engine.die_after_deltas = 2
+        with qtbot.waitSignal(rig.client.restarted, timeout=5000):
+            rig.controller.ask("What else?")
+        assert rig.speaker.texts[-1] == messages.ENGINE_RESTARTED
+        assert rig.controller.conversation.entries[: len(before)] == before
+        engine.die_after_deltas = None
+        finished(rig, qtbot, lambda: rig.controller.ask("What else?"))
+        assert rig.controller.conversation.last_answer == engine.answer
+        assert rig.controller.last_stats.images_encoded == 1  # the new engine had to re-encode
+    finally:
+        rig.client.shutdown()
+
+
+def test_black_capture_is_refused_with_a_reason(qtbot) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine(), grabber=FakeCapture(black=True))
+    try:
+        rig.controller.handle_action("describe_screen")
+        qtbot.waitUntil(lambda: messages.CAPTURE_BLACK in rig.speaker.texts, timeout=5000)
+        assert not any(isinstance(r, Describe) for r in rig.engine.requests)
+        assert rig.earcons.played[-1] == "error" and not rig.controller.conversation.has_images
+    finally:
+        rig.client.shutdown()
+
+
+def test_engine_failure_is_spoken_and_the_app_stays_usable(qtbot) -> None:  # noqa: ANN001
+    engine = ScriptedEngine(fail_with=ErrorKind.OUT_OF_MEMORY)
+    rig = make_rig(engine)
+    try:
+        rig.controller.handle_action("describe_screen")
+        text = messages.error_text(ErrorKind.OUT_OF_MEMORY)
+        qtbot.waitUntil(lambda: text in rig.speaker.texts, timeout=5000)
+        assert rig.controller.state.value == "idle" and rig.controller.conversation.has_images
+        engine.fail_with = None
+        finished(rig, qtbot, lambda: rig.controller.ask("Try again"))
+    finally:
+        rig.client.shutdown()
+
+
+def test_screen_reader_output_announces_instead_of_speaking(qtbot) -> None:  # noqa: ANN001
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(), speech_output=SpeechOutput.AUTO)
+    rig.announcer.active = True
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        assert rig.speaker.texts == []
+        assert rig.announcer.announced[0] == (messages.DESCRIBING_SCREEN, True)  # assertive ack
+        assert [t for t, a in rig.announcer.announced[1:4]] == SENTENCES
+        assert not any(a for _, a in rig.announcer.announced[1:4])  # answers are polite
+    finally:
+        rig.client.shutdown()
+
+
+def test_model_loading_progress_is_announced_in_quarters(qtbot, tmp_path) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine(), model_dir=str(tmp_path))
+    try:
+        assert rig.controller.load_model()
+        qtbot.waitUntil(lambda: messages.MODEL_READY_CPU in rig.speaker.texts, timeout=5000)
+        said = rig.speaker.texts
+        assert said[0] == messages.MODEL_LOADING
+        assert "Loading the model, 50 percent" in said and "Loading the model, 100 percent" in said
+    finally:
+        rig.client.shutdown()
+
+
+def test_ask_without_image_and_empty_question_explain(rig) -> None:  # noqa: ANN001
+    assert not rig.controller.ask("What is this?")
+    assert rig.speaker.texts[-1] == messages.NO_IMAGE_YET
+    assert not rig.controller.ask("   ")
+    assert rig.speaker.texts[-1] == messages.EMPTY_QUESTION
+    rig.controller.handle_action("recall")
+    assert rig.speaker.texts[-1] == messages.NO_ANSWER_YET
+
+
+def test_command_layer_and_region_drill_down(rig, qtbot) -> None:  # noqa: ANN001
+    modal: list[bool] = []
+    rig.controller.modal_requested.connect(modal.append)
+    rig.controller.handle_action("command")
+    assert modal == [True] and rig.speaker.texts[-1] == messages.COMMAND_LAYER
+    rig.controller.on_modal_key("r")  # layer -> region
+    assert rig.controller.in_region and modal[-1] is True
+    rig.controller.on_modal_key("9")
+    assert rig.speaker.texts[-1] == "top right, 640 by 360 pixels"
+    rig.controller.on_modal_key("5")
+    assert rig.speaker.texts[-1] == "centre, 213 by 120 pixels"
+    rig.controller.on_modal_key("backspace")
+    assert rig.speaker.texts[-1].endswith("640 by 360 pixels")
+    finished(rig, qtbot, lambda: rig.controller.on_modal_key("enter"))
+    assert modal[-1] is False and not rig.controller.in_region
+    rect, label = rig.grabber.grabs[-1]
+    assert (rect.left, rect.top, rect.width, rect.height, label) == (1280, 0, 640, 360, "region")
+
+
+def test_new_conversation_forgets_engine_cache(rig, qtbot) -> None:  # noqa: ANN001
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+    old = rig.controller.conversation.id
+    rig.controller.new_conversation()
+    assert rig.controller.conversation.id != old and not rig.controller.conversation.entries
+    qtbot.waitUntil(lambda: any(getattr(r, "conversation_id", None) == old and type(r).__name__ ==
+                                "ForgetConversation" for r in rig.engine.requests), timeout=3000)

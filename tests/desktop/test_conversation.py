@@ -1,0 +1,40 @@
+from desktop.conversation import Conversation
+from engine.protocol import GenerationSettings, ImageInput
+
+
+def img(i: str) -> ImageInput:
+    return ImageInput(i, b"\x00" * 12, "rgb", (2, 2))
+
+
+def test_requests_carry_the_whole_conversation_and_every_referenced_image() -> None:
+    conv = Conversation()
+    conv.attach_image(img("a"), "screen")
+    first = conv.build_request(1, "Describe this.", GenerationSettings())
+    assert first.new_image_ids == ("a",) and [i.image_id for i in first.images] == ["a"]
+    assert first.history == ()
+    conv.record_exchange(first, "A login form.")
+    assert conv.pending_image_ids == []
+
+    follow = conv.build_request(2, "What is the title?", GenerationSettings())
+    assert follow.new_image_ids == ()
+    assert [t.text for t in follow.history] == ["Describe this.", "A login form."]
+    assert follow.history[0].image_ids == ("a",)
+    assert [i.image_id for i in follow.images] == ["a"]  # still sent: a restarted engine can re-encode
+
+    conv.attach_image(img("b"), "photo.jpg")
+    third = conv.build_request(3, "And this one?", GenerationSettings())
+    assert third.new_image_ids == ("b",) and {i.image_id for i in third.images} == {"a", "b"}
+    assert third.conversation_id == follow.conversation_id == conv.id
+
+
+def test_transcript_text_and_save(tmp_path) -> None:
+    conv = Conversation()
+    assert conv.to_text() == "" and conv.last_answer is None
+    conv.attach_image(img("a"), "screen")
+    req = conv.build_request(1, "Describe this.", GenerationSettings())
+    conv.record_exchange(req, "A cat", cancelled=True)
+    text = conv.to_text()
+    assert "Image: screen" in text and "You: Describe this." in text and "Lumen (stopped): A cat" in text
+    conv.save_text(tmp_path / "t.txt")
+    assert (tmp_path / "t.txt").read_text() == text
+    assert conv.last_answer == "A cat"
