@@ -192,7 +192,7 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     warnings: list[str] = []
     if dev.type == "cpu":
         warnings.append("cpu_slow")
-        log.warning("No GPU: running on the CPU, answers will be slow")
+        log.info("No GPU: running on the CPU, answers will be slow")
 
     bnb = _bnb_config(quantization, torch_dtype, dev)
     kwargs = {"dtype": torch_dtype, "local_files_only": True}

@@ -1,0 +1,88 @@
+"""Describer: a loaded model plus the per-conversation image cache; one ``Describe`` -> one reply.
+
+Each image is decoded, preprocessed and encoded once per conversation; every follow-up reuses its
+embeddings. The cache is only a cache: the desktop sends the whole conversation (with image bytes)
+every time, so a restarted engine rebuilds it without losing anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+from engine.generation import Reply, generate_reply
+from engine.image_io import open_image
+from engine.image_processing import preprocess
+from engine.loading import LoadedModel
+from engine.prompts import build_prompt, get_template, split_on_images, with_context
+from engine.protocol import Describe, GenerationStats
+
+MAX_CACHED_IMAGES = 64
+
+
+class MissingImage(ValueError):
+    pass
+
+
+class Describer:
+    def __init__(self, loaded: LoadedModel, template: str | None = None) -> None:
+        self.loaded = loaded
+        self.template = get_template(template or loaded.config.template)
+        self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+
+    def forget(self, conversation_id: str) -> None:
+        for key in [k for k in self._cache if k[0] == conversation_id]:
+            del self._cache[key]
+
+    @torch.inference_mode()
+    def image_embeddings(self, request: Describe) -> tuple[list[torch.Tensor], int, int, float]:
+        """Embeddings of every image the prompt refers to, in prompt order; (embeds, encoded, cached, secs)."""
+        order = [i for turn in request.history if turn.role == "user" for i in turn.image_ids]
+        order += list(request.new_image_ids)
+        data = {img.image_id: img for img in request.images}
+        todo = [i for i in dict.fromkeys(order) if (request.conversation_id, i) not in self._cache]
+        start = time.perf_counter()
+        if todo:
+            missing = [i for i in todo if i not in data]
+            if missing:
+                raise MissingImage(f"image bytes not sent for {missing}")
+            config = self.loaded.config
+            pixels = preprocess([open_image(data[i]) for i in todo], config.vision.image_size,
+                                config.image_mean, config.image_std)
+            embeds = self.loaded.model.encode_image(pixels)
+            for image_id, emb in zip(todo, embeds):
+                self._cache[(request.conversation_id, image_id)] = emb
+        for image_id in order:
+            self._cache.move_to_end((request.conversation_id, image_id))
+        while len(self._cache) > MAX_CACHED_IMAGES:
+            self._cache.popitem(last=False)
+        cached = len(set(order)) - len(todo)
+        return [self._cache[(request.conversation_id, i)] for i in order], len(todo), cached, time.perf_counter() - start
+
+    @torch.inference_mode()
+    def context(self, request: Describe, images: list[torch.Tensor]) -> torch.Tensor:
+        question = with_context(request.question, request.context)
+        prompt = build_prompt(self.template, request.history, question, len(request.new_image_ids))
+        segments = split_on_images(prompt, len(images))
+        tok = self.loaded.tokenizer
+        ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(segments)]
+        return self.loaded.model.context_embeds(ids, images)
+
+    def describe(self, request: Describe, cancel: threading.Event | None = None,
+                 on_delta: Callable[[str], None] | None = None) -> tuple[Reply, GenerationStats]:
+        start = time.perf_counter()
+        images, encoded, cached, image_seconds = self.image_embeddings(request)
+        embeds = self.context(request, images)
+        reply = generate_reply(self.loaded.model, self.loaded.tokenizer, embeds, request.settings,
+                               stop_string=self.template.stop_string, cancel=cancel, on_delta=on_delta)
+        stats = GenerationStats(
+            prompt_positions=reply.context_positions, new_tokens=len(reply.token_ids), images_encoded=encoded,
+            images_from_cache=cached, image_seconds=image_seconds,
+            first_token_seconds=(reply.first_token_seconds - start) if reply.first_token_seconds else 0.0,
+            total_seconds=time.perf_counter() - start,
+        )
+        return reply, stats

@@ -1,0 +1,254 @@
+"""The engine's request loop: ``serve(conn)`` answers protocol requests over a multiprocessing pipe.
+
+In the app it runs in a ``spawn``ed process (crash isolation, guaranteed VRAM release, a UI that never
+imports torch); tests and ``--engine-in-process`` run the very same loop in a thread. A receiver
+thread reads the pipe so that ``Cancel`` reaches a running generation within one decoding step; all
+events are sent from the serving thread. Every failure becomes a typed ``Failed`` event: the caller
+is never left hanging.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, LoadModel,
+                             ModelReady, Progress, ReadText, Request, Shutdown, TextDelta, TextRead,
+                             Transcribe, Transcribed)
+
+log = logging.getLogger(__name__)
+
+
+class _Session:
+    """State of one serving loop (the loaded model lives here, never in a module global)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.describer = None
+        self.inbox: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.cancelled: set[int] = set()
+        self.running_id: int | None = None
+        self.running_cancel: threading.Event | None = None
+
+    def send(self, event: object) -> None:
+        self.conn.send(event)
+
+    # ---------------------------------------------------------------- receiving
+    def receive_forever(self) -> None:
+        while True:
+            try:
+                request = self.conn.recv()
+            except (EOFError, OSError):
+                self.inbox.put(Shutdown())
+                return
+            if isinstance(request, Cancel):
+                with self.lock:
+                    self.cancelled.add(request.request_id)
+                    if self.running_id == request.request_id and self.running_cancel is not None:
+                        self.running_cancel.set()
+                continue
+            self.inbox.put(request)
+            if isinstance(request, Shutdown):
+                return
+
+    # ---------------------------------------------------------------- handlers
+    def handle(self, request: Request) -> None:
+        if isinstance(request, LoadModel):
+            self.load(request)
+        elif isinstance(request, Describe):
+            self.describe(request)
+        elif isinstance(request, ReadText):
+            self.read_text(request)
+        elif isinstance(request, Transcribe):
+            self.transcribe(request)
+        elif isinstance(request, ForgetConversation):
+            if self.describer is not None:
+                self.describer.forget(request.conversation_id)
+        else:
+            self.send(Failed(None, ErrorKind.BAD_REQUEST, f"unknown request {type(request).__name__}"))
+
+    def load(self, request: LoadModel) -> None:
+        self.send(Progress("loading", None))
+        self.unload()
+        from engine.describer import Describer
+        from engine.loading import load_model
+
+        loaded = load_model(request.model_dir, device=request.device, dtype=request.dtype,
+                            quantization=request.quantization)
+        self.describer = Describer(loaded)
+        gpu_bytes = None
+        if loaded.device.type == "cuda":
+            import torch
+
+            gpu_bytes = int(torch.cuda.memory_allocated(loaded.device))
+        self.send(ModelReady(loaded.summary, str(loaded.device), str(loaded.dtype).removeprefix("torch."),
+                             loaded.quantization, gpu_bytes, loaded.warnings))
+
+    def unload(self) -> None:
+        if self.describer is None:
+            return
+        self.describer = None
+        gc.collect()
+        _empty_cuda_cache()
+
+    def describe(self, request: Describe) -> None:
+        rid = request.request_id
+        if self.describer is None:
+            self.send(Failed(rid, ErrorKind.NO_MODEL_LOADED, "Describe before a model was loaded"))
+            return
+        cancel = threading.Event()
+        with self.lock:
+            if rid in self.cancelled:
+                cancel.set()
+            self.running_id, self.running_cancel = rid, cancel
+        try:
+            if cancel.is_set():
+                self.send(Finished(rid, "", cancelled=True))
+                return
+            self.send(Progress("describing", None, rid))
+            reply, stats = self.describer.describe(
+                request, cancel=cancel, on_delta=lambda text: self.send(TextDelta(rid, text)))
+            self.send(Finished(rid, reply.text, cancelled=reply.cancelled, stats=stats))
+        finally:
+            with self.lock:
+                self.running_id, self.running_cancel = None, None
+                self.cancelled.discard(rid)
+
+    def read_text(self, request: ReadText) -> None:
+        from engine.image_io import open_image
+
+        try:
+            from engine import ocr
+        except ImportError as exc:
+            self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"OCR is not installed: {exc}"))
+            return
+        start = time.perf_counter()
+        lines = ocr.read_text(open_image(request.image))
+        self.send(TextRead(request.request_id, tuple(lines), time.perf_counter() - start))
+
+    def transcribe(self, request: Transcribe) -> None:
+        try:
+            from engine import speech_input
+        except ImportError as exc:
+            self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"speech input is not installed: {exc}"))
+            return
+        start = time.perf_counter()
+        text = speech_input.transcribe(request.wav, request.language)
+        self.send(Transcribed(request.request_id, text, time.perf_counter() - start))
+
+
+def failure_for(request: Request, exc: BaseException) -> Failed:
+    """Map an exception to a typed failure. ``detail`` is for the log only."""
+    rid = getattr(request, "request_id", None)
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    kind = ErrorKind.INTERNAL
+    from engine.image_io import ImageError
+
+    if isinstance(exc, ImageError):
+        kind = ErrorKind.BAD_IMAGE
+    elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        kind = ErrorKind.OUT_OF_MEMORY
+    elif hasattr(exc, "kind") and isinstance(exc.kind, ErrorKind):  # ModelLoadError
+        kind = exc.kind
+    elif type(exc).__name__ in ("OcrUnavailable", "SpeechInputUnavailable"):
+        kind = ErrorKind.UNAVAILABLE
+    elif type(exc).__name__ in ("NothingHeard",):
+        kind = ErrorKind.BAD_REQUEST
+    elif type(exc).__name__ == "MissingImage":
+        kind = ErrorKind.BAD_REQUEST
+    if kind is ErrorKind.INTERNAL:
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Failed(rid, kind, detail)
+
+
+def _empty_cuda_cache() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def serve(conn: Connection) -> None:
+    """Serve requests until ``Shutdown`` or until the other end of the pipe closes."""
+    session = _Session(conn)
+    receiver = threading.Thread(target=session.receive_forever, name="engine-receiver", daemon=True)
+    receiver.start()
+    while True:
+        request = session.inbox.get()
+        if isinstance(request, Shutdown):
+            break
+        try:
+            session.handle(request)
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the caller as an event
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            failed = failure_for(request, exc)
+            log.log(logging.ERROR if failed.kind is ErrorKind.INTERNAL else logging.WARNING,
+                    "request %s failed: %s", type(request).__name__, failed.detail)
+            if failed.kind is ErrorKind.OUT_OF_MEMORY:
+                gc.collect()
+                _empty_cuda_cache()
+            try:
+                session.send(failed)
+            except (OSError, EOFError):
+                break
+    session.unload()
+
+
+# -------------------------------------------------------------------- starting a worker
+
+
+@dataclass
+class WorkerHandle:
+    conn: Connection  # the caller's end
+    process: multiprocessing.process.BaseProcess | None = None
+    thread: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        runner = self.process or self.thread
+        return runner is not None and runner.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        try:
+            self.conn.send(Shutdown())
+        except (OSError, EOFError, ValueError):
+            pass
+        runner = self.process or self.thread
+        if runner is not None:
+            runner.join(timeout)
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        self.conn.close()
+
+
+def _process_main(conn: Connection, log_level: int) -> None:
+    logging.basicConfig(level=log_level, format="engine %(levelname)s %(name)s: %(message)s")
+    serve(conn)
+
+
+def spawn_worker(log_level: int = logging.WARNING) -> WorkerHandle:
+    """Start the engine in a fresh ``spawn`` process (CUDA cannot be forked)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=True)
+    process = ctx.Process(target=_process_main, args=(child, log_level), name="lumen-engine", daemon=True)
+    process.start()
+    child.close()
+    return WorkerHandle(parent, process=process)
+
+
+def start_thread_worker() -> WorkerHandle:
+    """The same loop in a thread of this process (tests, ``--engine-in-process``)."""
+    parent, child = multiprocessing.Pipe(duplex=True)
+    thread = threading.Thread(target=serve, args=(child,), name="lumen-engine", daemon=True)
+    thread.start()
+    return WorkerHandle(parent, thread=thread)

@@ -1,0 +1,158 @@
+"""The engine worker over a real pipe: the same loop the app runs in its engine process."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation,
+                             GenerationSettings, ImageInput, LoadModel, ModelReady, Progress, TextDelta, Turn)
+from engine.worker import WorkerHandle, spawn_worker, start_thread_worker
+
+LONG = GenerationSettings.greedy(max_new_tokens=120, stop_on_template=False)
+
+
+def png(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def collect(handle: WorkerHandle, request_id: int | None, timeout: float = 60.0) -> list[object]:
+    """Events until the request's Finished/Failed (or ModelReady/Failed for a load)."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not handle.conn.poll(0.1):
+            continue
+        event = handle.conn.recv()
+        events.append(event)
+        if isinstance(event, Failed) or (request_id is None and isinstance(event, ModelReady)):
+            return events
+        if isinstance(event, Finished) and event.request_id == request_id:
+            return events
+    raise AssertionError(f"no final event within {timeout}s: {events}")
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_model_dir):
+    handle = start_thread_worker()
+    handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
+    events = collect(handle, None)
+    assert isinstance(events[0], Progress) and isinstance(events[-1], ModelReady), events
+    assert "cpu_slow" in events[-1].warnings
+    yield handle
+    handle.stop()
+
+
+def describe(rid: int, conv: str = "c1", history=(), new=("img1",), images=None, settings=LONG, question="What is this?"):
+    images = images if images is not None else (ImageInput("img1", png()),)
+    return Describe(rid, conv, question, tuple(history), tuple(new), tuple(images), settings)
+
+
+def test_describe_streams_deltas_that_add_up_to_the_answer(worker):
+    worker.conn.send(describe(1))
+    events = collect(worker, 1)
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    finished = events[-1]
+    assert isinstance(finished, Finished) and not finished.cancelled
+    assert len(deltas) > 1
+    assert "".join(deltas) == finished.text
+    assert finished.stats.images_encoded == 1 and finished.stats.new_tokens == 120
+
+
+def test_follow_up_reuses_the_cached_image(worker):
+    worker.conn.send(describe(2, conv="c2"))
+    first = collect(worker, 2)[-1]
+    history = (Turn("user", "What is this?", ("img1",)), Turn("assistant", first.text))
+    worker.conn.send(describe(3, conv="c2", history=history, new=(), question="And the colour?"))
+    second = collect(worker, 3)[-1]
+    assert isinstance(second, Finished)
+    assert second.stats.images_encoded == 0 and second.stats.images_from_cache == 1
+    worker.conn.send(ForgetConversation("c2"))
+    worker.conn.send(describe(4, conv="c2", history=history, new=(), question="And the colour?"))
+    assert collect(worker, 4)[-1].stats.images_encoded == 1
+
+
+def test_several_images_in_one_conversation(worker):
+    images = (ImageInput("a", png((255, 0, 0))), ImageInput("b", png((0, 0, 255))))
+    history = (Turn("user", "First?", ("a",)), Turn("assistant", "red"))
+    worker.conn.send(describe(5, conv="c3", history=history, new=("b",), images=images))
+    done = collect(worker, 5)[-1]
+    assert isinstance(done, Finished) and done.stats.images_encoded == 2
+
+
+def test_cancel_stops_within_a_step(worker):
+    settings = GenerationSettings.greedy(max_new_tokens=1500, max_length=2000, stop_on_template=False)
+    worker.conn.send(describe(6, conv="c4", settings=settings))
+    while True:  # wait until it is generating
+        event = worker.conn.recv()
+        if isinstance(event, TextDelta):
+            break
+    worker.conn.send(Cancel(6))
+    finished = collect(worker, 6)[-1]
+    assert isinstance(finished, Finished) and finished.cancelled
+    assert finished.stats.new_tokens < 1500
+
+
+def test_cancel_before_start_answers_at_once(worker):
+    worker.conn.send(Cancel(7))
+    worker.conn.send(describe(7, conv="c5"))
+    finished = collect(worker, 7)[-1]
+    assert isinstance(finished, Finished) and finished.cancelled and finished.text == ""
+
+
+def test_bad_image_is_a_typed_failure_and_the_worker_goes_on(worker):
+    worker.conn.send(describe(8, conv="c6", images=(ImageInput("img1", b"this is not an image"),)))
+    failed = collect(worker, 8)[-1]
+    assert isinstance(failed, Failed) and failed.kind is ErrorKind.BAD_IMAGE and failed.request_id == 8
+    worker.conn.send(describe(9, conv="c6"))
+    assert isinstance(collect(worker, 9)[-1], Finished)
+
+
+def test_simulated_out_of_memory_then_next_request_works(worker, monkeypatch):
+    from engine.describer import Describer
+
+    real = Describer.describe
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Describer, "describe", flaky)
+    worker.conn.send(describe(10, conv="c7"))
+    failed = collect(worker, 10)[-1]
+    assert isinstance(failed, Failed) and failed.kind is ErrorKind.OUT_OF_MEMORY
+    worker.conn.send(describe(11, conv="c7"))
+    assert isinstance(collect(worker, 11)[-1], Finished)
+
+
+def test_describe_without_a_model_and_a_missing_model_folder(tmp_path):
+    handle = start_thread_worker()
+    try:
+        handle.conn.send(describe(1))
+        assert collect(handle, 1)[-1].kind is ErrorKind.NO_MODEL_LOADED
+        handle.conn.send(LoadModel(str(tmp_path / "nowhere"), device="cpu"))
+        failed = collect(handle, None)[-1]
+        assert isinstance(failed, Failed) and failed.kind is ErrorKind.MODEL_MISSING
+    finally:
+        handle.stop()
+
+
+def test_spawned_engine_process_answers_and_exits(tiny_model_dir):
+    handle = spawn_worker()
+    try:
+        handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
+        assert isinstance(collect(handle, None, timeout=120)[-1], ModelReady)
+        handle.conn.send(describe(1, settings=GenerationSettings.greedy(max_new_tokens=8)))
+        assert isinstance(collect(handle, 1)[-1], Finished)
+    finally:
+        handle.stop()
+    assert not handle.process.is_alive()
