@@ -1,0 +1,78 @@
+"""Precision, quantisation and the memory check before loading."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from engine import loading
+from engine.config import llama2_7b, vicuna0_7b, vicuna0_13b
+from engine.generation import generate_reply
+from engine.loading import ModelLoadError, load_model, recommend, required_bytes
+from engine.protocol import ErrorKind, GenerationSettings, Quantization
+
+GB = 1_000_000_000
+
+
+def test_memory_estimates_match_the_published_figures():
+    # performance.md: 7B fp16 "just over 16 GB" with the ViT; 4-bit 7B ~5 GB LLM; 13B fp16 does not fit 24 GB.
+    assert 15 * GB < required_bytes(vicuna0_7b(), torch.float16, Quantization.NONE) < 20 * GB
+    assert 4.5 * GB < required_bytes(vicuna0_7b(), torch.float16, Quantization.NF4) < 8 * GB
+    assert required_bytes(vicuna0_13b(), torch.float16, Quantization.NONE) > 24 * GB
+    assert 5 * GB < required_bytes(llama2_7b(), torch.bfloat16, Quantization.NF4) < 7.5 * GB
+
+
+def test_recommendation_picks_the_best_precision_that_fits():
+    assert recommend(vicuna0_7b(), torch.float16, 24 * GB) is Quantization.NONE
+    assert recommend(vicuna0_7b(), torch.float16, 10 * GB) is Quantization.NF4
+    assert recommend(vicuna0_13b(), torch.float16, 12 * GB) is Quantization.NF4
+    assert recommend(vicuna0_13b(), torch.float16, 4 * GB) is None
+
+
+def test_not_enough_memory_fails_before_loading_with_advice(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(loading, "available_bytes", lambda device: 1000)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(tiny_model_dir, device="cpu")
+    assert err.value.kind is ErrorKind.OUT_OF_MEMORY
+    assert "GB free" in str(err.value)
+
+
+def test_cuda_requested_without_a_gpu_is_unsupported_hardware(tiny_model_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(tiny_model_dir, device="cuda")
+    assert err.value.kind is ErrorKind.UNSUPPORTED_HARDWARE
+
+
+def test_four_bit_language_model_through_bitsandbytes(tiny_model_dir):
+    """bitsandbytes 4-bit runs on the CPU too (environment.md 10); only the LLM is quantised."""
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    loaded = load_model(tiny_model_dir, device="cpu", quantization=Quantization.NF4)
+    layer = loaded.model.language_model.model.layers[0]
+    assert isinstance(layer.self_attn.q_proj, bnb.nn.Linear4bit)
+    assert loaded.model.language_projection.weight.dtype == torch.float32
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.vision_model.modules())
+    ids = loaded.tokenizer.encode("hello there", add_bos=True)
+    reply = generate_reply(loaded.model, loaded.tokenizer, loaded.model.context_embeds([ids], []),
+                           GenerationSettings.greedy(max_new_tokens=8, stop_on_template=False))
+    assert len(reply.token_ids) == 8
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", [Quantization.NONE, Quantization.NF4, Quantization.INT8])
+def test_gpu_precisions_follow_the_official_rules(tiny_model_dir, quantization):
+    loaded = load_model(tiny_model_dir, device="cuda", quantization=quantization)
+    vit_linear = loaded.model.vision_model.encoder.layers[0].mlp.fc1
+    assert vit_linear.weight.dtype == torch.float16  # ViT Linear/Conv in fp16
+    assert loaded.model.vision_model.encoder.layers[0].layer_norm1.weight.dtype == torch.float32
+    assert loaded.model.qformer.layernorm.weight.dtype == torch.float32
+    pixels = torch.zeros(1, 3, 56, 56)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        embeds = loaded.model.encode_image(pixels)
+    assert embeds.dtype == loaded.model.embedding_dtype and torch.isfinite(embeds).all()
