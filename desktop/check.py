@@ -1,0 +1,243 @@
+"""``lumen --check``: a readiness report in plain words, for the user and for support requests.
+
+Checks the graphics card, the model, speech output, the screen reader and global hotkeys without
+importing torch. ``--engine`` also starts the real engine process (as the app does), loads the
+model and asks it to describe a generated test picture: the proof that the whole chain works
+(the installers' smoke test runs exactly this from the frozen bundle).
+
+Exit status: 0 when Lumen can describe (a model is in place, and the engine answered if asked);
+1 otherwise. ``--json`` prints the same facts for tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+SCREEN_READERS = {"nvda.exe": "NVDA", "jfw.exe": "JAWS", "narrator.exe": "Narrator", "orca": "Orca"}
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    area: str  # "GPU", "Model", "Speech", "Screen reader", "Hotkeys", "Engine"
+    ready: bool | None  # None: optional or unknown (does not fail the check)
+    summary: str  # one plain sentence
+    detail: str = ""  # for support: paths, versions, errors
+
+    def line(self) -> str:
+        state = {True: "ready", False: "NOT READY", None: "note"}[self.ready]
+        return f"{self.area}: {state}. {self.summary}" + (f" ({self.detail})" if self.detail else "")
+
+
+def check_gpu() -> CheckItem:
+    from engine.hardware import describe_gpus, detect
+
+    hw = detect()
+    if hw.gpus:
+        return CheckItem("GPU", True, f"Found {describe_gpus(hw.gpus)}.", f"via {hw.source}")
+    return CheckItem("GPU", None, "No supported graphics card; models run on the processor, slowly.", hw.problem)
+
+
+def configured_model_dir(models_dir: Path | None) -> tuple[Path | None, str]:
+    """The model the app would load: the settings' choice, else an installed one, else the demo."""
+    from desktop.resources import demo_model_dir
+    from desktop.settings import load
+    from engine.model_store import ModelStore
+
+    settings = load().settings
+    if settings.model_dir:
+        return Path(settings.model_dir), "from the settings"
+    installed = ModelStore(models_dir).installed()
+    if installed:
+        return ModelStore(models_dir).model_dir(installed[0]), "installed"
+    demo = demo_model_dir()
+    return (demo, "the bundled demo model") if demo else (None, "")
+
+
+def check_model(models_dir: Path | None) -> CheckItem:
+    model_dir, origin = configured_model_dir(models_dir)
+    if model_dir is None:
+        return CheckItem("Model", False, "No model is set up. Open the model setup, or run: lumen models download vicuna0-7b.")
+    try:
+        data = json.loads((model_dir / "lumen_model.json").read_text())
+        name = data["config"]["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return CheckItem("Model", False, "The model folder is missing or damaged. Set the model up again.", f"{model_dir}: {exc}")
+    missing = [n for n in ("visual.safetensors", "llm", "tokenizer.model") if not (model_dir / n).exists()]
+    if missing:
+        return CheckItem("Model", False, f"The model folder lacks {', '.join(missing)}. Set the model up again.", str(model_dir))
+    return CheckItem("Model", True, f"{name}, {origin}.", str(model_dir))
+
+
+def check_speech() -> CheckItem:
+    import importlib.util
+
+    voices = []
+    if importlib.util.find_spec("pyttsx3") is not None:
+        voices.append("pyttsx3")
+    if sys.platform.startswith("linux") and not (shutil.which("espeak-ng") or shutil.which("espeak")):
+        return CheckItem("Speech", False, "No speech synthesizer found. Install espeak-ng.", ", ".join(voices))
+    try:
+        from PySide6.QtTextToSpeech import QTextToSpeech
+
+        voices += [f"Qt {e}" for e in QTextToSpeech.availableEngines() if e != "mock"]
+    except ImportError:
+        pass
+    if not voices:
+        return CheckItem("Speech", False, "No speech output is available.")
+    return CheckItem("Speech", True, "Speech output is available.", ", ".join(voices))
+
+
+def _process_names() -> set[str]:
+    names: set[str] = set()
+    if sys.platform.startswith("linux"):
+        for comm in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                names.add(comm.read_text().strip().lower())
+            except OSError:
+                continue
+    elif sys.platform == "win32":
+        try:
+            out = subprocess.run(["tasklist", "/fo", "csv", "/nh"], capture_output=True, text=True, timeout=10).stdout
+            names = {line.split('","')[0].strip('"').lower() for line in out.splitlines() if line}
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return names
+
+
+def check_screen_reader() -> CheckItem:
+    running = sorted(label for exe, label in SCREEN_READERS.items() if exe in _process_names())
+    if running:
+        return CheckItem("Screen reader", None, f"{', '.join(running)} is running; Lumen speaks through it.")
+    if sys.platform == "darwin":
+        return CheckItem("Screen reader", None, "VoiceOver cannot be detected from here; Lumen also speaks with its own voice.")
+    return CheckItem("Screen reader", None, "No screen reader found running; Lumen speaks with its own voice.")
+
+
+def check_hotkeys() -> CheckItem:
+    from desktop.hotkeys import check_bindings, hotkeys_supported
+    from desktop.settings import load
+
+    reason = hotkeys_supported()
+    if reason:
+        return CheckItem("Hotkeys", False, f"Global hotkeys cannot work: {reason}. Use the window's buttons and menus.")
+    problems = check_bindings(dict(load().settings.hotkeys.items()))
+    if problems:
+        return CheckItem("Hotkeys", False, "Some hotkeys need changing: " + " ".join(problems))
+    extra = " macOS asks for Accessibility permission the first time." if sys.platform == "darwin" else ""
+    return CheckItem("Hotkeys", True, "Global hotkeys can be used." + extra)
+
+
+def _test_png() -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (224, 160), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 20, 120, 90), fill="red")
+    draw.ellipse((130, 60, 210, 140), fill="blue")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def check_engine(model_dir: Path | None, device: str = "auto", timeout: float = 300.0) -> CheckItem:
+    """Spawn the engine process, load the model and describe a test picture (8 tokens)."""
+    from engine.protocol import Describe, Failed, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady
+    from engine.worker import spawn_worker
+
+    if model_dir is None:
+        return CheckItem("Engine", False, "Not started: there is no model to load.")
+    started = time.monotonic()
+    worker = spawn_worker()
+    try:
+        worker.conn.send(LoadModel(str(model_dir), device=device))
+        ready = _wait_for(worker.conn, (ModelReady, Failed), started + timeout)
+        if not isinstance(ready, ModelReady):
+            return CheckItem("Engine", False, "The engine could not load the model.", _why(ready))
+        request = Describe(1, "lumen-check", "Describe this image.", new_image_ids=("check",),
+                           images=(ImageInput("check", _test_png()),), settings=GenerationSettings.greedy(max_new_tokens=8))
+        worker.conn.send(request)
+        done = _wait_for(worker.conn, (Finished, Failed), started + timeout)
+        if not isinstance(done, Finished):
+            return CheckItem("Engine", False, "The engine loaded the model but could not describe a test picture.", _why(done))
+        seconds = time.monotonic() - started
+        return CheckItem("Engine", True, f"The engine process started and described a test picture in {seconds:.0f} seconds.",
+                         f"{ready.summary}; pid {worker.process.pid if worker.process else '-'}; answer {done.text!r}")
+    finally:
+        worker.stop()
+
+
+def _wait_for(conn, kinds: tuple[type, ...], deadline: float) -> object:  # noqa: ANN001
+    while time.monotonic() < deadline:
+        if conn.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
+            try:
+                event = conn.recv()
+            except (EOFError, OSError) as exc:
+                return exc
+            if isinstance(event, kinds):
+                return event
+    return TimeoutError("no answer in time")
+
+
+def _why(event: object) -> str:
+    kind = getattr(event, "kind", None)
+    return f"{kind}: {getattr(event, 'detail', '')[:300]}" if kind else f"{type(event).__name__}: {event}"
+
+
+def run_checks(models_dir: Path | None = None, engine: bool = False, device: str = "auto") -> list[CheckItem]:
+    items = []
+    for check in (check_gpu, lambda: check_model(models_dir), check_speech, check_screen_reader, check_hotkeys):
+        try:
+            items.append(check())
+        except Exception as exc:  # a broken check must not hide the others
+            log.exception("check failed")
+            items.append(CheckItem("Check", None, "One check could not run.", f"{type(exc).__name__}: {exc}"))
+    if engine:
+        items.append(check_engine(configured_model_dir(models_dir)[0], device))
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lumen --check", description="Report whether Lumen is ready, in plain words.")
+    parser.add_argument("--engine", action="store_true", help="also start the engine, load the model and describe a test picture")
+    parser.add_argument("--device", default="auto", help="engine device for --engine (auto, cpu, cuda)")
+    parser.add_argument("--models-dir", type=Path, help="model store folder (default: LUMEN_MODELS_DIR or the user data folder)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    items = run_checks(args.models_dir, args.engine, args.device)
+    header = {
+        "lumen": _version(), "python": platform.python_version(), "system": platform.platform(),
+        "frozen": bool(getattr(sys, "frozen", False)), "session": os.environ.get("XDG_SESSION_TYPE", ""),
+    }
+    if args.json:
+        print(json.dumps({**header, "checks": [asdict(i) for i in items]}, indent=1))
+    else:
+        print(f"Lumen {header['lumen']} on {header['system']}, Python {header['python']}{', installed bundle' if header['frozen'] else ''}.")
+        for item in items:
+            print(item.line())
+    essential = [i for i in items if i.area in ("Model", "Engine")]
+    return 0 if essential and all(i.ready for i in essential) else 1
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("lumen-assistant")
+    except Exception:  # not installed (a source checkout or a bundle without metadata)
+        return "0.1.0"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
