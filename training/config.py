@@ -47,6 +47,8 @@ class TrainConfig:
     feature_cache: str = ""  # cached frozen Q-Former outputs (python -m training cache)
     # objective
     use_prompts: bool = True  # stage 2: one alignment prompt per batch; stage 1: none
+    prompt_path: str = ""  # one prompt per line with <ImageHere> (official prompt_path); "" = alignment.txt
+    prompt_template: str = ""  # "{}" = a prompt (official prompt_template); "" = the model template's
     end_sym: str = "auto"  # auto: stage 1 "\n"; stage 2 "###" (vicuna0) or "</s>" (llama2)
     max_txt_len: int = 160
     # optimisation
@@ -148,6 +150,10 @@ def _problems(cfg: TrainConfig, need_data: bool) -> list[str]:
         p.append(f"init_from {cfg.init_from!r} does not exist")
     if cfg.resume and not (Path(cfg.resume) / "trainer_state.json").is_file():
         p.append(f"resume {cfg.resume!r} is not a checkpoint directory of this trainer")
+    if cfg.prompt_path and not Path(cfg.prompt_path).is_file():
+        p.append(f"prompt_path {cfg.prompt_path!r} not found")
+    if cfg.prompt_template and "{}" not in cfg.prompt_template:
+        p.append("prompt_template must contain {} where the prompt goes")
     if need_data:
         p.extend(_data_problems(cfg))
     return p

@@ -1,0 +1,88 @@
+"""Building the engine's MiniGPT4 for training: load a model directory, choose what trains.
+
+Only ``language_projection`` trains by default (reference section 8.1); the other parts are frozen
+and pinned to eval mode by ``MiniGPT4.train``. Unfreezing more is a research option.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, read_model_json
+from engine.modeling_minigpt4 import MiniGPT4
+from engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+# substrings that put a trainable tensor into the no-decay group (official ``get_optimizer_params``)
+_NO_DECAY = ("bias", "ln", "bn")
+
+
+def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.float32,
+                      attn_implementation: str = "sdpa") -> tuple[MiniGPT4, Tokenizer]:
+    """Model directory -> (MiniGPT4 on the CPU, Tokenizer). Visual weights stay float32."""
+    from transformers import LlamaForCausalLM
+
+    from dataclasses import replace
+
+    from engine.checkpoints import _read_llm_config
+
+    model_dir = Path(model_dir)
+    config = replace(read_model_json(model_dir), llm=_read_llm_config(model_dir / LLM_DIR))
+    llm = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), dtype=llm_dtype, local_files_only=True,
+                                           attn_implementation=attn_implementation)
+    model = MiniGPT4(config, language_model=llm)
+    visual = load_file(str(model_dir / VISUAL_FILE))
+    missing, unexpected = model.load_state_dict(visual, strict=False)
+    missing = [k for k in missing if not k.startswith("language_model.")]
+    if missing or unexpected:
+        raise ValueError(f"{model_dir / VISUAL_FILE} does not match the model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+    return model, Tokenizer(model_dir / TOKENIZER_FILE)
+
+
+def set_trainable(model: MiniGPT4, parts: tuple[str, ...]) -> list[str]:
+    """Freeze everything, then unfreeze the named top-level parts. Returns trainable tensor names."""
+    model.freeze_frozen_parts()
+    model.language_projection.requires_grad_(False)
+    for part in parts:
+        module = getattr(model, part)
+        if module is None:
+            raise ValueError(f"this model has no {part}")
+        module.requires_grad_(True)
+    model.train()
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def reset_projection(model: MiniGPT4, seed: int) -> None:
+    """Fresh ``nn.Linear`` initialisation, as the official stage 1 starts (seeded for determinism)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.language_projection.reset_parameters()
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Official two groups: decay for trainable tensors with >= 2 dims whose names contain none of
+    bias/ln/bn; no decay for the rest. For the default run: decay on the projection weight only."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or any(s in name for s in _NO_DECAY):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+__all__ = ["load_for_training", "set_trainable", "reset_projection", "param_groups", "trainable_state",
+           "TOKENIZER_FILE"]
