@@ -1,0 +1,148 @@
+"""The training loop on the tiny fixture model: what trains, exact resume, DDP on 2 CPU processes,
+bad samples, feature caching, export into the engine's model directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training import checkpointing, config
+from training.recipe import build_model, train
+from training.synthetic import make_split
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("aligned")
+    make_split(folder, 24, seed=3, size=56)
+    return folder
+
+
+def _cfg(model_dir: Path, aligned: Path, out: Path, **kw) -> config.TrainConfig:
+    base = dict(model_dir=str(model_dir), aligned_dir=str(aligned), output_dir=str(out), batch_size=4,
+                max_epoch=2, iters_per_epoch=3, warmup_steps=2, mixed_precision="no", num_workers=0, cpu=True,
+                log_every=1, progress=False, tensorboard=False, train_crop="april")
+    return config.stage2(**{**base, **kw})
+
+
+def test_only_the_projection_trains_with_the_official_groups(tiny_model_dir, aligned, tmp_path) -> None:
+    model, _, objective, names = build_model(_cfg(tiny_model_dir, aligned, tmp_path))
+    assert names == ["language_projection.weight", "language_projection.bias"]
+    assert model.training and not model.vision_model.training
+    assert not model.qformer.training and not model.language_model.training
+    from training.model import param_groups
+
+    decay, no_decay = param_groups(model, 0.05)
+    assert [p.shape for p in decay["params"]] == [model.language_projection.weight.shape]
+    assert [p.shape for p in no_decay["params"]] == [model.language_projection.bias.shape]
+    assert len(objective.instructions) == 4 and objective.end_sym == "###"
+
+
+def test_training_changes_only_the_projection_and_exports_a_loadable_model(tiny_model_dir, aligned, tmp_path) -> None:
+    result = train(_cfg(tiny_model_dir, aligned, tmp_path, max_steps=2))
+    assert result.steps == 2 and result.exported is not None
+    trained = load_file(str(result.checkpoint / "trainable.safetensors"))
+    assert sorted(trained) == ["language_projection.bias", "language_projection.weight"]
+    before = load_file(str(tiny_model_dir / "visual.safetensors"))
+    after = load_file(str(result.exported / "visual.safetensors"))
+    assert not torch.equal(before["language_projection.weight"], after["language_projection.weight"])
+    assert torch.equal(after["language_projection.weight"], trained["language_projection.weight"])
+    for key in before:
+        if not key.startswith("language_projection."):
+            assert torch.equal(before[key], after[key]), key
+    from engine.loading import load_model
+
+    loaded = load_model(result.exported, device="cpu", dtype="float32", check_memory_first=False)
+    assert torch.equal(loaded.model.language_projection.weight.detach(), trained["language_projection.weight"])
+    saved = json.loads((result.checkpoint / "config.json").read_text())
+    assert saved["max_steps"] == 2 and saved["stage"] == "stage2"
+
+
+def test_resume_mid_run_is_exact(tiny_model_dir, aligned, tmp_path) -> None:
+    full = train(_cfg(tiny_model_dir, aligned, tmp_path / "full"))
+    part = _cfg(tiny_model_dir, aligned, tmp_path / "part")
+    train(dataclasses.replace(part, max_steps=4))  # stops after epoch 1 + 1 step; checkpoint at 4
+    resumed = train(dataclasses.replace(part, resume=str(tmp_path / "part" / "checkpoint-000004")))
+    assert resumed.steps == full.steps == 6
+    a = load_file(str(full.checkpoint / "trainable.safetensors"))
+    b = load_file(str(resumed.checkpoint / "trainable.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.weights_sha256 == full.weights_sha256
+    # and the run really moved: a different seed ends elsewhere
+    other = train(_cfg(tiny_model_dir, aligned, tmp_path / "other", seed=7))
+    assert other.weights_sha256 != full.weights_sha256
+
+
+def test_bad_samples_are_skipped_and_counted(tiny_model_dir, tmp_path) -> None:
+    folder = tmp_path / "aligned"
+    make_split(folder, 8, seed=1, size=56)
+    (folder / "image" / "s00002.jpg").write_bytes(b"not a jpeg")
+    data = json.loads((folder / "filter_cap.json").read_text())
+    data["annotations"][5]["caption"] = "   "
+    (folder / "filter_cap.json").write_text(json.dumps(data))
+    from training.data import AlignedDataset, TrainTransform
+
+    ds = AlignedDataset(folder, TrainTransform(56, (0.5,) * 3, (0.5,) * 3, "current"), seed=0)
+    assert ds[(0, 2)]["skipped"] == 1 and ds[(0, 2)]["caption"] == data["annotations"][3]["caption"]
+    assert ds[(0, 5)]["skipped"] == 1 and ds[(0, 1)]["skipped"] == 0
+    result = train(_cfg(tiny_model_dir, folder, tmp_path / "run", batch_size=8, max_steps=2, max_epoch=1))
+    assert result.steps == 2 and result.skipped_samples == 4  # 2 bad records x 2 full passes
+
+
+def test_cached_features_give_the_same_loss(tiny_model_dir, aligned, tmp_path) -> None:
+    from training.data import TrainTransform, decode_image, read_annotations
+    from training.features import build_cache
+    from training.model import load_for_training
+
+    model, _ = load_for_training(tiny_model_dir)
+    model.eval()
+    pairs = [(decode_image((aligned / "image" / f"{r['image_id']}.jpg").read_bytes()), r["caption"])
+             for r in read_annotations(aligned)]
+    cache = build_cache(model, pairs, TrainTransform(56, model.config.image_mean, model.config.image_std, "current"),
+                        tmp_path / "cache.safetensors", dtype=torch.float32)
+    plain = train(_cfg(tiny_model_dir, aligned, tmp_path / "a", train_crop="current", max_steps=3))
+    cached = train(_cfg(tiny_model_dir, aligned, tmp_path / "b", train_crop="current", max_steps=3,
+                        feature_cache=str(cache)))
+    assert cached.last_loss == pytest.approx(plain.last_loss, abs=1e-5)
+    wa = load_file(str(plain.checkpoint / "trainable.safetensors"))
+    wb = load_file(str(cached.checkpoint / "trainable.safetensors"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_end_with_identical_weights(tiny_model_dir, aligned, tmp_path) -> None:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), "-m", "training", "stage2", "--cpu=true",
+           f"--model_dir={tiny_model_dir}", f"--aligned_dir={aligned}", f"--output_dir={tmp_path}",
+           "--batch_size=2", "--max_epoch=1", "--iters_per_epoch=3", "--warmup_steps=1", "--mixed_precision=no",
+           "--num_workers=0", "--tensorboard=false", "--progress=false"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = re.findall(r"rank (\d)/2 distributed=DistributedType.MULTI_CPU first-batch (\w+) final weights "
+                       r"sha256 (\w+)", proc.stderr)
+    assert sorted(r for r, _, _ in found) == ["0", "1"], proc.stderr[-3000:]
+    (_, batch_a, w_a), (_, batch_b, w_b) = found
+    assert batch_a != batch_b  # the ranks trained on different data ...
+    assert w_a == w_b  # ... and still hold identical weights (gradients were all-reduced)
+    state = json.loads((tmp_path / "checkpoint-000003" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["step"] == 3
