@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     loaded = load_model(model_dir, device=args.device, dtype=args.dtype, quantization=Quantization(args.quantization))
     load_s = time.perf_counter() - start
-    describer = Describer(loaded)
+    describer = Describer(loaded, static_cache=args.static_cache)
     buf = io.BytesIO()
     Image.radial_gradient("L").convert("RGB").resize((640, 480)).save(buf, format="PNG")
     image = ImageInput("bench", buf.getvalue())
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
         "peak_memory_gb": round(peak_memory_bytes(loaded.device) / 1e9, 3),
         "llm_weight_gb": round(llm_bytes / 1e9, 3),
         "bandwidth_fraction": round(tok_s * llm_bytes / (peak_bw * 1e9), 3) if peak_bw else None,
-        "repeats": args.repeats, "torch": torch.__version__,
+        "static_cache": args.static_cache, "repeats": args.repeats, "torch": torch.__version__,
     }
 
 
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--static-cache", action="store_true",
+                        help="static KV cache (transformers then compiles the decoding step on a GPU)")
     parser.add_argument("--workdir", help="where the random-weight model folder is kept (default: temp dir)")
     parser.add_argument("--tokenizer", help="a LLaMA tokenizer.model (default: the demo model's)")
     args = parser.parse_args(argv)

@@ -29,8 +29,9 @@ class MissingImage(ValueError):
 
 
 class Describer:
-    def __init__(self, loaded: LoadedModel, template: str | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, template: str | None = None, static_cache: bool = False) -> None:
         self.loaded = loaded
+        self.static_cache = static_cache
         self.template = get_template(template or loaded.config.template)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
 
@@ -78,7 +79,8 @@ class Describer:
         images, encoded, cached, image_seconds = self.image_embeddings(request)
         embeds = self.context(request, images)
         reply = generate_reply(self.loaded.model, self.loaded.tokenizer, embeds, request.settings,
-                               stop_string=self.template.stop_string, cancel=cancel, on_delta=on_delta)
+                               stop_string=self.template.stop_string, cancel=cancel, on_delta=on_delta,
+                               static_cache=self.static_cache)
         stats = GenerationStats(
             prompt_positions=reply.context_positions, new_tokens=len(reply.token_ids), images_encoded=encoded,
             images_from_cache=cached, image_seconds=image_seconds,

@@ -101,13 +101,15 @@ class ReplyTracker(BaseStreamer, StoppingCriteria):
                 self.on_delta(delta)
 
 
-def generation_config(settings: GenerationSettings, tokenizer: Tokenizer) -> GenerationConfig:
+def generation_config(settings: GenerationSettings, tokenizer: Tokenizer, static_cache: bool = False) -> GenerationConfig:
     kwargs = dict(
         max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams, do_sample=settings.do_sample,
         repetition_penalty=settings.repetition_penalty, length_penalty=settings.length_penalty,
         min_length=settings.min_length, bos_token_id=tokenizer.bos_id, pad_token_id=tokenizer.pad_id,
         eos_token_id=tokenizer.eos_id if settings.stop_on_template else None,
     )
+    if static_cache:  # fixed-shape decoding step: transformers compiles it (CUDA graphs) on a GPU
+        kwargs.update(cache_implementation="static")
     if settings.do_sample:  # top_k keeps transformers' default of 50, as in the official demo
         kwargs.update(top_p=settings.top_p, temperature=settings.temperature)
     return GenerationConfig(**kwargs)
@@ -116,7 +118,7 @@ def generation_config(settings: GenerationSettings, tokenizer: Tokenizer) -> Gen
 @torch.inference_mode()
 def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
                    stop_string: str | None = "###", cancel: threading.Event | None = None,
-                   on_delta: Callable[[str], None] | None = None) -> Reply:
+                   on_delta: Callable[[str], None] | None = None, static_cache: bool = False) -> Reply:
     """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final."""
     embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
     tracker = ReplyTracker(tokenizer, stop_string if settings.stop_on_template else None, cancel, on_delta)
@@ -131,7 +133,7 @@ def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: 
                 else torch.autocast("cpu", enabled=False))
     with autocast:
         out = lm.generate(inputs_embeds=embeds, attention_mask=attention,
-                          generation_config=generation_config(settings, tokenizer),
+                          generation_config=generation_config(settings, tokenizer, static_cache),
                           stopping_criteria=StoppingCriteriaList([tracker]),
                           streamer=tracker if streaming else None)
     if not streaming:

@@ -95,6 +95,7 @@ class LoadModel:
     quantization: Quantization = Quantization.NONE
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
+    static_cache: bool = False  # static KV cache; on a GPU transformers then compiles the decoding step
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class _Session:
 
         loaded = load_model(request.model_dir, device=request.device, dtype=request.dtype,
                             quantization=request.quantization)
-        self.describer = Describer(loaded)
+        self.describer = Describer(loaded, static_cache=request.static_cache)
         gpu_bytes = None
         if loaded.device.type == "cuda":
             import torch

@@ -38,6 +38,13 @@ def test_streamed_text_equals_the_non_streamed_answer(loaded, embeds):
     assert beam_deltas == [beams.text] and beams.text
 
 
+def test_static_cache_gives_the_same_greedy_tokens(loaded, embeds):
+    settings = GenerationSettings.greedy(max_new_tokens=24, stop_on_template=False)
+    dynamic = generate_reply(loaded.model, loaded.tokenizer, embeds, settings)
+    static = generate_reply(loaded.model, loaded.tokenizer, embeds, settings, static_cache=True)
+    assert static.token_ids == dynamic.token_ids
+
+
 def test_sampling_is_reproducible_with_a_seed(loaded, embeds):
     settings = GenerationSettings(max_new_tokens=20, seed=7, stop_on_template=False)
     a = generate_reply(loaded.model, loaded.tokenizer, embeds, settings)
