@@ -164,3 +164,34 @@ In the window: Ctrl+O opens a photo, Ctrl+V pastes an image, Enter in the questi
 Ctrl+T opens the transcript, Ctrl+Shift+C copies the last answer, Ctrl+S saves the conversation,
 Ctrl+N starts a new conversation, Ctrl+Comma opens Settings, Escape stops.
 Nothing is saved to disk unless you save it."""
+
+# ---------------------------------------------------------------- voice questions and screen text
+# (desktop.voice_input, desktop.screen_text)
+LISTENING = "Listening"
+RECOGNISING = "Recognising"
+# Translators: the recognised spoken question, said back briefly before it is asked.
+HEARD = "Heard: {text}"
+VOICE_FAILURES = {
+    # Translators: keys are desktop.voice_input failure reasons and engine.speech_input.NothingHeard reasons.
+    "no_audio_system": "Voice questions need the PortAudio sound library, which is not installed.",
+    "no_microphone": "No microphone was found. Connect one, or type your question.",
+    "microphone_error": "The microphone could not be used. It may be busy in another program.",
+    "too_short": "That was too short. Hold the key while you speak.",
+    "silence": "Nothing was heard. Check that the microphone is on and not muted.",
+    "no_speech": "No speech was heard, only noise.",
+    "unintelligible": "Sorry, the question was not understood. Say it again, or type it.",
+    "bad_recording": "The recording could not be read. Try again.",
+}
+VOICE_UNAVAILABLE = "Voice questions are not installed. Install Lumen with its voice option."
+READING_TEXT = "Reading text"
+SCREEN_TEXT_NONE = "No text was found."
+SCREEN_TEXT_ONE_LINE = "1 line of text"
+SCREEN_TEXT_LINES = "{count} lines of text"
+OCR_UNAVAILABLE = "Text recognition is not installed."
+GROUNDING_ON = "Answers now use the text found on the screen"
+GROUNDING_OFF = "Answers no longer use the text found on the screen"
+
+
+def voice_failure_text(reason: str) -> str:
+    """Words for a voice-input failure reason (unknown reasons get the generic retry message)."""
+    return tr(VOICE_FAILURES.get(reason, VOICE_FAILURES["unintelligible"]))

@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 
 # --- system packages (Debian/Ubuntu). Others: see README "Other systems".
 if command -v apt-get >/dev/null 2>&1; then
-  pkgs="espeak-ng libespeak-ng1 alsa-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1 tesseract-ocr tesseract-ocr-eng"
+  pkgs="espeak-ng libespeak-ng1 alsa-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1 tesseract-ocr tesseract-ocr-eng libportaudio2"
   [ "$DEV" = 1 ] && pkgs="$pkgs xvfb xdotool x11-utils sox dbus at-spi2-core python3-pyatspi"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -39,7 +39,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
       || $VPIP install torch==2.13.0
   fi
 fi
-extras="gpu,train"
+extras="gpu,train,voice"
 [ "$DEV" = 1 ] && extras="$extras,dev"
 $VPIP install -q -e ".[$extras]"
 echo "Lumen is set up in $(pwd)/.venv"
