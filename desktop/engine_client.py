@@ -40,17 +40,13 @@ Launcher = Callable[[], EngineHandle]
 
 
 def process_launcher() -> EngineHandle:
-    """Run ``engine.worker.serve`` in a spawned child process."""
-    import multiprocessing
+    """Run ``engine.worker.serve`` in a spawned child process (``engine.worker.spawn_worker``)."""
+    from engine.worker import spawn_worker
 
-    from engine import worker
-
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=worker.serve, args=(child,), name="lumen-engine", daemon=True)
-    process.start()
-    child.close()  # so that the child's death gives us EOF
-    return EngineHandle(parent, process.is_alive, process.kill, lambda t: process.join(t), process.pid)
+    worker = spawn_worker(log_level=logging.getLogger().getEffectiveLevel())
+    process = worker.process
+    assert process is not None
+    return EngineHandle(worker.conn, process.is_alive, process.kill, lambda t: process.join(t), process.pid)
 
 
 def thread_launcher(serve: Callable[[Connection], None]) -> Launcher:

@@ -1,0 +1,138 @@
+"""``lumen`` / ``python -m desktop``: arguments, logging, excepthook, single instance, QApplication.
+
+``lumen models ...`` goes to ``engine.model_store.cli_main`` and ``lumen --check`` to
+``desktop.check.main`` (both torch-free, no window).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import logging
+import logging.handlers
+import multiprocessing
+import sys
+from pathlib import Path
+
+log = logging.getLogger("desktop")
+
+
+def _delegate(module: str, function: str, argv: list[str], what: str) -> int:
+    try:
+        target = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        print(f"lumen: {what} is not available in this installation ({exc}).", file=sys.stderr)
+        return 2
+    return int(target(argv) or 0)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lumen", description="Lumen: describes your screen or a photo, offline.")
+    parser.add_argument("--check", action="store_true", help="check this computer and the model setup, then exit")
+    parser.add_argument("--settings", type=Path, help="settings file to use (default: the platform config folder)")
+    parser.add_argument("--engine-in-process", action="store_true",
+                        help="developers: run the engine in a thread of this process instead of its own process")
+    parser.add_argument("--no-hotkeys", action="store_true", help="do not register global hotkeys")
+    parser.add_argument("--debug", action="store_true",
+                        help="debug logging (this includes answers and questions: use only to report a problem)")
+    return parser.parse_known_args(argv)[0]
+
+
+def setup_logging(debug: bool) -> Path | None:
+    """Log to a rotating file in the platform log folder. Content (answers) only at DEBUG."""
+    from platformdirs import user_log_dir
+
+    level = logging.DEBUG if debug else logging.INFO
+    root = logging.getLogger()
+    root.setLevel(level)
+    stderr = logging.StreamHandler()
+    stderr.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.addHandler(stderr)
+    try:
+        folder = Path(user_log_dir("Lumen", appauthor=False))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "lumen.log"
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        return path
+    except OSError as exc:
+        log.warning("no log file: %s", exc)
+        return None
+
+
+def _already_running(name: str) -> bool:
+    """If another Lumen runs, ask it to show its window and return True."""
+    from PySide6.QtNetwork import QLocalSocket
+
+    socket = QLocalSocket()
+    socket.connectToServer(name)
+    if socket.waitForConnected(300):
+        socket.write(b"show\n")
+        socket.waitForBytesWritten(300)
+        socket.disconnectFromServer()
+        return True
+    return False
+
+
+def _listen(name: str, window) -> object:  # noqa: ANN001
+    from PySide6.QtNetwork import QLocalServer
+
+    QLocalServer.removeServer(name)  # a stale socket from a crashed instance
+    server = QLocalServer()
+    server.listen(name)
+
+    def on_connection() -> None:
+        conn = server.nextPendingConnection()
+        conn.readyRead.connect(lambda: (window.show(), window.raise_(), window.activateWindow()))
+        conn.disconnected.connect(conn.deleteLater)
+
+    server.newConnection.connect(on_connection)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # frozen installers start the engine through this executable
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["models"]:
+        return _delegate("engine.model_store", "cli_main", argv[1:], "the model manager")
+    if "--check" in argv:
+        return _delegate("desktop.check", "main", [a for a in argv if a != "--check"], "lumen --check")
+    args = parse_args(argv)
+    setup_logging(args.debug)
+
+    from PySide6.QtWidgets import QApplication
+
+    from desktop import app as lumen_app
+    from desktop import messages
+
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    qt_app.setApplicationName("Lumen")
+    qt_app.setApplicationDisplayName("Lumen")
+    instance_name = f"lumen-{getpass.getuser()}"
+    if _already_running(instance_name):
+        print("Lumen is already running; its window was brought forward.", file=sys.stderr)
+        return 0
+
+    launcher = None
+    if args.engine_in_process:
+        from desktop.engine_client import thread_launcher
+        from engine.worker import serve
+
+        launcher = thread_launcher(serve)
+    lumen = lumen_app.build(args.settings, launcher=launcher)
+    server = _listen(instance_name, lumen.window)  # noqa: F841 - kept alive by this frame
+
+    def excepthook(kind, value, tb) -> None:  # noqa: ANN001
+        log.critical("unexpected error", exc_info=(kind, value, tb))
+        lumen.controller.notify(messages.error_text(messages.ErrorKind.INTERNAL))
+
+    sys.excepthook = excepthook
+    qt_app.aboutToQuit.connect(lumen.shutdown)
+    lumen_app.start(lumen, hotkeys=not args.no_hotkeys)
+    return qt_app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Composition root: build the services, connect their signals, start. No behaviour of its own.
+
+Optional modules by teammates are wired when present: ``desktop.setup_wizard.SetupWizard`` (first-run
+model setup), and any of ``desktop.voice_input`` / ``desktop.screen_text`` exposing
+``install(app: LumenApp)`` (they connect to the controller's seams: ``ask``, ``read_text_handler``,
+``text_read``, ``transcribed``, ``speak_text``, ``notify``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QDialog
+
+from desktop import messages, settings as settings_store
+from desktop.announcements import Announcer
+from desktop.assistant import AssistantController
+from desktop.engine_client import EngineClient, Launcher, process_launcher
+from desktop.hotkeys import HotkeyService
+from desktop.settings import Settings
+from desktop.speech import Earcons, Priority, Speaker, VoiceOptions, VoiceSpeaker
+from desktop.widgets import FOCUS_STYLE
+from desktop.widgets.conversation_view import TranscriptDialog
+from desktop.widgets.main_window import MainWindow
+from desktop.widgets.settings_dialog import SettingsDialog
+from engine.protocol import ErrorKind
+
+log = logging.getLogger(__name__)
+OPTIONAL_MODULES = ("desktop.voice_input", "desktop.screen_text")
+
+
+@dataclass
+class LumenApp:
+    settings: Settings
+    settings_path: Path
+    engine: EngineClient
+    speaker: Speaker
+    announcer: Announcer
+    earcons: Earcons
+    controller: AssistantController
+    window: MainWindow
+    transcript: TranscriptDialog
+    hotkeys: HotkeyService
+    startup_message: str | None = None
+    extensions: list[object] = field(default_factory=list)
+
+    # ------------------------------------------------------------ behaviour the window asks for
+    def open_settings(self) -> None:
+        voices = []
+        if isinstance(self.speaker, VoiceSpeaker):
+            try:
+                voices = self.speaker.synthesizer.voices(timeout=2.0)
+            except Exception as exc:  # noqa: BLE001 - no voices: the list just offers the default
+                log.info("voices unavailable: %r", exc)
+        dialog = SettingsDialog(self.settings, voices, self.window)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.apply_settings(dialog.settings())
+
+    def apply_settings(self, new: Settings) -> None:
+        old, self.settings = self.settings, new
+        self.controller.settings = new
+        self.speaker.set_options(VoiceOptions(new.voice, new.rate, new.volume))
+        self.earcons.enabled, self.earcons.waiting_enabled = new.earcons, new.waiting_sound
+        try:
+            settings_store.save(new, self.settings_path)
+            self.controller.notify(messages.tr(messages.SETTINGS_SAVED))
+        except OSError as exc:
+            self.controller.notify(messages.tr(messages.SETTINGS_SAVE_FAILED).format(reason=exc.strerror or exc))
+        if new.hotkeys != old.hotkeys and self.hotkeys.running:
+            self.start_hotkeys()
+        if (new.model_dir, new.quantization, new.device) != (old.model_dir, old.quantization, old.device):
+            self.controller.load_model()
+
+    def start_hotkeys(self) -> bool:
+        return self.hotkeys.start(dict(self.settings.hotkeys.items()))
+
+    def open_setup_wizard(self) -> None:
+        try:
+            from desktop.setup_wizard import SetupWizard
+        except ImportError:
+            self.controller.notify(messages.error_text(ErrorKind.UNAVAILABLE))
+            return
+        wizard = SetupWizard(notify=self.controller.notify, parent=self.window)
+        wizard.model_ready.connect(lambda d, q, dev: self.apply_settings(
+            dataclasses.replace(self.settings, model_dir=d, quantization=q, device=dev)))
+        self.extensions.append(wizard)  # keep it alive; open() does not block the event loop
+        wizard.open()
+
+    def show_help(self) -> None:
+        self.window.show_help(self.settings.hotkeys.items())
+
+    def shutdown(self) -> None:
+        self.hotkeys.stop()
+        self.speaker.close()
+        self.engine.shutdown()
+
+
+def build(settings_path: Path | None = None, launcher: Launcher | None = None, speaker: Speaker | None = None,
+          earcons: Earcons | None = None) -> LumenApp:
+    """Everything, connected; nothing started (no engine, no hotkeys) until ``start``."""
+    app = QApplication.instance()
+    if app is not None:
+        app.setStyleSheet(FOCUS_STYLE)
+    path = settings_path or settings_store.default_path()
+    loaded = settings_store.load(path)
+    s = loaded.settings
+    engine = EngineClient(launcher or process_launcher)
+    speaker = speaker or VoiceSpeaker(VoiceOptions(s.voice, s.rate, s.volume))
+    earcons = earcons or Earcons(s.earcons, s.waiting_sound)
+    announcer = Announcer()
+    controller = AssistantController(engine, speaker, announcer, earcons, s)
+    window = MainWindow(controller)
+    announcer.set_source(window.status_label)
+    transcript = TranscriptDialog(controller, window)
+    hotkeys = HotkeyService()
+    lumen = LumenApp(s, path, engine, speaker, announcer, earcons, controller, window, transcript, hotkeys,
+                     loaded.message)
+
+    controller.transcript_requested.connect(transcript.open)
+    window.save_requested.connect(lambda: transcript.save())
+    window.settings_requested.connect(lumen.open_settings)
+    window.help_requested.connect(lumen.show_help)
+    window.quit_requested.connect(QApplication.quit)
+    hotkeys.activated.connect(controller.handle_action)
+    hotkeys.key.connect(controller.on_modal_key)
+    hotkeys.unavailable.connect(
+        lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
+    controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
+    _add_setup_action(lumen)
+    for name in OPTIONAL_MODULES:
+        _install_optional(lumen, name)
+    return lumen
+
+
+def start(lumen: LumenApp, hotkeys: bool = True, first_run_setup: bool = True) -> None:
+    lumen.window.show()
+    lumen.engine.start()
+    if lumen.startup_message:
+        lumen.controller.notify(lumen.startup_message, Priority.NEXT)
+    if hotkeys:
+        lumen.start_hotkeys()
+    if not lumen.controller.load_model() and first_run_setup and _has_module("desktop.setup_wizard"):
+        lumen.open_setup_wizard()
+
+
+def _add_setup_action(lumen: LumenApp) -> None:
+    if not _has_module("desktop.setup_wizard"):
+        return
+    action = QAction(messages.tr("Set up &model…"), lumen.window)
+    action.triggered.connect(lumen.open_setup_wizard)
+    lumen.window.tools_menu.addAction(action)
+
+
+def _has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def _install_optional(lumen: LumenApp, name: str) -> None:
+    if not _has_module(name):
+        return
+    try:
+        module = importlib.import_module(name)
+        install = getattr(module, "install", None)
+        if install is not None:
+            lumen.extensions.append(install(lumen))
+    except Exception:  # noqa: BLE001 - an optional feature must never stop the app from starting
+        log.exception("optional module %s failed to install", name)

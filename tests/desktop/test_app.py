@@ -1,0 +1,188 @@
+"""The composed app: starts without torch, every control reachable and named, drop and paste."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLineEdit, QWidget
+
+from desktop import messages
+from desktop.engine_client import thread_launcher
+from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def lumen(qtbot, tmp_path):  # noqa: ANN001
+    from desktop import app
+
+    engine = ScriptedEngine()
+    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(engine.serve),
+                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
+    lumen.controller.grabber = FakeCapture()
+    lumen.controller.settings = lumen.settings = __import__("dataclasses").replace(
+        lumen.settings, speech_output="voice")
+    qtbot.addWidget(lumen.window)
+    app.start(lumen, hotkeys=False, first_run_setup=False)
+    yield lumen
+    lumen.engine.shutdown()
+
+
+def test_app_starts_without_importing_torch(tmp_path) -> None:
+    code = (
+        "import sys; from PySide6.QtWidgets import QApplication; qa = QApplication([]);"
+        "from desktop import app; from desktop.engine_client import thread_launcher;"
+        "from tests.fakes import ScriptedEngine, RecordingSpeaker;"
+        f"lumen = app.build(__import__('pathlib').Path(r'{tmp_path}') / 's.json',"
+        " launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker());"
+        "lumen.window.show(); qa.processEvents();"
+        "bad = [m for m in ('torch', 'transformers', 'engine.worker', 'pynput') if m in sys.modules];"
+        "print('LOADED', bad); assert not bad, bad"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LOADED []" in out.stdout
+
+
+def test_every_control_has_a_name_description_and_keyboard_focus(lumen) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QAbstractSpinBox, QKeySequenceEdit, QPlainTextEdit
+
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    kinds = (QAbstractButton, QLineEdit, QComboBox, QKeySequenceEdit, QAbstractSpinBox, QPlainTextEdit)
+    dialog = SettingsDialog(lumen.settings)
+    lumen.transcript.open()
+    checked = 0
+    for root in (lumen.window, lumen.transcript, dialog):
+        for w in root.findChildren(QWidget):
+            parent = w.parentWidget()
+            if (not isinstance(w, kinds) or w.objectName().startswith("qt_") or w.isHidden()
+                    or (parent is not None and isinstance(parent, (QKeySequenceEdit, QComboBox, QAbstractSpinBox)))
+                    or (parent is not None and parent.parentWidget() is not None
+                        and isinstance(parent.parentWidget(), QKeySequenceEdit))):
+                continue  # Qt's own internals: named through their outer widget
+            label = w.text() if hasattr(w, "text") and callable(w.text) else ""
+            assert w.accessibleName(), f"{type(w).__name__} {label!r} has no accessible name"
+            assert w.accessibleDescription(), f"{w.accessibleName()} has no description"
+            assert w.focusPolicy() & Qt.FocusPolicy.TabFocus, f"{w.accessibleName()} cannot be reached with Tab"
+            checked += 1
+    assert checked >= 30
+    lumen.transcript.close()
+
+
+def test_file_drop_describes_the_photo(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
+    photo = tmp_path / "cat.png"
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(photo)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo))])
+    pos = QPointF(lumen.window.rect().center())
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(lumen.window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        QApplication.sendEvent(lumen.window, drop)
+    assert messages.DESCRIBING_PHOTO in lumen.speaker.texts
+    assert lumen.controller.conversation.entries[0].image_labels == ("cat.png",)
+    assert lumen.controller.conversation.images[lumen.controller.conversation.last_image_id].data == photo.read_bytes()
+
+
+def test_dropping_a_broken_file_says_why_and_keeps_the_conversation(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    before = list(lumen.controller.conversation.entries)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    assert not lumen.window.add_photo_file(broken)
+    said = lumen.speaker.texts[-1]
+    assert said.startswith("That photo could not be used")
+    assert lumen.controller.conversation.entries == before
+
+
+def test_paste_image_and_paste_file_path(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
+    image = QImage(40, 30, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.darkCyan)
+    QApplication.clipboard().setImage(image)
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.window.paste_photo()
+    assert lumen.controller.conversation.entries[0].image_labels == ("pasted image",)
+
+    photo = tmp_path / "receipt.jpg"
+    Image.new("RGB", (50, 70), (250, 250, 240)).save(photo)
+    QApplication.clipboard().setText(str(photo))
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.window.paste_photo()
+    assert lumen.controller.conversation.entries[2].image_labels == ("receipt.jpg",)
+
+    QApplication.clipboard().setText("just some words")
+    lumen.window.paste_photo()
+    assert lumen.speaker.texts[-1] == messages.NOTHING_TO_PASTE
+
+
+def test_transcript_opens_on_request_reads_from_top_and_saves(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
+    assert not lumen.transcript.isVisible()
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    assert not lumen.transcript.isVisible()  # never opened by itself
+    lumen.controller.handle_action("recall")
+    assert lumen.transcript.isVisible() and lumen.transcript.text.isReadOnly()
+    cursor = lumen.transcript.text.textCursor()
+    from_cursor = lumen.transcript.text.toPlainText()[cursor.position():]
+    assert from_cursor.split("] ", 1)[1].startswith("Lumen: A window")  # at the last answer's line
+    qtbot.keyClick(lumen.transcript.text, Qt.Key.Key_Escape)
+    assert not lumen.transcript.isVisible()
+    target = tmp_path / "saved.txt"
+    assert lumen.transcript.save(target)
+    assert target.read_text() == lumen.controller.conversation.to_text()
+    assert lumen.speaker.texts[-1] == messages.CONVERSATION_SAVED.format(path=target)
+
+
+def test_settings_dialog_refuses_conflicting_hotkeys(lumen, qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QKeySequence
+
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(lumen.settings)
+    qtbot.addWidget(dialog)
+    dialog.hotkey_edits["stop"].setKeySequence(QKeySequence("Ctrl+Shift+F5"))  # same as describe_screen
+    dialog.hotkey_edits["ask"].setKeySequence(QKeySequence("Ctrl+Alt+Q"))
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted and dialog.problems.isVisibleTo(dialog)
+    assert "Ctrl+Shift+F5 is used for both" in dialog.problems.text() and "AltGr" in dialog.problems.text()
+    dialog.hotkey_edits["stop"].setKeySequence(QKeySequence("Ctrl+Shift+F4"))
+    dialog.hotkey_edits["ask"].setKeySequence(QKeySequence("Ctrl+Shift+F3"))
+    dialog.rate.setValue(300)
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    lumen.apply_settings(dialog.settings())
+    from desktop import settings as store
+
+    saved = store.load(lumen.settings_path).settings
+    assert saved.hotkeys.stop == "Ctrl+Shift+F4" and saved.rate == 300
+
+
+def test_corrupt_settings_file_is_recovered_with_a_spoken_message(qtbot, tmp_path) -> None:  # noqa: ANN001
+    from desktop import app
+
+    path = tmp_path / "settings.json"
+    path.write_text("{not json")
+    lumen = app.build(path, launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker(),
+                      earcons=RecordingEarcons())
+    qtbot.addWidget(lumen.window)
+    lumen.controller.settings = __import__("dataclasses").replace(lumen.settings, speech_output="voice")
+    try:
+        app.start(lumen, hotkeys=False, first_run_setup=False)
+        assert any(t.startswith("Your settings file could not be read") for t in lumen.speaker.texts)
+        assert lumen.settings == __import__("desktop.settings", fromlist=["Settings"]).Settings()
+        assert list(tmp_path.glob("settings.json.corrupt-*"))[0].read_text() == "{not json"
+    finally:
+        lumen.engine.shutdown()
