@@ -121,6 +121,49 @@ def qt_dialog() -> Screen:
     return Screen("qt-dialog", image, items)
 
 
+def qt_settings_window() -> Screen:
+    """A larger Qt window at 12-16 px: group box, radio buttons, combo box, list, buttons."""
+    from PySide6.QtGui import QFont
+    from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                                   QPushButton, QRadioButton, QVBoxLayout, QWidget)
+
+    def font(px: int) -> QFont:
+        f = QFont("DejaVu Sans")
+        f.setPixelSize(px)
+        return f
+
+    widget = QWidget()
+    widget.setFont(font(13))
+    layout = QVBoxLayout(widget)
+    title = QLabel("Notification preferences")
+    title.setFont(font(16))
+    layout.addWidget(title)
+    group = QGroupBox("Email alerts")
+    inner = QVBoxLayout(group)
+    for text in ("Send me a daily summary", "Only urgent messages"):
+        inner.addWidget(QRadioButton(text))
+    layout.addWidget(group)
+    combo = QComboBox()
+    combo.addItems(["Quiet hours from 10 PM", "Quiet hours from 11 PM"])
+    layout.addWidget(combo)
+    items = QListWidget()
+    items.setFont(font(12))
+    items.addItems(["Calendar reminders", "Shared document comments", "Security warnings"])
+    items.setFixedHeight(70)
+    layout.addWidget(items)
+    row = QHBoxLayout()
+    for text in ("Apply", "Close"):
+        row.addWidget(QPushButton(text))
+    layout.addLayout(row)
+    widget.resize(520, 380)
+    image = _grab(widget)
+    widget.deleteLater()
+    truth = ("Notification preferences", "Email alerts", "Send me a daily summary", "Only urgent messages",
+             "Quiet hours from 10 PM", "Calendar reminders", "Shared document comments",
+             "Security warnings", "Apply", "Close")
+    return Screen("qt-settings", image, truth)
+
+
 def _grab(widget: object) -> Image.Image:
     from PySide6.QtGui import QImage
 
