@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from engine.protocol import ErrorKind, Failed
 from engine.speech_input import SAMPLE_RATE, NothingHeard, check_audible
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,23 @@ def build_wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
         writer.setframerate(rate)
         writer.writeframes(np.asarray(samples, dtype="<i2").tobytes())
     return buffer.getvalue()
+
+
+_ENGINE_REASONS = ("too_short", "silence", "no_speech", "unintelligible")
+
+
+def failure_reason(failed: Failed) -> str:
+    """The reason key (``messages.VOICE_FAILURES``) for a ``Failed`` answering a ``Transcribe``,
+    or ``"unavailable"`` when speech input is not installed (``messages.VOICE_UNAVAILABLE``)."""
+    if failed.kind is ErrorKind.UNAVAILABLE:
+        return "unavailable"
+    if "NothingHeard: " in failed.detail:  # "engine.speech_input.NothingHeard: silence: peak ..."
+        reason = failed.detail.split("NothingHeard: ", 1)[1].split(":", 1)[0].strip()
+        if reason in _ENGINE_REASONS:
+            return reason
+    if "BadRecording" in failed.detail:
+        return "bad_recording"
+    return "unintelligible"
 
 
 class VoiceRecorder(QObject):

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from engine.protocol import TextLine
+from engine.protocol import ErrorKind, TextLine
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ BACKENDS = ("rapidocr", "tesseract")
 
 
 class OcrUnavailable(RuntimeError):
-    """No OCR backend is installed (or the named one is not). Maps to ``ErrorKind.UNAVAILABLE``."""
+    """No OCR backend is installed (or the named one is not)."""
+
+    kind = ErrorKind.UNAVAILABLE  # how engine.worker.failure_for reports it
 
 
 class OcrFailed(RuntimeError):

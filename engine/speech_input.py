@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.protocol import ErrorKind
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # what Whisper expects; desktop.voice_input records at this rate
@@ -38,11 +40,15 @@ REQUIRED_MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 class SpeechInputUnavailable(RuntimeError):
     """No recogniser can run: faster-whisper or the model is missing, or the model cannot handle
-    the requested language. Maps to ``ErrorKind.UNAVAILABLE``."""
+    the requested language."""
+
+    kind = ErrorKind.UNAVAILABLE  # how engine.worker.failure_for reports it
 
 
 class BadRecording(ValueError):
     """The bytes are not a PCM WAV recording this module can read."""
+
+    kind = ErrorKind.BAD_REQUEST
 
 
 class NothingHeard(ValueError):
@@ -52,7 +58,12 @@ class NothingHeard(ValueError):
     * ``"silence"``: nothing louder than ``SILENCE_DBFS`` (microphone muted or far away);
     * ``"no_speech"``: sound, but the voice detector found no speech in it (noise, music);
     * ``"unintelligible"``: speech, but nothing could be recognised with confidence.
+
+    The message starts with the reason, so ``Failed.detail`` carries it to the desktop
+    (``desktop.voice_input.failure_reason``).
     """
+
+    kind = ErrorKind.BAD_REQUEST
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from desktop.screen_text import Purpose, ScreenText, reading_chunks
-from desktop.voice_input import RecordingMode, VoiceRecorder, build_wav
+from desktop.voice_input import RecordingMode, VoiceRecorder, build_wav, failure_reason
 from engine import speech_input
 from engine.protocol import (Describe, ErrorKind, Failed, ImageInput, LoadModel, ModelReady, ReadText,
                              TextRead, Transcribe, Transcribed)
@@ -98,4 +98,7 @@ def test_read_the_text_and_voice_failures_need_no_model(qtbot, real_rig) -> None
     # The recorder refuses silence itself; the engine must too (another client may send it).
     failed = _event(qtbot, rig, Failed, lambda: rig.client.send(
         Transcribe(rig.client.new_request_id(), build_wav(np.zeros(16_000, np.int16)), "en")))
-    assert failed.kind is ErrorKind.BAD_REQUEST and "silence" in failed.detail
+    assert failed.kind is ErrorKind.BAD_REQUEST and failure_reason(failed) == "silence"
+    failed = _event(qtbot, rig, Failed, lambda: rig.client.send(
+        Transcribe(rig.client.new_request_id(), b"not a wav", "en")))
+    assert failed.kind is ErrorKind.BAD_REQUEST and failure_reason(failed) == "bad_recording"

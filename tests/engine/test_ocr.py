@@ -109,6 +109,15 @@ def test_tesseract_without_the_language_or_program_is_unavailable(backend_names)
             ocr.TesseractBackend(language="zzz")
 
 
+def test_a_crashing_tesseract_is_ocr_failed(tmp_path) -> None:
+    fake = tmp_path / "tesseract"
+    fake.write_text('#!/bin/sh\nif [ "$1" = "--list-langs" ]; then echo "List of languages:"; echo eng; exit 0; fi\n'
+                    'echo "Segmentation fault" >&2\nexit 139\n')
+    fake.chmod(0o755)
+    with pytest.raises(ocr.OcrFailed, match="139"):
+        ocr.TesseractBackend(executable=str(fake)).read(Image.new("RGB", (40, 20), "white"))
+
+
 def test_unknown_backend_name_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown OCR backend"):
         ocr.get_backend("paddle")
