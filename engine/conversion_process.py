@@ -65,9 +65,14 @@ def run_conversion(
         llm_dir=official.llm_dir,
         out_dir=out_dir,
     )
+    run_in_process(converter or default_converter, kwargs, cancel, out_dir)
+
+
+def run_in_process(function: Callable[..., object], kwargs: dict, cancel: threading.Event, out_dir: Path) -> None:
+    """Run ``function(**kwargs)`` in a spawned process; raise DownloadError(CONVERSION or CANCELLED)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(child, converter or default_converter, kwargs), daemon=True)
+    process = ctx.Process(target=_child, args=(child, function, kwargs), daemon=True)
     process.start()
     child.close()
     try:

@@ -1,4 +1,4 @@
-"""``lumen models list|download|import|verify|remove`` (also ``python -m engine models ...``).
+"""``lumen models list|download|import|verify|remove|quantize`` (also ``python -m engine models ...``).
 
 Plain, screen-reader friendly output: one fact per line, progress as whole percentages on stderr
 every 5 %, no bars drawn with characters. Exit status 0 = done, 1 = failed, 2 = bad usage,
@@ -156,6 +156,11 @@ def cmd_verify(store: ModelStore, args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
+    cancel = threading.Event()
+    return _run(lambda: print(f"Stored {store.prequantize(args.model, args.quantization, args.device, _progress_printer(), cancel)}"), cancel)
+
+
 def cmd_remove(store: ModelStore, args: argparse.Namespace) -> int:
     removed = store.remove(args.model, downloads_too=args.downloads)
     print(f"Removed {len(removed)} item(s)." if removed else f"{args.model} is not installed.")
@@ -177,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.add_argument("--model", choices=[s.model_id for s in CATALOGUE])
     p.add_argument("--preset", help=argparse.SUPPRESS)  # engine.config preset override (tiny test models)
+    p = sub.add_parser("quantize", help="store a pre-quantised copy so loading never quantises at start-up")
+    p.add_argument("model")
+    p.add_argument("quantization", choices=["nf4", "int8"])
+    p.add_argument("--device", default="auto", help="where to quantise (auto: the GPU if there is one)")
     for name, text in (("verify", "re-check every file of an installed model"), ("remove", "delete an installed model")):
         p = sub.add_parser(name, help=text)
         p.add_argument("model")
@@ -188,5 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = ModelStore(args.root)
-    commands = {"list": cmd_list, "download": cmd_download, "import": cmd_import, "verify": cmd_verify, "remove": cmd_remove}
+    commands = {"list": cmd_list, "download": cmd_download, "import": cmd_import, "verify": cmd_verify, "remove": cmd_remove,
+                "quantize": cmd_quantize}
     return commands[args.command](store, args)

@@ -293,6 +293,42 @@ class ModelStore:
         sums = {p.relative_to(model_dir).as_posix(): {"sha256": sha256_file(p, tick), "size": p.stat().st_size} for p in files}
         (model_dir / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True))
 
+    def prequantize(
+        self,
+        model_id: str,
+        quantization: str,
+        device: str = "auto",
+        on_progress: ProgressFn = lambda p: None,
+        cancel: threading.Event | None = None,
+    ) -> Path:
+        """Store ``<model_id>-<quantization>``: the LLM saved already quantised (bitsandbytes), so
+        loading it with that quantization never quantises at start-up. Needs the fp16 model first."""
+        if quantization not in ("nf4", "int8"):
+            raise ValueError(f"unknown quantization {quantization!r}")
+        src = self.model_dir(model_id)
+        if not self.is_installed(model_id):
+            raise DownloadError(FailureKind.MISSING, f"{model_id} is not installed", str(src))
+        out = self.model_dir(f"{model_id}-{quantization}")
+        tmp = out.with_name(out.name + ".converting")
+        shutil.rmtree(tmp, ignore_errors=True)
+        llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
+        check_free_space(self.root, llm_bytes // (2 if quantization == "int8" else 3) + MARGIN_BYTES, self.disk_usage)
+        on_progress(SetupProgress("converting", out.name, 0, None))
+        from engine.conversion_process import run_in_process
+        from engine.prequantize import prequantize
+
+        try:
+            kwargs = dict(src_dir=src, out_dir=tmp, quantization=quantization, device=device)
+            run_in_process(prequantize, kwargs, cancel or threading.Event(), tmp)
+            self._write_checksums(tmp, on_progress)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return out
+
     # ------------------------------------------------------------ verify / remove
     def verify(self, model_id: str, on_progress: ProgressFn = lambda p: None) -> VerifyReport:
         model_dir = self.model_dir(model_id)

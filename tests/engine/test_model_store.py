@@ -261,3 +261,29 @@ def test_wrong_projection_is_refused_by_the_converter(reference_dir: Path, tmp_p
         store.install(get_model("vicuna0-7b"), find_official_files(folder, "vicuna0-7b"), preset="tiny")
     assert err.value.kind is FailureKind.CONVERSION and "pretrained_minigpt4_tiny.pth" in err.value.detail
     assert store.installed() == [] and not list(store.root.glob("*.converting*"))
+
+
+def test_prequantised_copy_loads_without_quantising_again(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("bitsandbytes")
+    from safetensors import safe_open
+
+    from engine.loading import load_model
+    from engine.protocol import Quantization
+
+    folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src")
+    store = ModelStore(tmp_path / "models")
+    assert cli_main(["--root", str(store.root), "import", str(folder), "--model", "vicuna0-7b", "--preset", "tiny"]) == 0
+    assert cli_main(["--root", str(store.root), "quantize", "vicuna0-7b", "nf4", "--device", "cpu"]) == 0
+    out = store.model_dir("vicuna0-7b-nf4")
+    assert store.verify("vicuna0-7b-nf4").ok
+    assert json.loads((out / "llm" / "config.json").read_text())["quantization_config"]["bnb_4bit_quant_type"] == "nf4"
+    shard = next((out / "llm").glob("*.safetensors"))
+    with safe_open(str(shard), "pt") as f:
+        keys = list(f.keys())
+    assert any("quant_state" in k for k in keys)  # stored quantised, not fp16
+    loaded = load_model(out, device="cpu", dtype="float32", quantization=Quantization.NF4)
+    layer = loaded.model.language_model.model.layers[0].self_attn.q_proj
+    assert type(layer).__name__ == "Linear4bit"
+    with pytest.raises(DownloadError) as err:
+        store.prequantize("llama2-7b", "nf4")
+    assert err.value.kind is FailureKind.MISSING
