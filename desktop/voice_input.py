@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 import wave
 from collections.abc import Callable
 from enum import StrEnum
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MAX_SECONDS = 30.0  # a forgotten toggle stops by itself; the recording so far is used
 BLOCK_FRAMES = 1600  # 0.1 s per callback
+KEY_REPEAT_GRACE = 0.08  # s: a press this soon after a release is the key auto-repeating
+REPEAT_WINDOW = 1.0  # s: longer than any auto-repeat delay; a lost release cannot lock the key
 
 
 class RecordingMode(StrEnum):
@@ -127,19 +130,40 @@ class VoiceRecorder(QObject):
         self._lock = threading.Lock()
         self._limit = QTimer(self, singleShot=True, timeout=self.stop)
         self._limit.setInterval(int(max_seconds * 1000))
+        self._release_timer = QTimer(self, singleShot=True, timeout=self._released)
+        self._release_timer.setInterval(int(KEY_REPEAT_GRACE * 1000))
+        self._key_down = False
+        self._last_press = 0.0
 
     @property
     def recording(self) -> bool:
         return self._stream is not None
 
     # ------------------------------------------------------------ hotkey
+    # A held key auto-repeats: X11 sends release+press pairs, Windows repeated presses. A release
+    # counts only if no press follows within KEY_REPEAT_GRACE, and a press while the key is down
+    # within REPEAT_WINDOW of the previous one is a repeat, so holding never stops a recording
+    # (hold mode) or flips it on and off (toggle mode).
     def press(self) -> None:
+        now = time.monotonic()
+        if self._release_timer.isActive():  # the press half of an auto-repeat pair
+            self._release_timer.stop()
+            self._last_press = now
+            return
+        if self._key_down and now - self._last_press < REPEAT_WINDOW:
+            self._last_press = now
+            return
+        self._key_down, self._last_press = True, now
         if self.mode is RecordingMode.TOGGLE and self.recording:
             self.stop()
         elif not self.recording:
             self.start()
 
     def release(self) -> None:
+        self._release_timer.start()
+
+    def _released(self) -> None:
+        self._key_down = False
         if self.mode is RecordingMode.HOLD and self.recording:
             self.stop()
 

@@ -57,10 +57,12 @@ def _record(qtbot, recorder: VoiceRecorder) -> bytes:  # noqa: ANN001
         recorder.press()
     assert recorder.recording
     with qtbot.waitSignal(recorder.recorded, timeout=5000) as blocker:
-        if recorder.mode is RecordingMode.HOLD:
-            recorder.release()
-        else:
+        recorder.release()
+        if recorder.mode is RecordingMode.TOGGLE:  # tap once to start, once more to stop
+            qtbot.wait(150)
+            assert recorder.recording
             recorder.press()
+            recorder.release()
     assert not recorder.recording
     return blocker.args[0]
 
@@ -142,3 +144,25 @@ def test_every_failure_reason_has_words() -> None:
     assert reasons <= set(messages.VOICE_FAILURES)
     for reason in reasons:
         assert messages.voice_failure_text(reason) and "_" not in messages.voice_failure_text(reason)
+
+
+@pytest.mark.parametrize("style", ["x11", "windows"])
+@pytest.mark.parametrize("mode", list(RecordingMode))
+def test_a_held_key_auto_repeating_does_not_stop_or_flip_the_recording(qtbot, mode, style) -> None:
+    recorder = VoiceRecorder(mode, stream_factory=FakeMicrophone(int16_samples(spoken_wav(QUESTIONS[0]))))
+    recorder.recorded.connect(lambda wav: pytest.fail("stopped by auto-repeat"))
+    recorder.press()
+    for _ in range(5):  # X11: release+press pairs; Windows: presses only
+        if style == "x11":
+            recorder.release()
+        recorder.press()
+        qtbot.wait(20)
+    qtbot.wait(150)
+    assert recorder.recording
+    recorder.recorded.disconnect()
+    with qtbot.waitSignal(recorder.recorded, timeout=3000):
+        recorder.release()  # the real release
+        if mode is RecordingMode.TOGGLE:
+            qtbot.wait(150)
+            recorder.press()  # a second, separate press stops a toggle
+    assert not recorder.recording
