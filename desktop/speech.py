@@ -101,19 +101,32 @@ class Speaker(QObject):
 
 
 class Synthesizer:
-    """Owns pyttsx3 in one thread; ``render(text, options)`` returns a Future of WAV bytes."""
+    """Owns pyttsx3 in one thread; ``render(text, voice)`` returns a Future of WAV bytes.
+
+    pyttsx3 2.99's command queue races its espeak loop: the first ``runAndWait`` after ``init``
+    writes nothing, and property changes land a call or two late (measured; see the tests). So
+    the engine is warmed up until it produces audio, a voice change is followed by warm-up renders,
+    an empty result is retried once, and rate and volume are applied at playback instead
+    (``VoiceSpeaker``), where they take effect at once and exactly.
+    """
+
+    WARM_UP = "Ready."
 
     def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[str, VoiceOptions, Future[bytes]] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, str, Future[bytes]] | None] = queue.Queue()
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self._dir = Path(tempfile.mkdtemp(prefix="lumen-speech-", dir=base))
         self._voices: Future[list[tuple[str, str]]] = Future()
+        self.base_rate = 200  # words per minute of the unmodified voice (read from the engine)
+        self._voice = ""
+        self._default_voice: str | None = None
+        self._counter = 0
         self._thread = threading.Thread(target=self._run, name="lumen-tts", daemon=True)
         self._thread.start()
 
-    def render(self, text: str, options: VoiceOptions) -> Future[bytes]:
+    def render(self, text: str, voice: str = "") -> Future[bytes]:
         future: Future[bytes] = Future()
-        self._jobs.put((text, options, future))
+        self._jobs.put((text, voice, future))
         return future
 
     def voices(self, timeout: float = 5.0) -> list[tuple[str, str]]:
@@ -130,39 +143,51 @@ class Synthesizer:
             import pyttsx3
 
             engine = pyttsx3.init()
+            self.base_rate = int(engine.getProperty("rate") or 200)
+            self._default_voice = engine.getProperty("voice")
             self._voices.set_result([(v.id, v.name) for v in engine.getProperty("voices")])
+            self._warm_up(engine)
         except Exception as exc:  # noqa: BLE001 - no TTS: every render fails with this reason
             log.error("text to speech unavailable: %r", exc)
-            self._voices.set_exception(exc)
+            if not self._voices.done():
+                self._voices.set_exception(exc)
             engine = None
-        counter = 0
         while (job := self._jobs.get()) is not None:
-            text, options, future = job
+            text, voice, future = job
             if not future.set_running_or_notify_cancel():
                 continue
             if engine is None:
                 future.set_exception(RuntimeError("text to speech unavailable"))
                 continue
-            counter += 1
-            path = self._dir / f"u{counter}.wav"
             try:
-                future.set_result(self._render_one(engine, text, options, path))
+                if voice != self._voice:
+                    engine.setProperty("voice", voice or self._default_voice)
+                    self._voice = voice
+                    self._warm_up(engine)
+                data = self._render_one(engine, text) or self._render_one(engine, text)
+                if not data:
+                    raise RuntimeError("synthesis produced no audio")
+                future.set_result(data)
             except Exception as exc:  # noqa: BLE001 - reported to the caller through the future
                 future.set_exception(exc)
-            finally:
-                path.unlink(missing_ok=True)
 
-    @staticmethod
-    def _render_one(engine, text: str, options: VoiceOptions, path: Path) -> bytes:  # noqa: ANN001
-        if options.voice:
-            engine.setProperty("voice", options.voice)
-        engine.setProperty("rate", options.rate)
-        engine.setProperty("volume", options.volume)
-        engine.save_to_file(text, str(path))
-        engine.runAndWait()  # one utterance per runAndWait: 2.99 drops queued files
-        if not path.exists() or path.stat().st_size <= 44:
-            raise RuntimeError("synthesis produced no audio")
-        return path.read_bytes()
+    def _warm_up(self, engine, attempts: int = 3) -> None:  # noqa: ANN001
+        for _ in range(attempts):
+            if self._render_one(engine, self.WARM_UP):
+                return
+
+    def _render_one(self, engine, text: str) -> bytes | None:  # noqa: ANN001
+        """One utterance per runAndWait (2.99 drops queued files); the WAV is deleted at once."""
+        self._counter += 1
+        path = self._dir / f"u{self._counter}.wav"
+        try:
+            engine.save_to_file(text, str(path))
+            engine.runAndWait()
+            if not path.exists() or path.stat().st_size <= 44 + 2 * 220:  # header + <10 ms of audio
+                return None
+            return path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
 
 
 class VoiceSpeaker(Speaker):
@@ -183,8 +208,10 @@ class VoiceSpeaker(Speaker):
         self._buffer: QBuffer | None = None
         self._player = QMediaPlayer(self)
         self._output = QAudioOutput(self)
-        self._output.setVolume(1.0)  # volume is applied in synthesis
         self._player.setAudioOutput(self._output)
+        if hasattr(self._player, "setPitchCompensation"):  # Qt >= 6.10: faster speech, same pitch
+            self._player.setPitchCompensation(True)
+        self.set_options(self._options)
         self._player.playbackStateChanged.connect(self._on_state)
         self._player.mediaStatusChanged.connect(self._on_status)
         self._player.errorOccurred.connect(self._on_error)
@@ -200,7 +227,10 @@ class VoiceSpeaker(Speaker):
         return self._current is not None
 
     def set_options(self, options: VoiceOptions) -> None:
+        """Rate and volume apply from the next moment of audio; the voice from the next utterance."""
         self._options = options
+        self._output.setVolume(max(0.0, min(1.0, options.volume)))
+        self._player.setPlaybackRate(max(0.5, min(2.5, options.rate / self._synth.base_rate)))
 
     def say(self, text: str, priority: Priority = Priority.NORMAL) -> None:
         text = text.strip()
@@ -233,7 +263,7 @@ class VoiceSpeaker(Speaker):
             self.idle.emit()
             return
         self._waiting = True
-        generation, future = self._generation, self._synth.render(self._current, self._options)
+        generation, future = self._generation, self._synth.render(self._current, self._options.voice)
         future.add_done_callback(lambda f: self._rendered.emit(generation, f.exception() or f.result()))
 
     def _on_rendered(self, generation: int, result: object) -> None:
