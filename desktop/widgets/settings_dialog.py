@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QKeySequenceEdit,
-    QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget,
+    QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from desktop import messages
@@ -89,6 +89,11 @@ class SettingsDialog(QDialog):
                               messages.tr("Press the new key combination; Backspace clears it."))
             edit.setMaximumSequenceLength(1)
             edit.setClearButtonEnabled(True)
+            # The focus goes to Qt's inner line edit: it must carry the name too, and the clear button.
+            for inner in edit.findChildren(QLineEdit):
+                accessible(inner, name, edit.accessibleDescription())
+            for button in edit.findChildren(QToolButton):
+                accessible(button, messages.tr("Clear {name}").format(name=name), messages.tr("Remove this hotkey."))
             self.hotkey_edits[action] = edit
             self._row(form, f"&{number} {name}:" if number < 10 else f"{name}:", edit)
         hint = QLabel(messages.tr("After the command key, press S screen, W window, M monitor, R region, "

@@ -1,0 +1,98 @@
+"""Hotkey bindings (pure) and, under Xvfb, real global hotkeys fired with xdotool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from desktop import capture
+from desktop.hotkeys import HotkeyService, check_bindings, parse
+from desktop.settings import Hotkeys
+from engine.protocol import Describe
+from tests.desktop.conftest import make_rig
+from tests.fakes import ScriptedEngine
+
+
+def test_parse_and_pynput_form() -> None:
+    assert parse("Ctrl+Shift+F5").to_pynput() == "<ctrl>+<shift>+<f5>"
+    assert parse("Meta+Alt+PgDown").to_pynput() == "<alt>+<cmd>+<page_down>"
+    assert parse("Ctrl+Shift+L").to_pynput() == "<ctrl>+<shift>+l"
+    for bad in ("", "Ctrl+", "Ctrl+Shift", "Hyper+X", "Ctrl+Blorp"):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_defaults_are_valid_and_conflicts_are_explained() -> None:
+    assert check_bindings(dict(Hotkeys().items())) == []
+    problems = check_bindings({
+        "describe_screen": "Ctrl+Shift+F5", "stop": "ctrl+shift+f5",  # duplicate (case-insensitive)
+        "ask": "Ctrl+Alt+Q",  # AltGr
+        "recall": "Insert+A",  # not even a modifier; and a screen reader key
+        "region": "Ctrl+C",  # reserved
+        "describe_window": "F5",  # bare key
+        "command": "CapsLock",
+    })
+    text = " ".join(problems)
+    assert "used for both describe_screen and stop" in text
+    assert "AltGr" in text and "reserved" in text and "needs Ctrl, Alt" in text
+    assert "screen reader key" in text and "Insert+A for recall is not a valid" in text
+    assert check_bindings({"stop": "F13"}) == []  # F13+ are free on every desktop
+
+
+def test_unavailable_without_display(monkeypatch, qtbot) -> None:  # noqa: ANN001
+    monkeypatch.delenv("DISPLAY", raising=False)
+    service = HotkeyService()
+    with qtbot.waitSignal(service.unavailable) as blocker:
+        assert not service.start({"stop": "Ctrl+Shift+F11"})
+    assert "Wayland" in blocker.args[0]
+
+
+def xdotool(*keys: str) -> None:
+    subprocess.run(["xdotool", "key", "--delay", "30", *keys], check=True, timeout=10)
+
+
+@pytest.fixture
+def screen_content(qtbot):  # noqa: ANN001
+    """Something on the otherwise black Xvfb screen, so the capture is not refused as blank."""
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel("<h1>Invoice 2041</h1><p>Total due: 120 euros</p>")
+    label.setStyleSheet("background: white; color: black; padding: 40px")
+    label.setGeometry(100, 100, 600, 300)
+    qtbot.addWidget(label)
+    label.show()
+    qtbot.waitExposed(label)
+    return label
+
+
+@pytest.mark.display
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool not installed")
+def test_real_hotkey_triggers_a_real_capture(qtbot, screen_content) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine(), grabber=capture.grab)
+    service = HotkeyService()
+    service.activated.connect(rig.controller.handle_action)
+    service.key.connect(rig.controller.on_modal_key)
+    rig.controller.modal_requested.connect(lambda on: service.begin_modal() if on else service.end_modal())
+    try:
+        assert service.start({"describe_screen": "Ctrl+Shift+F5", "command": "Ctrl+Shift+F12"})
+        with qtbot.waitSignal(rig.controller.answer_finished, timeout=10000):
+            xdotool("ctrl+shift+F5")
+        request = next(r for r in rig.engine.requests if isinstance(r, Describe))
+        whole, _ = capture.monitors()
+        image = request.images[0]
+        assert image.encoding == "rgb" and image.size == (whole.width, whole.height)
+        pixel = (150 * whole.width + 150) * 3  # inside the white label
+        assert image.data[pixel:pixel + 3] == b"\xff\xff\xff"
+
+        # The layered command key: Ctrl+Shift+F12, then "s"; the keyboard is grabbed meanwhile.
+        with qtbot.waitSignal(rig.controller.answer_finished, timeout=10000):
+            xdotool("ctrl+shift+F12")
+            qtbot.waitUntil(lambda: service.modal, timeout=3000)
+            xdotool("s")
+        assert sum(isinstance(r, Describe) for r in rig.engine.requests) == 2
+        assert not service.modal
+    finally:
+        service.stop()
+        rig.client.shutdown()
