@@ -64,6 +64,9 @@ def screen_content(qtbot):  # noqa: ANN001
     qtbot.addWidget(label)
     label.show()
     qtbot.waitExposed(label)
+    white = (255, 255, 255)
+    qtbot.waitUntil(lambda: capture.grab(capture.Rect(150, 150, 1, 1)).to_pil().getpixel((0, 0)) == white,
+                    timeout=3000)
     return label
 
 

@@ -1,0 +1,60 @@
+import pytest
+from PIL import Image, ImageDraw
+
+from desktop import capture
+from desktop.capture import Capture, Rect, check_capture, grid_cell
+from desktop.region import RegionNavigator
+
+
+def shot(image: Image.Image) -> Capture:
+    return Capture(image.tobytes(), image.size, Rect(0, 0, *image.size), "screen")
+
+
+def test_black_uniform_and_blank_captures_are_refused() -> None:
+    assert check_capture(shot(Image.new("RGB", (1920, 1080), (0, 0, 0)))) == "black"
+    assert check_capture(shot(Image.new("RGB", (1920, 1080), (0, 90, 160)))) == "uniform"
+    almost = Image.new("RGB", (1920, 1080), (255, 255, 255))
+    ImageDraw.Draw(almost).point((5, 5), fill=(0, 0, 0))  # a stray pixel is still nothing to describe
+    assert check_capture(shot(almost)) in ("uniform", "blank")
+    page = Image.new("RGB", (1920, 1080), (255, 255, 255))
+    ImageDraw.Draw(page).text((100, 100), "Dear bank, please find attached my statement.", fill=(0, 0, 0))
+    assert check_capture(shot(page)) is None  # one line of small text is content
+
+
+def test_grid_cells_follow_the_number_pad() -> None:
+    whole = Rect(0, 0, 1920, 1080)
+    assert grid_cell(whole, 7) == Rect(0, 0, 640, 360)
+    assert grid_cell(whole, 3) == Rect(1280, 720, 640, 360)
+    assert grid_cell(whole, 5) == Rect(640, 360, 640, 360)
+    assert grid_cell(Rect(0, 0, 90, 90), 1) is None  # too small to zoom
+    assert grid_cell(whole, 0) is None
+
+
+def test_region_navigator_zooms_and_backs_out() -> None:
+    nav = RegionNavigator(Rect(-1920, 0, 3840, 1080))  # two monitors, one left of the primary
+    assert nav.key("7").rect == Rect(-1920, 0, 1280, 360)
+    assert nav.key("3").rect == Rect(-1067, 240, 427, 120) and nav.depth == 2  # cells tile exactly
+    assert nav.key("backspace").rect == Rect(-1920, 0, 1280, 360)
+    assert nav.key("enter").action == "describe" and nav.key("q").action == "ask"
+    assert nav.key("escape").action == "cancel" and nav.key("z").action == "ignored"
+
+
+@pytest.mark.display
+def test_real_grab_every_monitor_and_a_region(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel("Lumen capture test")
+    label.setStyleSheet("background: rgb(250, 20, 20)")
+    label.setGeometry(50, 60, 200, 100)
+    qtbot.addWidget(label)
+    label.show()
+    qtbot.waitExposed(label)
+    whole, monitors = capture.monitors()
+    assert monitors and whole.width >= monitors[0].width
+    full = capture.grab()
+    assert full.size == (whole.width, whole.height) and len(full.rgb) == whole.width * whole.height * 3
+    red = (250, 20, 20)
+    qtbot.waitUntil(lambda: capture.grab(Rect(60, 70, 20, 10)).to_pil().getpixel((5, 5)) == red, timeout=3000)
+    part = capture.grab(Rect(60, 70, 20, 10), "region")
+    assert part.size == (20, 10) and part.label == "region" and part.to_pil().getpixel((5, 5)) == red
+    assert capture.monitor_at(10, 10)[0] == 1
