@@ -156,8 +156,10 @@ def recommend(spec: ModelSpec, hardware: Hardware) -> Recommendation:
 
 
 def gigabytes(n: int | float | None) -> str:
-    """'13.5 GB' (decimal gigabytes, as disks and downloads are labelled)."""
-    return "unknown" if n is None else f"{n / GB:.1f} GB"
+    """'13.5 GB' (decimal units, as disks and downloads are labelled); small sizes in MB."""
+    if n is None:
+        return "unknown"
+    return f"{n / GB:.1f} GB" if n >= GB / 10 else f"{n / 1e6:.1f} MB"
 
 
 def describe_gpus(gpus: Sequence[Gpu]) -> str:
