@@ -39,9 +39,12 @@ INSTALLED = "Installed."
 NOT_INSTALLED = "Not installed."
 MEMORY_LINE = "Graphics memory needed: full precision {fp16}, 8-bit {int8}, 4-bit {nf4}. Processor only: {cpu} of memory."
 GATED_NOTE = (
-    "Llama 2 needs a free Hugging Face account: accept Meta's licence on the model page, then log in "
-    "once with the command hf auth login."
+    "Llama 2 needs a free Hugging Face account: accept Meta's licence on the model page "
+    "huggingface.co/meta-llama/Llama-2-7b-chat-hf, then paste an access token from your account "
+    "settings into the token field, or log in once with the command hf auth login."
 )
+TOKEN = "Hugging Face &token"
+TOKEN_DESC = "Only for Llama 2: an access token from your Hugging Face account. It is used for this download and not stored."
 
 DOWNLOAD = "&Download"
 DOWNLOAD_DESC = "Download the official files of the selected model and prepare it. You can cancel and continue later."

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -101,6 +102,10 @@ class SetupWizard(QDialog):
         self._named(self.precision, m.PRECISION, m.PRECISION_DESC)
         precision_label = QLabel(tr(m.PRECISION))
         precision_label.setBuddy(self.precision)
+        self.token = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self._named(self.token, m.TOKEN, m.TOKEN_DESC)
+        self.token_label = QLabel(tr(m.TOKEN))
+        self.token_label.setBuddy(self.token)
         self.progress = QProgressBar(minimum=0, maximum=100, value=0)
         self._named(self.progress, m.PROGRESS, m.PROGRESS)
         self.status = QLabel(tr(m.CHECKING_GPU), wordWrap=True)
@@ -114,7 +119,8 @@ class SetupWizard(QDialog):
         for b in (self.download_button, self.import_button, self.add_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
-        for w in (intro, self.models, self.details, precision_label, self.precision, self.progress, self.status):
+        for w in (intro, self.models, self.details, precision_label, self.precision, self.token_label, self.token,
+                  self.progress, self.status):
             layout.addWidget(w)
         layout.addLayout(buttons)
         self.models.currentRowChanged.connect(lambda _row: self._show_details())
@@ -150,6 +156,8 @@ class SetupWizard(QDialog):
             self._fill_precisions(rec.device if rec.fits else CPU_CHOICE, rec.precision)
         if spec.llm.gated:
             lines.append(tr(m.GATED_NOTE))
+        self.token.setVisible(spec.llm.gated)  # only Llama 2 needs a Hugging Face token
+        self.token_label.setVisible(spec.llm.gated)
         self.details.setPlainText("\n".join(lines))
 
     def _fill_precisions(self, device: str, recommended: Precision | None) -> None:
@@ -215,15 +223,18 @@ class SetupWizard(QDialog):
     # ------------------------------------------------------------ actions
     def start_download(self) -> None:
         spec, store = self.spec, self.store
+        token = self.token.text().strip() or None
         self._connect_result(spec)
         self._say(tr(m.STARTING).format(title=spec.title), Priority.NOW)
         self._set_busy(self.status.text())
 
         def work(progress: Callable[[object], None], cancel: threading.Event) -> Path:
-            outcome = store.download(spec, progress, cancel, endpoint=self.endpoint)
+            outcome = store.download(spec, progress, cancel, endpoint=self.endpoint, token=token)
             if outcome.missing_by_hand:
                 raise _ByHand(outcome.missing_by_hand)
-            return store.install(spec, outcome.official, progress, cancel, preset=self.preset)
+            out = store.install(spec, outcome.official, progress, cancel, preset=self.preset)
+            store.discard_llm_download(spec)  # the converted folder holds the same weights
+            return out
 
         self.job.start(work, name="model-download")
 

@@ -122,6 +122,8 @@ def cmd_download(store: ModelStore, args: argparse.Namespace) -> int:
                       f"save the file, then run: lumen models download {spec.model_id} --file PATH", file=sys.stderr)
             raise DownloadError(FailureKind.MISSING, ", ".join(f.name for f in outcome.missing_by_hand))
         out = store.install(spec, outcome.official, show, cancel)
+        if not args.keep_downloads:
+            store.discard_llm_download(spec)
         print(f"Installed {spec.title} in {out}")
 
     return _run(job, cancel)
@@ -178,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="Hugging Face token (default: the one saved by 'hf auth login')")
     p.add_argument("--endpoint", help="Hugging Face endpoint (a mirror)")
     p.add_argument("--file", action="append", type=Path, help="an official file you fetched with a browser")
+    p.add_argument("--keep-downloads", action="store_true", help="keep the downloaded language model after conversion")
     p = sub.add_parser("import", help="convert official files you already have")
     p.add_argument("folder")
     p.add_argument("--model", choices=[s.model_id for s in CATALOGUE])

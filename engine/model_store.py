@@ -359,17 +359,25 @@ class ModelStore:
                 problems.append(f"checksum differs: {rel}")
         return VerifyReport(model_id, not problems, len(sums), tuple(problems))
 
+    def discard_llm_download(self, spec: ModelSpec) -> Path | None:
+        """Delete the downloaded language-model folder (13-26 GB) once the model is converted: the
+        converted directory holds the same weights. The small shared files (EVA, BLIP-2) stay."""
+        hub = self.hub_dir(spec.llm)
+        if not hub.exists():
+            return None
+        shutil.rmtree(hub)
+        return hub
+
     def remove(self, model_id: str, downloads_too: bool = False) -> list[Path]:
         removed = []
         for path in (self.model_dir(model_id), self.model_dir(model_id).with_name(model_id + ".converting")):
             if path.exists():
                 shutil.rmtree(path)
                 removed.append(path)
-        if downloads_too:
+        if downloads_too and model_id in {s.model_id for s in CATALOGUE}:
             spec = get_model(model_id)
-            hub = self.hub_dir(spec.llm)
-            if hub.exists():
-                shutil.rmtree(hub)
+            hub = self.discard_llm_download(spec)
+            if hub is not None:
                 removed.append(hub)
             shared = {f.name for s in CATALOGUE if s.model_id != model_id and self.is_installed(s.model_id) for f in s.files}
             for f in spec.files:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QListWidget, QPlainTextEdit, QProgressBar, QWidget
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QWidget
 
 from desktop import setup_messages as m
 from desktop.setup_jobs import PercentAnnouncer
@@ -49,8 +49,8 @@ def make(qtbot, tmp_path: Path, spec=None, hardware: Hardware = RTX_3060, **kw) 
 
 def test_every_control_is_named_and_reachable_by_keyboard(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
     wizard, _ = make(qtbot, tmp_path)
-    controls = [w for w in wizard.findChildren(QWidget) if isinstance(w, (QAbstractButton, QComboBox, QListWidget, QPlainTextEdit, QProgressBar))]
-    assert len(controls) >= 8
+    controls = [w for w in wizard.findChildren(QWidget) if isinstance(w, (QAbstractButton, QComboBox, QLineEdit, QListWidget, QPlainTextEdit, QProgressBar))]
+    assert len(controls) >= 9
     for w in controls:
         assert w.accessibleName() and "&" not in w.accessibleName(), w
         assert w.accessibleDescription(), w
@@ -72,8 +72,10 @@ def test_details_show_sizes_memory_and_recommendation(qtbot, tmp_path: Path) -> 
     assert "Vicuna 13B" in wizard.details.toPlainText()
     assert "processor only" in wizard.details.toPlainText()  # 13B does not fit 12 GB even in 4-bit
     assert wizard.chosen_runtime() == ("none", "cpu")
+    assert not wizard.token.isVisible()  # no token asked for the Vicuna models
     qtbot.keyClick(wizard.models, Qt.Key.Key_Down)
     assert "hf auth login" in wizard.details.toPlainText()
+    assert wizard.token.isVisible() and wizard.token.echoMode() is QLineEdit.EchoMode.Password
 
 
 def test_no_gpu_says_so_plainly(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
@@ -113,6 +115,7 @@ def test_download_with_progress_and_spoken_percentages(qtbot, tmp_path: Path, se
     assert all(p is Priority.NORMAL for t, p in spoken.items if t in percents)  # polite
     assert spoken.texts[0].startswith("Starting download") and spoken.texts[-1] == "MiniGPT-4 with Vicuna 7B is ready."
     assert m.CONVERTING in spoken.texts
+    assert not (tmp_path / "models" / ".downloads" / "Vision-CAIR__vicuna-7b").exists()  # converted: LLM download freed
     qtbot.waitUntil(lambda: wizard.download_button.isEnabled())
 
 

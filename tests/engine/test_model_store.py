@@ -238,6 +238,7 @@ def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online
     assert sorted(p.name for p in out.iterdir()) == sorted([CHECKSUMS, "llm", "lumen_model.json", "tokenizer.model", "visual.safetensors"])
     assert store.installed() == ["vicuna0-7b"] and store.verify("vicuna0-7b").ok
     assert not list(store.root.glob("*.converting*"))
+    assert store.discard_llm_download(spec) == store.hub_dir(spec.llm)  # the model no longer needs it
     from engine.loading import load_model
 
     loaded = load_model(out, device="cpu", dtype="float32")
