@@ -96,8 +96,9 @@ def _hub_items(repo: HubRepo, dest: Path, endpoint: str | None, token: str | Non
         raise DownloadError(FailureKind.AUTH, f"{repo.repo_id}: {exc}", f"https://huggingface.co/{repo.repo_id}") from exc
     except HfHubHTTPError as exc:
         raise DownloadError(FailureKind.HTTP, f"{repo.repo_id}: {exc}") from exc
-    except OSError as exc:  # httpx connection errors derive from neither; caught below by the caller
-        raise DownloadError(FailureKind.NETWORK, f"{repo.repo_id}: {exc}") from exc
+    except Exception as exc:  # the hub client's transport errors (httpx: ConnectError, timeouts, ...)
+        log.warning("hub listing of %s failed", repo.repo_id, exc_info=True)
+        raise DownloadError(FailureKind.NETWORK, f"{repo.repo_id}: {type(exc).__name__}: {exc}") from exc
     siblings = [s for s in info.siblings or () if "/" not in s.rfilename and s.rfilename.endswith(repo.allow_suffixes)]
     names = {s.rfilename for s in siblings}
     has_st = any(n.endswith(".safetensors") for n in names)

@@ -131,6 +131,17 @@ def test_unknown_repo_is_auth_or_http(served, hub_online, tmp_path: Path) -> Non
     assert err.value.kind in (FailureKind.AUTH, FailureKind.HTTP)
 
 
+def test_unreachable_hub_is_a_network_failure(hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(DownloadError) as err:
+        ModelStore(tmp_path).download(get_model("vicuna0-7b"), endpoint=endpoint)
+    assert err.value.kind is FailureKind.NETWORK
+
+
 def _official_folder(ck: Path, dest: Path, skip: tuple[str, ...] = ()) -> Path:
     dest.mkdir(parents=True)
     for name in ("eva_vit_g.pth", "blip2_pretrained_flant5xxl.pth", "pretrained_minigpt4_tiny.pth"):
