@@ -32,7 +32,7 @@ from engine.downloads import (
     remote_size,
     sha256_file,
 )
-from engine.official_files import OfficialFiles, find_official_files
+from engine.official_files import EVA_NAME, QFORMER_NAME, OfficialFiles, find_official_files
 
 log = logging.getLogger(__name__)
 MARGIN_BYTES = 1_000_000_000  # never fill a disk to the last gigabyte
@@ -196,7 +196,8 @@ class ModelStore:
         scripted downloads (Google Drive) are returned in ``missing_by_hand`` instead of failing."""
         cancel = cancel or threading.Event()
         items = self.plan(spec, endpoint, token)
-        todo = [i for i in items if not self._already_done(i)]
+        present = self.official_for(spec)  # e.g. a projection the user added under another name
+        todo = [i for i in items if not self._already_done(i) and not _role_found(present, i.label, spec)]
         total = sum(_remaining(i) for i in todo)
         for f in spec.files:  # sizes the servers report now; the catalogue's guess otherwise
             if any(i.label == f.name and i.size is None for i in todo):
@@ -390,6 +391,14 @@ class ModelStore:
 
 
 _BY_HAND_KINDS = {FailureKind.BROWSER_ONLY, FailureKind.AUTH, FailureKind.HTTP, FailureKind.NETWORK}
+
+
+def _role_found(official: OfficialFiles, name: str, spec: ModelSpec) -> bool:
+    """True when the official file ``name`` (an URL file of ``spec``) is already there under any name."""
+    if name not in {f.name for f in spec.files}:
+        return False  # hub files are checked one by one
+    found = {EVA_NAME: official.eva, QFORMER_NAME: official.qformer}.get(name, official.projection)
+    return found is not None
 
 
 def _remaining(item: DownloadItem) -> int:
