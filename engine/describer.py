@@ -19,13 +19,13 @@ from engine.image_io import open_image
 from engine.image_processing import preprocess
 from engine.loading import LoadedModel
 from engine.prompts import build_prompt, get_template, split_on_images, with_context
-from engine.protocol import Describe, GenerationStats
+from engine.protocol import Describe, ErrorKind, GenerationStats
 
 MAX_CACHED_IMAGES = 64
 
 
 class MissingImage(ValueError):
-    pass
+    kind = ErrorKind.BAD_REQUEST  # the caller did not send the bytes of an image the prompt refers to
 
 
 class Describer:

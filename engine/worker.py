@@ -156,14 +156,8 @@ def failure_for(request: Request, exc: BaseException) -> Failed:
         kind = ErrorKind.BAD_IMAGE
     elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
         kind = ErrorKind.OUT_OF_MEMORY
-    elif hasattr(exc, "kind") and isinstance(exc.kind, ErrorKind):  # ModelLoadError
+    elif isinstance(getattr(exc, "kind", None), ErrorKind):  # ModelLoadError, OCR/speech errors, MissingImage
         kind = exc.kind
-    elif type(exc).__name__ in ("OcrUnavailable", "SpeechInputUnavailable"):
-        kind = ErrorKind.UNAVAILABLE
-    elif type(exc).__name__ in ("NothingHeard",):
-        kind = ErrorKind.BAD_REQUEST
-    elif type(exc).__name__ == "MissingImage":
-        kind = ErrorKind.BAD_REQUEST
     if kind is ErrorKind.INTERNAL:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Failed(rid, kind, detail)
