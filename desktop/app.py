@@ -25,7 +25,7 @@ from desktop.engine_client import EngineClient, Launcher, process_launcher
 from desktop.hotkeys import HotkeyService
 from desktop.settings import Settings
 from desktop.speech import Earcons, Priority, Speaker, VoiceOptions, VoiceSpeaker
-from desktop.widgets import FOCUS_STYLE
+from desktop.widgets import FOCUS_STYLE, install_focus_ring
 from desktop.widgets.conversation_view import TranscriptDialog
 from desktop.widgets.main_window import MainWindow
 from desktop.widgets.settings_dialog import SettingsDialog
@@ -107,6 +107,8 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     app = QApplication.instance()
     if app is not None:
         app.setStyleSheet(FOCUS_STYLE)
+        if not app.property("lumen_focus_ring"):
+            install_focus_ring(app)
     path = settings_path or settings_store.default_path()
     loaded = settings_store.load(path)
     s = loaded.settings

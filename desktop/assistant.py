@@ -110,13 +110,13 @@ class AssistantController(QObject):
         for sentence in SentenceSplitter().feed(text + "\n") or [text]:
             self._output(sentence, Priority.NORMAL)
 
-    def _output(self, text: str, priority: Priority) -> None:
+    def _output(self, text: str, priority: Priority, assertive: bool | None = None) -> None:
         mode = self.settings.speech_output
         reader = self.announcer.screen_reader_active()
         if mode in (SpeechOutput.VOICE, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and not reader):
             self.speaker.say(text, priority)
         if mode in (SpeechOutput.SCREEN_READER, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and reader):
-            self.announcer.announce(text, assertive=priority is Priority.NOW)
+            self.announcer.announce(text, assertive=priority is Priority.NOW if assertive is None else assertive)
 
     def _acknowledge(self, text: str) -> None:
         self.earcons.play("ack")
@@ -332,12 +332,14 @@ class AssistantController(QObject):
             self._flush.start(int(due * 1000) + 10)
 
     def _speak_answer(self, sentence: str) -> None:
-        if not self._spoken_first:
+        priority = Priority.NORMAL
+        if not self._spoken_first:  # the acknowledgement has done its job: the answer cuts it short
             self._spoken_first = True
             self.timeline["first_sentence"] = time.monotonic()
             self.earcons.stop_waiting()
+            priority = Priority.NOW
         log.debug("answer sentence: %s", sentence)
-        self._output(sentence, Priority.NORMAL)
+        self._output(sentence, priority, assertive=False)  # answers queue politely in a screen reader
 
     def _on_finished(self, event: Finished) -> None:
         self._flush.stop()

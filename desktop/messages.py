@@ -160,7 +160,7 @@ HELP_TEXT = """Lumen describes your screen or a photo and answers questions abou
 Global keys (change them in Settings):
 {hotkeys}
 
-In the window: Ctrl+O opens a photo, Ctrl+V pastes an image, Enter in the question field asks,
+In the window: Ctrl+O opens a photo, Ctrl+Shift+V pastes an image or a copied image file, Enter in the question field asks,
 Ctrl+T opens the transcript, Ctrl+Shift+C copies the last answer, Ctrl+S saves the conversation,
 Ctrl+N starts a new conversation, Ctrl+Comma opens Settings, Escape stops.
 Nothing is saved to disk unless you save it."""

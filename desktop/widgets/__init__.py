@@ -1,11 +1,11 @@
 """Lumen's windows and dialogs. Every control: accessible name and description, keyboard path, visible focus."""
 
 # Focus must always be visible, in any theme (high contrast included): a thick border in the
-# palette's highlight colour, never a hard-coded colour.
+# palette's highlight colour, never a hard-coded colour. Combo and spin boxes keep the style's own
+# focus frame: a stylesheet border would hide their arrows.
 FOCUS_STYLE = """
-QPushButton:focus, QToolButton:focus, QLineEdit:focus, QComboBox:focus, QSpinBox:focus,
-QDoubleSpinBox:focus, QKeySequenceEdit:focus, QPlainTextEdit:focus, QTextEdit:focus,
-QCheckBox:focus, QRadioButton:focus, QSlider:focus {
+QPushButton:focus, QToolButton:focus, QLineEdit:focus, QKeySequenceEdit:focus, QPlainTextEdit:focus,
+QTextEdit:focus, QCheckBox:focus, QRadioButton:focus {
     border: 3px solid palette(highlight);
     border-radius: 3px;
 }
@@ -20,3 +20,27 @@ def accessible(widget, name: str, description: str = ""):  # noqa: ANN001, ANN20
         widget.setAccessibleDescription(description)
         widget.setToolTip(description)
     return widget
+
+
+def install_focus_ring(app) -> object:  # noqa: ANN001, ANN201
+    """A thick highlight-coloured ring around focused combo and spin boxes, which the Fusion style
+    leaves unmarked and which a stylesheet border would strip of their arrows."""
+    from PySide6.QtGui import QPainter, QPalette, QPen
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QFocusFrame
+
+    class FocusRing(QFocusFrame):
+        def paintEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+            painter = QPainter(self)
+            pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), 3)
+            painter.setPen(pen)
+            painter.drawRoundedRect(self.rect().adjusted(1, 1, -2, -2), 3, 3)
+
+    ring = FocusRing()
+
+    def on_focus(_old, new) -> None:  # noqa: ANN001
+        ring.setWidget(new if isinstance(new, (QComboBox, QAbstractSpinBox)) else None)
+
+    app.focusChanged.connect(on_focus)
+    app.setProperty("lumen_focus_ring", True)
+    app._lumen_focus_ring = ring  # noqa: SLF001 - lives as long as the application
+    return ring

@@ -31,6 +31,23 @@ def synth():
     s.close()
 
 
+@pytest.fixture
+def speakers(qtbot, synth):  # noqa: ANN001
+    """VoiceSpeakers on the shared synthesizer, silenced and deleted before the next test runs."""
+    made: list[VoiceSpeaker] = []
+
+    def make(options: VoiceOptions) -> VoiceSpeaker:
+        speaker = VoiceSpeaker(options, synthesizer=synth)
+        made.append(speaker)
+        return speaker
+
+    yield make
+    for speaker in made:
+        speaker.stop()
+        speaker.deleteLater()
+    qtbot.wait(50)
+
+
 def samples(wav_bytes: bytes) -> tuple[np.ndarray, int]:
     with wave.open(io.BytesIO(wav_bytes)) as w:
         assert w.getsampwidth() == 2 and w.getnchannels() == 1
@@ -48,10 +65,10 @@ def test_pyttsx3_renders_a_real_non_silent_wav_of_an_answer(synth) -> None:
     assert not list(synth._dir.iterdir())  # nothing left on disk
 
 
-def test_rate_and_volume_apply_at_playback(qtbot, synth) -> None:  # noqa: ANN001
+def test_rate_and_volume_apply_at_playback(qtbot, speakers) -> None:  # noqa: ANN001
     durations = {}
     for rate in (200, 400):
-        speaker = VoiceSpeaker(VoiceOptions(rate=rate, volume=0.3), synthesizer=synth)
+        speaker = speakers(VoiceOptions(rate=rate, volume=0.3))
         assert abs(speaker._output.volume() - 0.3) < 0.01
         with qtbot.waitSignal(speaker.started, timeout=10000):
             speaker.say("One two three four five six seven eight nine ten.")
@@ -62,10 +79,10 @@ def test_rate_and_volume_apply_at_playback(qtbot, synth) -> None:  # noqa: ANN00
     assert durations[400] < durations[200] * 0.7, durations
 
 
-def test_stop_interrupts_playback_within_200_ms(qtbot, synth) -> None:  # noqa: ANN001
+def test_stop_interrupts_playback_within_200_ms(qtbot, speakers) -> None:  # noqa: ANN001
     from PySide6.QtMultimedia import QMediaPlayer
 
-    speaker = VoiceSpeaker(VoiceOptions(rate=170), synthesizer=synth)
+    speaker = speakers(VoiceOptions(rate=170))
     started: list[str] = []
     speaker.started.connect(started.append)
     speaker.say(ANSWER)
@@ -82,8 +99,8 @@ def test_stop_interrupts_playback_within_200_ms(qtbot, synth) -> None:  # noqa: 
     assert started == [ANSWER]  # the queued sentence was dropped
 
 
-def test_sentences_play_in_order_and_now_interrupts(qtbot, synth) -> None:  # noqa: ANN001
-    speaker = VoiceSpeaker(VoiceOptions(rate=450), synthesizer=synth)
+def test_sentences_play_in_order_and_now_interrupts(qtbot, speakers) -> None:  # noqa: ANN001
+    speaker = speakers(VoiceOptions(rate=450))
     started: list[str] = []
     speaker.started.connect(started.append)
     speaker.say("One.")
