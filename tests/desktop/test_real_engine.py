@@ -1,0 +1,104 @@
+"""The whole flow with the real engine worker (engine.worker.serve) and the tiny parity model."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop import messages
+from desktop.engine_client import EngineClient, process_launcher
+from desktop.hotkeys import HotkeyService
+from engine.protocol import ModelReady, TextDelta
+from tests.desktop.conftest import make_rig
+
+
+def normal(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def real(qtbot, tiny_model_dir):  # noqa: ANN001
+    from engine import worker
+
+    class Real:
+        serve = staticmethod(worker.serve)
+
+    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=24)
+    with qtbot.waitSignal(rig.client.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+        assert rig.controller.load_model()
+    assert messages.MODEL_READY_CPU in rig.speaker.texts
+    rig.speaker.spoken.clear()
+    yield rig
+    rig.client.shutdown()
+
+
+def answer_of(rig, qtbot, action) -> str:  # noqa: ANN001
+    with qtbot.waitSignal(rig.controller.answer_finished, timeout=60000) as blocker:
+        action()
+    return blocker.args[0]
+
+
+def test_hotkey_signal_capture_engine_streamed_speech(real, qtbot) -> None:  # noqa: ANN001
+    hotkeys = HotkeyService()  # the same signal pynput's thread emits
+    hotkeys.activated.connect(real.controller.handle_action)
+    deltas: list[str] = []
+    real.client.event.connect(lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None)
+    answer = answer_of(real, qtbot, lambda: hotkeys.activated.emit("describe_screen"))
+
+    assert answer.strip() and len(deltas) > 1  # streamed in pieces
+    said = real.speaker.texts
+    assert said[0] == messages.DESCRIBING_SCREEN
+    assert normal(" ".join(said[1:])) == normal(answer)  # every word spoken, in order, nothing else
+    assert real.controller.last_stats.images_encoded == 1
+
+
+def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: ANN001
+    answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
+    first = real.controller.last_stats
+    answer_of(real, qtbot, lambda: real.controller.ask("What colour is the button?"))
+    follow = real.controller.last_stats
+    assert (first.images_encoded, follow.images_encoded, follow.images_from_cache) == (1, 0, 1)
+    assert len(real.controller.conversation.entries) == 4
+
+
+@pytest.mark.slow
+def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
+    """A real spawned engine process, killed in the middle of an answer."""
+    from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker
+    from desktop.assistant import AssistantController
+    from desktop.settings import Settings, SpeechOutput
+
+    client = EngineClient(process_launcher)
+    speaker = RecordingSpeaker()
+    settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=str(tiny_model_dir), device="cpu",
+                        max_new_tokens=200)
+    controller = AssistantController(client, speaker, RecordingAnnouncer(), RecordingEarcons(), settings,
+                                     grabber=FakeCapture())
+    client.start()
+    try:
+        with qtbot.waitSignal(client.event, timeout=120000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+            controller.load_model()
+        with qtbot.waitSignal(controller.answer_finished, timeout=60000):
+            controller.handle_action("describe_screen")
+        kept = list(controller.conversation.entries)
+        first_pid = client.pid
+
+        def kill_on_first_delta(event: object) -> None:
+            if isinstance(event, TextDelta):
+                client.event.disconnect(kill_on_first_delta)
+                client.kill()
+
+        client.event.connect(kill_on_first_delta)
+        with qtbot.waitSignal(client.restarted, timeout=60000):
+            controller.ask("Tell me more.")
+        assert client.pid != first_pid
+        assert messages.ENGINE_RESTARTED in speaker.texts
+        assert controller.conversation.entries[: len(kept)] == kept  # nothing lost
+        assert controller.state.value == "idle"
+        # The new engine was sent the model again and answers, re-encoding the image once.
+        with qtbot.waitSignal(client.event, timeout=120000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+            pass
+        with qtbot.waitSignal(controller.answer_finished, timeout=60000):
+            controller.ask("Tell me more.")
+        assert controller.last_stats.images_encoded == 1
+    finally:
+        client.shutdown()
