@@ -149,7 +149,8 @@ def train(cfg: TrainConfig) -> RunResult:
     if main:
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         cfg.save(Path(cfg.output_dir) / "config.json")
-        log.info("training %s on %d process(es); trainable: %s", cfg.stage, world, ", ".join(names))
+        log.info("training %s on %d process(es); trainable: %d tensors in %s", cfg.stage, world, len(names),
+                 ", ".join(sorted({n.split(".")[0] for n in names})))
     if cfg.tensorboard:
         accelerator.init_trackers("minigpt4", config={k: str(v) for k, v in cfg.to_dict().items()})
     vis = model.config
