@@ -86,7 +86,8 @@ class Settings:
     max_new_tokens: int = 300
 
 
-_RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 2000)}
+# max_new_tokens: the context window (GenerationSettings.max_length, 2000) must keep room for the prompt.
+_RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 1000)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": ("none", "int8", "nf4"),
     "device": ("auto", "cpu", "cuda", "mps"),

@@ -112,7 +112,7 @@ class SettingsDialog(QDialog):
         self.custom_prompt.setTabChangesFocus(True)
         self.max_tokens = self._row(form, "&Longest answer (tokens):", accessible(
             QSpinBox(), messages.tr("Longest answer in tokens"), messages.tr("About three quarters of a word each.")))
-        self.max_tokens.setRange(16, 2000)
+        self.max_tokens.setRange(16, 1000)
         self.max_tokens.setValue(s.max_new_tokens)
         return page
 

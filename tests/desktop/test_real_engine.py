@@ -102,3 +102,40 @@ def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tin
         assert controller.last_stats.images_encoded == 1
     finally:
         client.shutdown()
+
+
+def test_stop_cancels_the_real_generation_and_the_speech(real, qtbot) -> None:  # noqa: ANN001
+    from engine.protocol import Finished
+
+    real.controller.settings = __import__("dataclasses").replace(real.controller.settings, max_new_tokens=1000)
+    stopped: list[int] = []
+
+    def stop_on_first_delta(event: object) -> None:
+        if isinstance(event, TextDelta) and not stopped:
+            stopped.append(real.speaker.stops)
+            real.controller.handle_action("stop")
+
+    real.client.event.connect(stop_on_first_delta)
+    with qtbot.waitSignal(real.client.event, timeout=60000,
+                          check_params_cb=lambda e: isinstance(e, Finished)) as blocker:
+        real.controller.handle_action("describe_screen")
+    finished = blocker.args[0]
+    assert finished.cancelled and finished.stats.new_tokens < 1000
+    assert real.speaker.stops > stopped[0] and real.earcons.played[-1] == "stopped"
+    assert real.controller.state.value == "idle"
+
+
+def test_dropped_photo_with_the_real_engine(real, qtbot, tmp_path) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    from desktop.widgets.main_window import MainWindow
+
+    window = MainWindow(real.controller)
+    qtbot.addWidget(window)
+    photo = tmp_path / "street.jpg"
+    Image.new("RGB", (320, 240), (90, 140, 200)).save(photo)
+    with qtbot.waitSignal(real.controller.answer_finished, timeout=60000) as blocker:
+        assert window.add_photo_file(photo)
+    assert blocker.args[0].strip()
+    assert real.controller.last_stats.images_encoded == 1
+    assert real.speaker.texts[0] == messages.DESCRIBING_PHOTO
