@@ -1,15 +1,12 @@
 """Composition root: build the services, connect their signals, start. No behaviour of its own.
 
-Optional modules by teammates are wired when present: ``desktop.setup_wizard.SetupWizard`` (first-run
-model setup), and any of ``desktop.voice_input`` / ``desktop.screen_text`` exposing
-``install(app: LumenApp)`` (they connect to the controller's seams: ``ask``, ``read_text_handler``,
-``text_read``, ``transcribed``, ``speak_text``, ``notify``).
+Optional parts are wired when present: ``desktop.setup_wizard.SetupWizard`` (first-run model setup),
+and screen text / voice questions through ``desktop.integrations``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.util
 import logging
 from dataclasses import dataclass, field
@@ -18,7 +15,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QDialog
 
-from desktop import messages, settings as settings_store
+from desktop import integrations, messages, settings as settings_store
 from desktop.announcements import Announcer
 from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, Launcher, process_launcher
@@ -32,7 +29,6 @@ from desktop.widgets.settings_dialog import SettingsDialog
 from engine.protocol import ErrorKind
 
 log = logging.getLogger(__name__)
-OPTIONAL_MODULES = ("desktop.voice_input", "desktop.screen_text")
 
 
 @dataclass
@@ -135,8 +131,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
         lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
     _add_setup_action(lumen)
-    for name in OPTIONAL_MODULES:
-        _install_optional(lumen, name)
+    lumen.extensions.extend(integrations.install(lumen))
     return lumen
 
 
@@ -161,15 +156,3 @@ def _add_setup_action(lumen: LumenApp) -> None:
 
 def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
-
-
-def _install_optional(lumen: LumenApp, name: str) -> None:
-    if not _has_module(name):
-        return
-    try:
-        module = importlib.import_module(name)
-        install = getattr(module, "install", None)
-        if install is not None:
-            lumen.extensions.append(install(lumen))
-    except Exception:  # noqa: BLE001 - an optional feature must never stop the app from starting
-        log.exception("optional module %s failed to install", name)

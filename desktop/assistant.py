@@ -6,8 +6,9 @@ word), speaks the answer sentence by sentence while it streams, and can be stopp
 (speech and generation together). ``notify`` is the one way to tell the user something: it
 speaks and/or announces (per settings), shows the status line and logs (never content above DEBUG).
 
-Seams for optional modules: ``ask(question)`` (push-to-talk), ``read_text_handler`` (OCR),
-``text_read`` / ``transcribed`` (their engine events), ``speak_text`` (any spoken result).
+Seams for optional features (wired in ``desktop.integrations``): ``ask(question)`` (push-to-talk),
+``read_text_handler`` and ``context_provider`` (OCR), ``request_sent``, ``extra_actions``,
+``speak_chunks`` (any spoken result).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from desktop.speech import Priority, Speaker
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (
     Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, LoadModel, ModelReady,
-    Progress, Quantization, TextDelta, TextRead, Transcribed,
+    Progress, Quantization, TextDelta,
 )
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,7 @@ class AssistantController(QObject):
     question_requested = Signal()  # the user asked to type a question (focus allowed: requested)
     modal_requested = Signal(bool)  # grab (True) / release (False) the keyboard for layer/region keys
     state_changed = Signal(str)
-    text_read = Signal(object)  # TextRead events, for desktop.screen_text
-    transcribed = Signal(object)  # Transcribed events, for desktop.voice_input
+    request_sent = Signal(object)  # each Describe sent (e.g. to OCR its new images afterwards)
 
     def __init__(self, engine, speaker: Speaker, announcer, earcons, settings: Settings,  # noqa: ANN001
                  grabber: Grabber = capture.grab, max_wait: float = 1.5) -> None:
@@ -76,6 +76,9 @@ class AssistantController(QObject):
         self.conversation = Conversation()
         self.state = State.IDLE
         self.read_text_handler: Callable[[], None] | None = None
+        # Grounding text for a question, given the conversation's image ids (desktop.integrations).
+        self.context_provider: Callable[[tuple[str, ...]], str] | None = None
+        self.extra_actions: dict[str, Callable[[], None]] = {}  # e.g. "voice" -> start recording
         self.last_stats = None
         self.timeline: dict[str, float] = {}
         self._splitter = SentenceSplitter(max_wait=max_wait)
@@ -104,11 +107,10 @@ class AssistantController(QObject):
         log.info("notify: %s", text)
         self._output(text, priority)
 
-    def speak_text(self, text: str) -> None:
-        """Speak a result (e.g. OCR text) sentence by sentence, as answers are."""
-        self._interrupt()
-        for sentence in SentenceSplitter().feed(text + "\n") or [text]:
-            self._output(sentence, Priority.NORMAL)
+    def speak_chunks(self, chunks: list[str]) -> None:
+        """Speak a result (e.g. OCR text) chunk by chunk, interrupting what was being said."""
+        for i, chunk in enumerate(chunks):
+            self._output(chunk, Priority.NOW if i == 0 else Priority.NORMAL, assertive=i == 0)
 
     def _output(self, text: str, priority: Priority, assertive: bool | None = None) -> None:
         mode = self.settings.speech_output
@@ -144,7 +146,7 @@ class AssistantController(QObject):
             "read_text": self.read_text,
             "layer_help": lambda: self.notify(messages.tr(messages.COMMAND_LAYER_HELP), Priority.NOW),
         }
-        handler = handlers.get(action)
+        handler = handlers.get(action) or self.extra_actions.get(action)
         if handler is None:
             log.warning("unknown action %r", action)
             return
@@ -230,6 +232,8 @@ class AssistantController(QObject):
             self.timeline.setdefault("hotkey", time.monotonic())
             self._acknowledge(messages.ASKING)
         settings = GenerationSettings(max_new_tokens=self.settings.max_new_tokens)
+        if not context and self.context_provider is not None:
+            context = self.context_provider(tuple(self.conversation.images))
         request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context)
         if not self.engine.send(request):
             self._fail(messages.ENGINE_NOT_RUNNING)
@@ -240,6 +244,7 @@ class AssistantController(QObject):
         self._set_state(State.DESCRIBING)
         self.answer_started.emit()
         self.earcons.start_waiting()
+        self.request_sent.emit(request)
         return True
 
     def request_question(self) -> None:
@@ -276,6 +281,11 @@ class AssistantController(QObject):
         self.conversation_changed.emit()
         self.notify(messages.tr(messages.NEW_CONVERSATION), Priority.NOW)
 
+    def interrupt(self) -> None:
+        """Silently cancel what is in flight (e.g. before recording a spoken question)."""
+        self._end_modal()
+        self._interrupt()
+
     def _interrupt(self) -> None:
         """Cancel the capture and answer in flight and silence speech (a new request or a stop)."""
         self._token += 1
@@ -309,10 +319,6 @@ class AssistantController(QObject):
         elif isinstance(event, ModelReady):
             ready = messages.MODEL_READY_CPU if event.device.startswith("cpu") else messages.MODEL_READY
             self.notify(messages.tr(ready), Priority.NEXT)
-        elif isinstance(event, TextRead):
-            self.text_read.emit(event)
-        elif isinstance(event, Transcribed):
-            self.transcribed.emit(event)
 
     def _on_delta(self, text: str) -> None:
         self.timeline.setdefault("first_delta", time.monotonic())

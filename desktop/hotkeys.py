@@ -136,6 +136,7 @@ def key_name(key: object) -> str:
 
 class HotkeyService(QObject):
     activated = Signal(str)  # an action name from settings.Hotkeys
+    released = Signal(str)  # a key of that action's combination was released (push-to-talk)
     key = Signal(str)  # a key pressed while modal (see begin_modal)
     unavailable = Signal(str)  # why global hotkeys cannot work
 
@@ -144,6 +145,8 @@ class HotkeyService(QObject):
         self._listener = None
         self._modal = None
         self._hotkeys: list = []
+        self._combos: dict[str, set] = {}  # action -> its keys (canonical), for ``released``
+        self._held: set[str] = set()  # actions activated whose keys are still down
 
     @property
     def running(self) -> bool:
@@ -166,12 +169,13 @@ class HotkeyService(QObject):
             log.warning("global hotkeys unavailable: %s", reason)
             self.unavailable.emit(reason)
             return False
-        self._hotkeys = []
+        self._hotkeys, self._combos, self._held = [], {}, set()
         for action, text in bindings.items():
             if not text:
                 continue
             combo = keyboard.HotKey.parse(parse(text).to_pynput())
-            self._hotkeys.append(keyboard.HotKey(combo, lambda a=action: self.activated.emit(a)))
+            self._combos[action] = set(combo)
+            self._hotkeys.append(keyboard.HotKey(combo, lambda a=action: self._activate(a)))
         listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
         listener.daemon = True
         listener.start()
@@ -183,8 +187,9 @@ class HotkeyService(QObject):
     def stop(self) -> None:
         self.end_modal()
         if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
+            listener, self._listener = self._listener, None
+            listener.stop()
+            listener.join(1.0)
 
     def begin_modal(self) -> None:
         """Grab the keyboard: keys go to ``key`` and not to the focused application."""
@@ -205,10 +210,15 @@ class HotkeyService(QObject):
 
     def end_modal(self) -> None:
         if self._modal is not None:
-            self._modal.stop()
-            self._modal = None
+            modal, self._modal = self._modal, None
+            modal.stop()  # releases the keyboard grab
+            modal.join(1.0)
 
     # pynput thread -------------------------------------------------
+    def _activate(self, action: str) -> None:
+        self._held.add(action)
+        self.activated.emit(action)
+
     def _on_press(self, key: object) -> None:
         if self._listener is None:
             return
@@ -222,3 +232,6 @@ class HotkeyService(QObject):
         canonical = self._listener.canonical(key)
         for hotkey in self._hotkeys:
             hotkey.release(canonical)
+        for action in [a for a in self._held if canonical in self._combos.get(a, ())]:
+            self._held.discard(action)
+            self.released.emit(action)

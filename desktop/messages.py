@@ -153,6 +153,7 @@ HOTKEY_ACTIONS = {
     "ask": "Ask a question about the last image",
     "recall": "Recall the last answer",
     "stop": "Stop speech and answer",
+    "voice": "Ask by voice (hold while speaking)",
 }
 
 HELP_TEXT = """Lumen describes your screen or a photo and answers questions about it.

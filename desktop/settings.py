@@ -61,6 +61,7 @@ class Hotkeys:
     ask: str = "Ctrl+Shift+F9"
     recall: str = "Ctrl+Shift+F10"
     stop: str = "Ctrl+Shift+F11"
+    voice: str = "Ctrl+Shift+F2"  # hold while speaking a question (push-to-talk)
 
     def items(self) -> list[tuple[str, str]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]

@@ -16,7 +16,8 @@ from desktop.capture import Capture, Rect
 from desktop.speech import Priority, Speaker
 from engine.protocol import (
     Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationStats, LoadModel,
-    ModelReady, Progress, Quantization, Shutdown, TextDelta,
+    ModelReady, Progress, Quantization, ReadText, Shutdown, TextDelta, TextLine, TextRead, Transcribe,
+    Transcribed,
 )
 
 
@@ -28,6 +29,8 @@ class ScriptedEngine:
     delay: float = 0.01
     fail_with: ErrorKind | None = None
     die_after_deltas: int | None = None  # end the serve loop mid-answer (a crash, as seen by the client)
+    ocr_lines: tuple[str, ...] = ("Invoice 2041", "Total due: 120 euros")
+    heard: str = "What is the total?"
     requests: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict)
 
@@ -72,6 +75,12 @@ class ScriptedEngine:
             elif isinstance(msg, Describe):
                 if self._describe(conn, msg, cancelled, poll) == "died":
                     return
+            elif isinstance(msg, ReadText):
+                lines = tuple(TextLine(t, (10, 10 + 30 * i, 200, 30 + 30 * i), 0.99)
+                              for i, t in enumerate(self.ocr_lines))
+                conn.send(TextRead(msg.request_id, lines, 0.01))
+            elif isinstance(msg, Transcribe):
+                conn.send(Transcribed(msg.request_id, self.heard, 0.01))
 
     def _describe(self, conn, msg: Describe, cancelled: set[int], poll) -> str | None:  # noqa: ANN001
         if self.fail_with is not None:

@@ -79,7 +79,8 @@ def test_real_hotkey_triggers_a_real_capture(qtbot, screen_content) -> None:  # 
     service.key.connect(rig.controller.on_modal_key)
     rig.controller.modal_requested.connect(lambda on: service.begin_modal() if on else service.end_modal())
     try:
-        assert service.start({"describe_screen": "Ctrl+Shift+F5", "command": "Ctrl+Shift+F12"})
+        assert service.start({"describe_screen": "Ctrl+Shift+F5", "command": "Ctrl+Shift+F12",
+                              "voice": "Ctrl+Shift+F2"})
         with qtbot.waitSignal(rig.controller.answer_finished, timeout=10000):
             xdotool("ctrl+shift+F5")
         request = next(r for r in rig.engine.requests if isinstance(r, Describe))
@@ -96,6 +97,12 @@ def test_real_hotkey_triggers_a_real_capture(qtbot, screen_content) -> None:  # 
             xdotool("s")
         assert sum(isinstance(r, Describe) for r in rig.engine.requests) == 2
         assert not service.modal
+
+        # Push-to-talk needs the release too.
+        with qtbot.waitSignal(service.activated, timeout=5000, check_params_cb=lambda a: a == "voice"):
+            subprocess.run(["xdotool", "keydown", "ctrl+shift+F2"], check=True, timeout=10)
+        with qtbot.waitSignal(service.released, timeout=5000, check_params_cb=lambda a: a == "voice"):
+            subprocess.run(["xdotool", "keyup", "ctrl+shift+F2"], check=True, timeout=10)
     finally:
         service.stop()
         rig.client.shutdown()

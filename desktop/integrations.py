@@ -1,0 +1,153 @@
+"""Wires the optional features into the controller: screen text (OCR) and voice questions.
+
+* Screen text (``desktop.screen_text``): "read the text" sends ``ReadText`` for the last image and
+  speaks the lines in reading order. With OCR on (Settings, Capture), each new image is also read
+  right *after* its first description is requested (so the first answer is not delayed), and
+  follow-up questions are grounded in that text (``Describe.context``).
+* Voice questions (``desktop.voice_input``): hold the voice hotkey, speak, release; the recording
+  is transcribed by the engine (``Transcribe``) and asked as a typed question would be.
+
+Each feature is skipped, with a log line, when its module is not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject
+
+from desktop import messages
+from desktop.speech import Priority
+from engine.protocol import Describe, ErrorKind, Failed, ReadText, TextRead, Transcribe, Transcribed
+
+log = logging.getLogger(__name__)
+
+
+class ScreenTextFeature(QObject):
+    def __init__(self, lumen) -> None:  # noqa: ANN001 - a desktop.app.LumenApp
+        super().__init__()
+        from desktop import screen_text
+
+        self._st = screen_text
+        self.lumen = lumen
+        self.text = screen_text.ScreenText(grounding=lumen.settings.ocr)
+        self._conversation_id = lumen.controller.conversation.id
+        c = lumen.controller
+        c.read_text_handler = self.read_text
+        c.context_provider = self.context_for
+        c.request_sent.connect(self._after_describe)
+        lumen.engine.event.connect(self._on_event)
+
+    def _sync(self) -> None:
+        conversation = self.lumen.controller.conversation
+        self.text.grounding = self.lumen.controller.settings.ocr
+        if conversation.id != self._conversation_id:  # a new conversation: old texts are gone
+            self._conversation_id = conversation.id
+            self.text.forget()
+
+    def context_for(self, image_ids: tuple[str, ...]) -> str:
+        self._sync()
+        return self.text.context_for(image_ids)
+
+    def read_text(self) -> None:
+        self._sync()
+        c = self.lumen.controller
+        image_id = c.conversation.last_image_id
+        if image_id is None:
+            c.notify(messages.tr(messages.NO_IMAGE_YET), Priority.NOW)
+            return
+        c.earcons.play("ack")
+        c.notify(messages.tr(messages.READING_TEXT), Priority.NOW)
+        lines = self.text.lines_for(image_id)
+        if lines is not None:  # already read for grounding: no need to ask the engine again
+            self._speak(lines)
+            return
+        self._send(image_id, self._st.Purpose.READ)
+
+    def _send(self, image_id: str, purpose: object) -> None:
+        engine = self.lumen.engine
+        request_id = engine.new_request_id()
+        self.text.requested(request_id, image_id, purpose)
+        engine.send(ReadText(request_id, self.lumen.controller.conversation.images[image_id]))
+
+    def _after_describe(self, request: Describe) -> None:
+        self._sync()
+        for image_id in request.new_image_ids:
+            if self.text.needs_ocr(image_id):
+                self._send(image_id, self._st.Purpose.GROUND)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, TextRead):
+            result = self.text.on_text_read(event)
+            if result is not None and result.purpose == self._st.Purpose.READ:
+                self._speak(result.lines)
+        elif isinstance(event, Failed):
+            result = self.text.on_failed(event.request_id)
+            if result is not None and result.purpose == self._st.Purpose.READ:
+                text = messages.OCR_UNAVAILABLE if event.kind is ErrorKind.UNAVAILABLE else messages.error_text(event.kind)
+                self.lumen.controller.notify(messages.tr(text), Priority.NOW)
+
+    def _speak(self, lines: tuple) -> None:
+        c = self.lumen.controller
+        c.status.emit(self._st.reading_summary(lines))
+        c.speak_chunks([self._st.reading_summary(lines), *self._st.reading_chunks(lines)])
+
+
+class VoiceFeature(QObject):
+    def __init__(self, lumen) -> None:  # noqa: ANN001
+        super().__init__()
+        from desktop import voice_input
+
+        self._vi = voice_input
+        self.lumen = lumen
+        self.recorder = voice_input.VoiceRecorder(parent=self)
+        self._pending: int | None = None
+        c = lumen.controller
+        c.extra_actions["voice"] = self.recorder.press
+        lumen.hotkeys.released.connect(lambda action: self.recorder.release() if action == "voice" else None)
+        self.recorder.recording_started.connect(self._on_started)
+        self.recorder.recorded.connect(self._on_recorded)
+        self.recorder.failed.connect(self._on_failed)
+        lumen.engine.event.connect(self._on_event)
+
+    def _on_started(self) -> None:
+        c = self.lumen.controller
+        c.interrupt()  # speech must not be recorded as the question
+        c.earcons.play("ack")
+        c.status.emit(messages.tr(messages.LISTENING))
+
+    def _on_recorded(self, wav: bytes) -> None:
+        engine = self.lumen.engine
+        self._pending = engine.new_request_id()
+        engine.send(Transcribe(self._pending, wav))
+        self.lumen.controller.notify(messages.tr(messages.RECOGNISING), Priority.NOW)
+
+    def _on_failed(self, reason: str) -> None:
+        text = messages.VOICE_FAILURES.get(reason, messages.VOICE_FAILURES["unintelligible"])
+        self.lumen.controller.notify(messages.tr(text), Priority.NOW)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Transcribed) and event.request_id == self._pending:
+            self._pending = None
+            c = self.lumen.controller
+            c.notify(messages.tr(messages.HEARD).format(text=event.text), Priority.NOW)
+            c.ask(event.text, acknowledged=True)
+        elif isinstance(event, Failed) and event.request_id == self._pending and self._pending is not None:
+            self._pending = None
+            reason = self._vi.failure_reason(event)
+            text = messages.VOICE_UNAVAILABLE if reason == "unavailable" else messages.VOICE_FAILURES.get(
+                reason, messages.VOICE_FAILURES["unintelligible"])
+            self.lumen.controller.notify(messages.tr(text), Priority.NOW)
+
+
+FEATURES = (("desktop.screen_text", ScreenTextFeature), ("desktop.voice_input", VoiceFeature))
+
+
+def install(lumen) -> list[QObject]:  # noqa: ANN001
+    installed = []
+    for module, feature in FEATURES:
+        try:
+            installed.append(feature(lumen))
+        except ImportError as exc:
+            log.info("%s not installed (%s); feature off", module, exc)
+    return installed

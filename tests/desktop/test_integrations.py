@@ -1,0 +1,69 @@
+"""Screen text and voice questions wired into the app (scripted engine answering ReadText/Transcribe)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from desktop import messages
+from desktop.engine_client import thread_launcher
+from engine.protocol import Describe, ReadText, Transcribe
+from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+
+
+@pytest.fixture
+def lumen(qtbot, tmp_path):  # noqa: ANN001
+    from desktop import app
+
+    engine = ScriptedEngine()
+    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(engine.serve),
+                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
+    lumen.scripted = engine
+    lumen.controller.grabber = FakeCapture()
+    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice")
+    qtbot.addWidget(lumen.window)
+    app.start(lumen, hotkeys=False, first_run_setup=False)
+    yield lumen
+    lumen.engine.shutdown()
+
+
+def test_read_the_text_speaks_the_lines_in_order(lumen, qtbot) -> None:  # noqa: ANN001
+    lumen.controller.handle_action("read_text")
+    assert lumen.speaker.texts[-1] == messages.NO_IMAGE_YET
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    lumen.controller.handle_action("read_text")
+    qtbot.waitUntil(lambda: "Total due: 120 euros" in lumen.speaker.texts, timeout=5000)
+    said = lumen.speaker.texts
+    assert said[said.index(messages.READING_TEXT) + 1:] == ["2 lines of text", "Invoice 2041", "Total due: 120 euros"]
+
+
+def test_new_images_are_read_after_the_describe_and_ground_follow_ups(lumen, qtbot) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    kinds = [type(r).__name__ for r in lumen.scripted.requests if isinstance(r, (Describe, ReadText))]
+    assert kinds == ["Describe", "ReadText"]  # OCR never delays the first answer
+    first = next(r for r in lumen.scripted.requests if isinstance(r, Describe))
+    assert first.context == ""
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.ask("What is the total?")
+    follow = [r for r in lumen.scripted.requests if isinstance(r, Describe)][-1]
+    assert "Total due: 120 euros" in follow.context
+    lumen.apply_settings(dataclasses.replace(lumen.settings, ocr=False))
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.ask("And the invoice number?")
+    assert [r for r in lumen.scripted.requests if isinstance(r, Describe)][-1].context == ""
+
+
+def test_a_spoken_question_is_transcribed_and_asked(lumen, qtbot) -> None:  # noqa: ANN001
+    voice = next(f for f in lumen.extensions if type(f).__name__ == "VoiceFeature")
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        voice.recorder.recorded.emit(b"RIFF fake wav")  # what the recorder emits after release
+    assert any(isinstance(r, Transcribe) for r in lumen.scripted.requests)
+    assert messages.HEARD.format(text="What is the total?") in lumen.speaker.texts
+    assert lumen.controller.conversation.entries[-2].turn.text == "What is the total?"
+    voice.recorder.failed.emit("silence")
+    assert lumen.speaker.texts[-1] == messages.VOICE_FAILURES["silence"]
