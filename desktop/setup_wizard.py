@@ -329,12 +329,17 @@ class SetupWizard(QDialog):
             return
         super().keyPressEvent(event)
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def _stop_work(self) -> None:
+        """Cancel and join the worker threads, so none emits into a dialog that is gone."""
         self.job.stop(wait=5.0)
+        self._detector.stop(wait=5.0)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_work()
         super().closeEvent(event)
 
     def reject(self) -> None:
-        self.job.stop(wait=5.0)
+        self._stop_work()
         super().reject()
 
 

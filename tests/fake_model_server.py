@@ -111,6 +111,8 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body) if length is None else length))
+            self.send_header("Connection", "close")  # no keep-alive: no handler thread outlives a test
+            self.close_connection = True
             self.end_headers()
             if head:
                 return
