@@ -124,7 +124,7 @@ class VoiceRecorder(QObject):
                  max_seconds: float = MAX_SECONDS, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.mode = RecordingMode(mode)
-        self._factory = stream_factory
+        self.stream_factory = stream_factory  # replaceable: tests feed recorded speech through it
         self._stream: InputStream | None = None
         self._blocks: list[np.ndarray] = []
         self._lock = threading.Lock()
@@ -174,7 +174,7 @@ class VoiceRecorder(QObject):
         with self._lock:
             self._blocks = []
         try:
-            stream = self._factory(self._on_block)
+            stream = self.stream_factory(self._on_block)
             stream.start()
         except MicrophoneUnavailable as exc:
             log.warning("microphone unavailable: %s", exc)

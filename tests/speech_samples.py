@@ -12,6 +12,8 @@ import wave
 import numpy as np
 import pytest
 
+import tests.native_preload  # noqa: F401 - see its docstring
+
 # Questions the bundled Whisper tiny.en transcribes exactly from espeak-ng's voice at 150 wpm
 # (it mishears others, e.g. "read the error message" -> "We need to have a message."; see
 # benchmarks/README.md).

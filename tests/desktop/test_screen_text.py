@@ -8,6 +8,7 @@ from desktop import messages
 from desktop.screen_text import Purpose, ScreenText, reading_chunks, reading_summary
 from engine import ocr
 from engine.protocol import TextLine, TextRead
+import tests.native_preload  # noqa: F401 - see its docstring
 from tests import ocr_screens
 
 

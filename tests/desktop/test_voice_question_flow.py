@@ -1,104 +1,107 @@
-"""A spoken follow-up question, end to end, through the real engine worker and the tiny model:
+"""Spoken questions and screen text end to end: the app as built by ``desktop.app.build`` (with the
+``desktop.integrations`` wiring), the real engine worker in a thread, the tiny MiniGPT-4, real OCR
+and the bundled Whisper model. Only the microphone and the screen are replaced:
 
-fake microphone -> VoiceRecorder -> Transcribe -> engine worker (speech_input) -> Transcribed
--> AssistantController.ask -> Describe follow-up -> the image embeddings cached by the first answer.
-Also "read the text" through the worker with no MiniGPT-4 model loaded.
+fake microphone -> VoiceRecorder -> Transcribe -> worker (engine.speech_input) -> Transcribed ->
+AssistantController.ask -> Describe follow-up -> the image embeddings cached by the first answer,
+grounded in the capture's OCR text (ReadText -> worker (engine.ocr) -> TextRead).
 """
 
 from __future__ import annotations
 
-import io
-from types import SimpleNamespace
+import dataclasses
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from desktop.screen_text import Purpose, ScreenText, reading_chunks
-from desktop.voice_input import RecordingMode, VoiceRecorder, build_wav, failure_reason
+from desktop import messages
+from desktop.engine_client import thread_launcher
+from desktop.voice_input import build_wav
 from engine import speech_input
-from engine.protocol import (Describe, ErrorKind, Failed, ImageInput, LoadModel, ModelReady, ReadText,
-                             TextRead, Transcribe, Transcribed)
+from engine.protocol import Describe, Failed, LoadModel, ModelReady, ReadText, Transcribe
 from engine.worker import serve
 from tests import ocr_screens
-from tests.desktop.conftest import make_rig
 from tests.desktop.test_voice_input import FakeMicrophone
+from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
 
 
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.fixture
-def real_rig(qtbot):  # noqa: ANN001
-    rig = make_rig(SimpleNamespace(serve=serve), max_new_tokens=16)
-    sent: list[object] = []
-    send = rig.client.send
-    rig.client.send = lambda request: (sent.append(request), send(request))[1]
-    rig.sent = sent
-    yield rig
-    rig.client.shutdown()
+def lumen(qtbot, tmp_path):  # noqa: ANN001
+    from desktop import app
+
+    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(serve),
+                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
+    grabber = FakeCapture()
+    grabber.image = ocr_screens.save_dialog().image  # the "screen": a dialog with known text
+    lumen.controller.grabber = grabber
+    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice", max_new_tokens=16, ocr=True)
+    lumen.sent = []
+    send = lumen.engine.send
+    lumen.engine.send = lambda request: (lumen.sent.append(request), send(request))[1]
+    qtbot.addWidget(lumen.window)
+    app.start(lumen, hotkeys=False, first_run_setup=False)
+    yield lumen
+    lumen.engine.shutdown()
 
 
-def _event(qtbot, rig, kind, action, timeout=60_000):  # noqa: ANN001, ANN202
-    with qtbot.waitSignal(rig.client.event, timeout=timeout,
-                          check_params_cb=lambda e: isinstance(e, (kind, Failed))) as blocker:
-        action()
-    event = blocker.args[0]
-    assert isinstance(event, kind), event
-    return event
+def _feature(lumen, name: str):  # noqa: ANN001, ANN202
+    return next(f for f in lumen.extensions if type(f).__name__ == name)
 
 
-def test_spoken_follow_up_reaches_the_engine_about_the_cached_image(qtbot, real_rig, tiny_model_dir) -> None:
+def test_spoken_follow_up_reaches_the_engine_about_the_cached_image(qtbot, lumen, tiny_model_dir) -> None:  # noqa: ANN001
     try:
         speech_input.get_recognizer()
     except speech_input.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
-    rig = real_rig
-    _event(qtbot, rig, ModelReady, lambda: rig.client.send(LoadModel(str(tiny_model_dir), device="cpu")))
+    with qtbot.waitSignal(lumen.engine.event, timeout=60_000,
+                          check_params_cb=lambda e: isinstance(e, (ModelReady, Failed))) as ready:
+        lumen.engine.send(LoadModel(str(tiny_model_dir), device="cpu"))
+    assert isinstance(ready.args[0], ModelReady), ready.args
 
-    rig.controller.conversation.attach_image(ImageInput("shot1", _png(ocr_screens.save_dialog().image)), "screen")
-    with qtbot.waitSignal(rig.controller.answer_finished, timeout=60_000):
-        assert rig.controller.ask("Describe this image.")
-    assert rig.controller.last_stats.images_encoded == 1
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=60_000):
+        lumen.controller.handle_action("describe_screen")
+    assert lumen.controller.last_stats.images_encoded == 1
+    image_id = lumen.controller.conversation.last_image_id
+    screen_text = _feature(lumen, "ScreenTextFeature").text
+    qtbot.waitUntil(lambda: screen_text.lines_for(image_id) is not None, timeout=30_000)  # real OCR, after the answer
 
-    # The wiring the desktop will do: recorder -> Transcribe; Transcribed -> ask.
     question = QUESTIONS[3]
-    recorder = VoiceRecorder(RecordingMode.HOLD, stream_factory=FakeMicrophone(int16_samples(spoken_wav(question))))
-    recorder.recorded.connect(lambda wav: rig.client.send(Transcribe(rig.client.new_request_id(), wav, "en")))
-    heard: list[str] = []
-    rig.controller.transcribed.connect(lambda event: (heard.append(event.text), rig.controller.ask(event.text)))
+    recorder = _feature(lumen, "VoiceFeature").recorder
+    recorder.stream_factory = FakeMicrophone(int16_samples(spoken_wav(question)))
+    lumen.controller.handle_action("voice")  # the push-to-talk hotkey goes down ...
+    assert recorder.recording
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=60_000):
+        recorder.release()  # ... and up
 
-    recorder.press()
-    with qtbot.waitSignal(rig.controller.answer_finished, timeout=60_000):
-        recorder.release()
-    assert [normalise(text) for text in heard] == [question]
-    follow_up = [r for r in rig.sent if isinstance(r, Describe)][-1]
+    transcribes = [r for r in lumen.sent if isinstance(r, Transcribe)]
+    assert len(transcribes) == 1 and transcribes[0].language == "en"
+    follow_up = [r for r in lumen.sent if isinstance(r, Describe)][-1]
     assert normalise(follow_up.question) == question
+    assert any(normalise(t).startswith("heard") and normalise(t).endswith(question) for t in lumen.speaker.texts)
     assert follow_up.new_image_ids == ()  # a follow-up: no new image
-    assert follow_up.history[0].image_ids == ("shot1",)
-    assert rig.controller.last_stats.images_encoded == 0
-    assert rig.controller.last_stats.images_from_cache == 1
+    assert follow_up.history[0].image_ids == (image_id,)
+    assert "Save changes to document.txt?" in follow_up.context  # grounded in the real OCR text
+    assert "Don't Save | Cancel | Save" in follow_up.context
+    assert lumen.controller.last_stats.images_encoded == 0
+    assert lumen.controller.last_stats.images_from_cache == 1
 
 
-def test_read_the_text_and_voice_failures_need_no_model(qtbot, real_rig) -> None:
-    rig = real_rig
-    screen = ScreenText()
-    rid = rig.client.new_request_id()
-    screen.requested(rid, "shot1", Purpose.READ)
-    image = ImageInput("shot1", _png(ocr_screens.save_dialog().image))
-    event = _event(qtbot, rig, TextRead, lambda: rig.client.send(ReadText(rid, image)))
-    result = screen.on_text_read(event)
-    assert reading_chunks(result.lines)[3] == "Don't Save, Cancel, Save"
-    assert screen.context_for(["shot1"]).startswith("File Edit View Help\nSave changes to document.txt?")
+def test_read_the_text_and_voice_failures_need_no_model(qtbot, lumen) -> None:  # noqa: ANN001
+    lumen.controller.handle_action("describe_screen")  # no model: the answer fails, the image stays
+    qtbot.waitUntil(lambda: lumen.controller.conversation.last_image_id is not None, timeout=10_000)
+    lumen.controller.handle_action("read_text")
+    qtbot.waitUntil(lambda: "Don't Save, Cancel, Save" in lumen.speaker.texts, timeout=30_000)
+    said = lumen.speaker.texts
+    start = said.index("5 lines of text")
+    assert said[start:start + 6] == ["5 lines of text", "File Edit View Help", "Save changes to document.txt?",
+                                     "Your changes will be lost if you don't save them.", "Don't Save, Cancel, Save",
+                                     "Battery 87%, Wi-Fi: Connected, 12:45 PM"]
+    assert any(isinstance(r, ReadText) for r in lumen.sent)
 
-    # The recorder refuses silence itself; the engine must too (another client may send it).
-    failed = _event(qtbot, rig, Failed, lambda: rig.client.send(
-        Transcribe(rig.client.new_request_id(), build_wav(np.zeros(16_000, np.int16)), "en")))
-    assert failed.kind is ErrorKind.BAD_REQUEST and failure_reason(failed) == "silence"
-    failed = _event(qtbot, rig, Failed, lambda: rig.client.send(
-        Transcribe(rig.client.new_request_id(), b"not a wav", "en")))
-    assert failed.kind is ErrorKind.BAD_REQUEST and failure_reason(failed) == "bad_recording"
+    # The recorder refuses silence itself; the engine must too, and its reason must reach the user.
+    voice = _feature(lumen, "VoiceFeature")
+    voice.recorder.recorded.emit(build_wav(np.zeros(16_000, np.int16)))
+    qtbot.waitUntil(lambda: messages.VOICE_FAILURES["silence"] in lumen.speaker.texts, timeout=10_000)
+    voice.recorder.recorded.emit(b"not a wav")
+    qtbot.waitUntil(lambda: messages.VOICE_FAILURES["bad_recording"] in lumen.speaker.texts, timeout=10_000)

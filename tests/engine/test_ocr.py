@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from engine import ocr, prompts
 from engine.protocol import Describe, TextLine
+import tests.native_preload  # noqa: F401 - see its docstring
 from tests import ocr_screens
 
 BACKENDS = [
