@@ -25,6 +25,7 @@ MISSING_WORDS = {
     "projection": "the MiniGPT-4 projection checkpoint (a .pth file with minigpt4 in its name)",
     "llm": "the language model folder (config.json, tokenizer.model and weight files)",
 }
+PRECISION_WORDS = {Precision.FP16: "full precision", Precision.INT8: "8-bit (slower)", Precision.NF4: "4-bit"}
 FAILURE_WORDS = {
     FailureKind.CANCELLED: "Cancelled. Run the same command again to continue where it stopped.",
     FailureKind.NETWORK: "The connection kept failing. Run the same command again to resume.",
@@ -82,7 +83,12 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
         print(f"{spec.model_id}: {spec.title}. {'Installed' if row['installed'] else 'Not installed'}.")
         print(f"  Download about {gigabytes(row['download_bytes'])}.")
         print(f"  GPU memory: full precision {gigabytes(mem['fp16'])}, 8-bit {gigabytes(mem['int8'])}, 4-bit {gigabytes(mem['nf4'])}.")
-        where = f"{rec['device']} {rec['precision'] or 'bfloat16'}" if rec["fits"] else "does not fit this computer"
+        if not rec["fits"]:
+            where = "does not fit this computer"
+        elif rec["device"] == "cpu":
+            where = "processor only (slow: minutes per description)"
+        else:
+            where = f"{PRECISION_WORDS[rec['precision']]} on the graphics card"
         print(f"  Recommended here: {where}.")
     return 0
 

@@ -227,7 +227,7 @@ def test_cli_list_and_import_report(tmp_path: Path, reference_dir: Path, fake_nv
     rec = {m["id"]: m["recommended"] for m in listing["models"]}
     assert rec["vicuna0-7b"] == {"device": "cuda", "precision": "nf4", "fits": True}
     assert cli_main(["--root", str(tmp_path), "list"]) == 0
-    assert "4-bit" in capsys.readouterr().out
+    assert "Recommended here: 4-bit on the graphics card." in capsys.readouterr().out
     folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src", skip=("blip2_pretrained_flant5xxl.pth",))
     assert cli_main(["--root", str(tmp_path), "import", str(folder), "--model", "vicuna0-7b"]) == 1
     err = capsys.readouterr().err
