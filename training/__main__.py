@@ -48,8 +48,8 @@ def _curate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from training.demo import build_demo
 
-    build_demo(args.out, work_dir=args.work_dir, steps=args.steps, train_size=args.train_size,
-               test_size=args.test_size, seed=args.seed)
+    build_demo(args.out, work_dir=args.work_dir, stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps,
+               train_size=args.train_size, test_size=args.test_size, seed=args.seed)
     return 0
 
 
@@ -78,8 +78,9 @@ def parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo", help="train the tiny demo model on a synthetic set and export it")
     de.add_argument("--out", default="resources/demo_model")
     de.add_argument("--work_dir", default="runs/demo")
-    de.add_argument("--steps", type=int, default=1500)
-    de.add_argument("--train_size", type=int, default=3000)
+    de.add_argument("--stage1_steps", type=int, default=800)
+    de.add_argument("--stage2_steps", type=int, default=200)
+    de.add_argument("--train_size", type=int, default=2000)
     de.add_argument("--test_size", type=int, default=300)
     de.add_argument("--seed", type=int, default=0)
     return p

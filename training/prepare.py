@@ -57,8 +57,9 @@ def iter_pairs(source: str | Path) -> Iterator[tuple[Path, str]]:
     else:
         data = json.loads(source.read_text(encoding="utf-8"))
         records = data["annotations"] if isinstance(data, dict) else data
-    for r in records:
-        yield base / str(r.get("image") or r.get("image_path") or f"{r['image_id']}.jpg"), str(r.get("caption", ""))
+    for r in records:  # {"image": path} lists, or a cc_sbu_align filter_cap.json (image/<image_id>.jpg)
+        path = r.get("image") or r.get("image_path") or f"image/{r['image_id']}.jpg"
+        yield base / str(path), str(r.get("caption", ""))
 
 
 def resize(image: Image.Image, size: int, mode: str) -> Image.Image:

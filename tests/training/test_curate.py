@@ -123,3 +123,27 @@ def test_cli_requires_one_fixer(tmp_path) -> None:
     from training.__main__ import main
 
     assert main(["curate", str(tmp_path), str(tmp_path / "o")]) == 2
+
+
+def test_local_chat_model_fixer(tmp_path) -> None:
+    """The local-model path: any transformers chat model folder (here a tiny random Llama)."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from training.curate import LocalChatFixer
+
+    words = ["<unk>", "<s>", "</s>", "system", "user", "assistant", ":"] + FIX_PROMPT.replace(".", " ").replace(",", " ").split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    core = HFTokenizer(WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}assistant :"
+    tok.save_pretrained(tmp_path / "chat")
+    torch_model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
+                                               num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    torch_model.save_pretrained(tmp_path / "chat")
+    fixer = LocalChatFixer(tmp_path / "chat", max_new_tokens=5)
+    out = fixer.fix("Remove any repeating sentences")
+    assert isinstance(out, str) and out == fixer.fix("Remove any repeating sentences")  # greedy: deterministic

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import socket
@@ -146,3 +147,31 @@ def test_two_cpu_processes_end_with_identical_weights(tiny_model_dir, aligned, t
     assert w_a == w_b  # ... and still hold identical weights (gradients were all-reduced)
     state = json.loads((tmp_path / "checkpoint-000003" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and state["step"] == 3
+
+
+def test_bf16_and_gradient_accumulation_run(tiny_model_dir, aligned, tmp_path) -> None:
+    result = train(_cfg(tiny_model_dir, aligned, tmp_path, mixed_precision="bf16", grad_accum=2, batch_size=2,
+                        max_steps=2))
+    assert result.steps == 2 and result.last_loss is not None and math.isfinite(result.last_loss)
+    state = json.loads((result.checkpoint / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    # the frozen LLM was loaded in bf16, the trained projection kept fp32 master weights
+    trained = load_file(str(result.checkpoint / "trainable.safetensors"))
+    assert trained["language_projection.weight"].dtype == torch.float32
+
+
+def test_cache_and_prepare_commands(tiny_model_dir, aligned, tmp_path) -> None:
+    from training.__main__ import main
+    from training.features import FeatureCache
+
+    out = tmp_path / "feats.safetensors"
+    assert main(["cache", "stage2", str(out), f"--model_dir={tiny_model_dir}", f"--aligned_dir={aligned}",
+                 "--train_crop=april", "--views=2"]) == 0
+    cache = FeatureCache(out, seed=0)
+    assert len(cache) == 24 and cache.views == 2 and cache.shape == [24, 2, 8, 48]
+    assert cache[(0, 3)]["caption"] == json.loads((aligned / "filter_cap.json").read_text())["annotations"][3]["caption"]
+    assert main(["prepare", str(aligned / "filter_cap.json"), str(tmp_path / "shards"), "--image_size=32"]) == 0
+    import tarfile
+
+    with tarfile.open(next((tmp_path / "shards").glob("*.tar"))) as tar:
+        assert len([n for n in tar.getnames() if n.endswith(".jpg")]) == 24
