@@ -11,6 +11,7 @@ OUT=${LUMEN_DIST:-build/installers/linux}
 if "$PY" -c "import torch,sys; sys.exit(0 if torch.version.cuda is None else 1)"; then :; else
   echo "warning: this environment has a CUDA torch; the Linux tarball is meant to carry the CPU build" >&2
 fi
+"$PY" -c "import PyInstaller" 2>/dev/null || { echo "PyInstaller is missing: $PY -m pip install -e '.[bundle]'" >&2; exit 2; }
 start=$(date +%s)
 # PyInstaller's pynput hook imports pynput, which needs an X display: use Xvfb when there is none.
 WRAP=""
