@@ -126,7 +126,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     window.help_requested.connect(lumen.show_help)
     window.quit_requested.connect(QApplication.quit)
     hotkeys.activated.connect(controller.handle_action)
-    hotkeys.key.connect(controller.on_modal_key)
+    hotkeys.key.connect(controller.keys.key)
     hotkeys.unavailable.connect(
         lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())

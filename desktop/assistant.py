@@ -23,9 +23,8 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from desktop import capture, messages
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
-from desktop.hotkeys import LAYER
+from desktop.command_keys import CommandKeys
 from desktop.image_input import Photo, new_image_id
-from desktop.region import RegionNavigator
 from desktop.resources import demo_model_dir, question_for
 from desktop.settings import CaptureTarget, Settings, SpeechOutput
 from desktop.speech import Priority, Speaker
@@ -88,9 +87,7 @@ class AssistantController(QObject):
         self._spoken_first = False
         self._token = 0
         self._pending_question = False  # capture then let the user type the question (region "Q")
-        self._region: RegionNavigator | None = None
-        self._layer = False
-        self._modal_timer = QTimer(self, singleShot=True, timeout=self._modal_timeout)
+        self.keys = CommandKeys(self)
         self._last_progress = -1
         self._signals = _CaptureSignals()
         self._signals.captured.connect(self._on_captured)
@@ -134,12 +131,12 @@ class AssistantController(QObject):
     def handle_action(self, action: str) -> None:
         self.timeline = {"hotkey": time.monotonic()}
         handlers: dict[str, Callable[[], None]] = {
-            "command": self.start_command_layer,
+            "command": self.keys.start_layer,
             "describe_screen": lambda: self.describe(
                 "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"),
             "describe_window": lambda: self.describe("window"),
             "describe_monitor": lambda: self.describe("monitor"),
-            "region": self.start_region,
+            "region": self.keys.start_region,
             "ask": self.request_question,
             "recall": self.recall,
             "stop": self.stop,
@@ -157,7 +154,7 @@ class AssistantController(QObject):
         self._interrupt()
         self._acknowledge(_ACK[target])
         if not capture.capture_supported():
-            self._fail(messages.CAPTURE_UNSUPPORTED)
+            self.fail(messages.CAPTURE_UNSUPPORTED)
             return
         self._token += 1
         self._pending_question = then_ask
@@ -190,7 +187,7 @@ class AssistantController(QObject):
         self.timeline["captured"] = time.monotonic()
         self._set_state(State.IDLE)
         if problem is not None:
-            self._fail(_PROBLEMS[problem])
+            self.fail(_PROBLEMS[problem])
             return
         self.conversation.attach_image(shot.to_image_input(new_image_id()), shot.label)
         self.conversation_changed.emit()
@@ -203,7 +200,7 @@ class AssistantController(QObject):
     def _on_capture_failed(self, token: int, reason: str) -> None:
         if token == self._token:
             self._set_state(State.IDLE)
-            self._fail(messages.CAPTURE_UNSUPPORTED if reason == "unsupported" else messages.CAPTURE_FAILED)
+            self.fail(messages.CAPTURE_UNSUPPORTED if reason == "unsupported" else messages.CAPTURE_FAILED)
 
     def add_photo(self, photo: Photo) -> None:
         """A dropped, opened or pasted photo: attach it and describe it."""
@@ -216,7 +213,7 @@ class AssistantController(QObject):
 
     def reject_photo(self, reason: str) -> None:
         why = messages.tr(messages.IMAGE_REASONS.get(reason, messages.IMAGE_REASONS["corrupt"]))
-        self._fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
+        self.fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
 
     def ask(self, question: str, context: str = "", acknowledged: bool = False) -> bool:
         """Ask about the conversation's images (pending ones attached). The push-to-talk seam."""
@@ -236,7 +233,7 @@ class AssistantController(QObject):
             context = self.context_provider(tuple(self.conversation.images))
         request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context)
         if not self.engine.send(request):
-            self._fail(messages.ENGINE_NOT_RUNNING)
+            self.fail(messages.ENGINE_NOT_RUNNING)
             return False
         self.timeline["sent"] = time.monotonic()
         self._active, self._answer, self._spoken_first = request, "", False
@@ -269,7 +266,7 @@ class AssistantController(QObject):
     def stop(self) -> None:
         """Stop speech and generation together."""
         busy = self._active is not None or self.state is State.CAPTURING or self.speaker.speaking
-        self._end_modal()
+        self.keys.end()
         self._interrupt()
         self.earcons.play("stopped" if busy else "error")
         self.status.emit(messages.tr(messages.STOPPED if busy else messages.NOTHING_TO_STOP))
@@ -283,7 +280,7 @@ class AssistantController(QObject):
 
     def interrupt(self) -> None:
         """Silently cancel what is in flight (e.g. before recording a spoken question)."""
-        self._end_modal()
+        self.keys.end()
         self._interrupt()
 
     def _interrupt(self) -> None:
@@ -298,7 +295,7 @@ class AssistantController(QObject):
         self._splitter.reset()
         self._set_state(State.IDLE)
 
-    def _fail(self, text: str) -> None:
+    def fail(self, text: str) -> None:
         self.earcons.stop_waiting()
         self.earcons.play("error")
         self.notify(messages.tr(text), Priority.NOW)
@@ -372,7 +369,7 @@ class AssistantController(QObject):
         if event.request_id is not None:
             self._active = None
             self._set_state(State.IDLE)
-        self._fail(messages.error_text(event.kind))
+        self.fail(messages.error_text(event.kind))
 
     def _on_progress(self, event: Progress) -> None:
         if event.stage != "loading":
@@ -387,15 +384,8 @@ class AssistantController(QObject):
             self.timeline["speech_start"] = time.monotonic()
 
     def _on_engine_died(self) -> None:
-        self._token += 1
-        if self._active is not None:
-            self._finish_answer(self._answer, cancelled=True)
-        self._flush.stop()
-        self._splitter.reset()
-        self.speaker.stop()
-        self.earcons.stop_waiting()
+        self._interrupt()  # the partial answer is kept; the restart message follows
         self.earcons.play("error")
-        self._set_state(State.IDLE)
 
     # ------------------------------------------------------------ model
     def load_model(self) -> bool:
@@ -407,69 +397,3 @@ class AssistantController(QObject):
         self.engine.send(LoadModel(model_dir, Quantization(self.settings.quantization), self.settings.device))
         self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
         return True
-
-    # ------------------------------------------------------------ command layer and region grid
-    def start_command_layer(self) -> None:
-        self._end_modal()
-        self._layer = True
-        self.modal_requested.emit(True)
-        self._modal_timer.start(5000)
-        self.earcons.play("ack")
-        self.notify(messages.tr(messages.COMMAND_LAYER), Priority.NOW)
-
-    def start_region(self) -> None:
-        self._interrupt()
-        try:
-            whole, _ = capture.monitors()
-        except CaptureError:
-            self._fail(messages.CAPTURE_UNSUPPORTED)
-            return
-        except Exception:  # noqa: BLE001 - no display or mss failure
-            log.exception("monitors unavailable")
-            self._fail(messages.CAPTURE_FAILED)
-            return
-        self._end_modal()
-        self._region = RegionNavigator(whole)
-        self.modal_requested.emit(True)
-        self._modal_timer.start(60000)
-        self.earcons.play("ack")
-        self.notify(messages.tr(messages.REGION_START), Priority.NOW)
-
-    def on_modal_key(self, name: str) -> None:
-        if self._layer:
-            self._end_modal()
-            if name == "escape":
-                self.notify(messages.tr(messages.COMMAND_CANCELLED), Priority.NOW)
-            elif name in LAYER:
-                self.handle_action(LAYER[name])
-            else:
-                self.notify(messages.tr(messages.UNKNOWN_COMMAND), Priority.NOW)
-            return
-        if self._region is None:
-            return
-        self._modal_timer.start(60000)
-        step = self._region.key(name)
-        if step.action in ("describe", "ask"):
-            self._end_modal()
-            self.describe("region", step.rect, then_ask=step.action == "ask")
-        elif step.action == "cancel":
-            self._end_modal()
-            self.notify(step.message, Priority.NOW)
-        elif step.message:
-            self.notify(step.message, Priority.NOW)
-
-    def _modal_timeout(self) -> None:
-        if self._layer or self._region is not None:
-            self._end_modal()
-            self.notify(messages.tr(messages.COMMAND_CANCELLED), Priority.NOW)
-
-    def _end_modal(self) -> None:
-        if self._layer or self._region is not None:
-            self._layer = False
-            self._region = None
-            self._modal_timer.stop()
-            self.modal_requested.emit(False)
-
-    @property
-    def in_region(self) -> bool:
-        return self._region is not None

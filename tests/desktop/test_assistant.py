@@ -155,16 +155,16 @@ def test_command_layer_and_region_drill_down(rig, qtbot) -> None:  # noqa: ANN00
     rig.controller.modal_requested.connect(modal.append)
     rig.controller.handle_action("command")
     assert modal == [True] and rig.speaker.texts[-1] == messages.COMMAND_LAYER
-    rig.controller.on_modal_key("r")  # layer -> region
-    assert rig.controller.in_region and modal[-1] is True
-    rig.controller.on_modal_key("9")
+    rig.controller.keys.key("r")  # layer -> region
+    assert rig.controller.keys.in_region and modal[-1] is True
+    rig.controller.keys.key("9")
     assert rig.speaker.texts[-1] == "top right, 640 by 360 pixels"
-    rig.controller.on_modal_key("5")
+    rig.controller.keys.key("5")
     assert rig.speaker.texts[-1] == "centre, 213 by 120 pixels"
-    rig.controller.on_modal_key("backspace")
+    rig.controller.keys.key("backspace")
     assert rig.speaker.texts[-1].endswith("640 by 360 pixels")
-    finished(rig, qtbot, lambda: rig.controller.on_modal_key("enter"))
-    assert modal[-1] is False and not rig.controller.in_region
+    finished(rig, qtbot, lambda: rig.controller.keys.key("enter"))
+    assert modal[-1] is False and not rig.controller.keys.in_region
     rect, label = rig.grabber.grabs[-1]
     assert (rect.left, rect.top, rect.width, rect.height, label) == (1280, 0, 640, 360, "region")
 

@@ -76,7 +76,7 @@ def test_real_hotkey_triggers_a_real_capture(qtbot, screen_content) -> None:  # 
     rig = make_rig(ScriptedEngine(), grabber=capture.grab)
     service = HotkeyService()
     service.activated.connect(rig.controller.handle_action)
-    service.key.connect(rig.controller.on_modal_key)
+    service.key.connect(rig.controller.keys.key)
     rig.controller.modal_requested.connect(lambda on: service.begin_modal() if on else service.end_modal())
     try:
         assert service.start({"describe_screen": "Ctrl+Shift+F5", "command": "Ctrl+Shift+F12",

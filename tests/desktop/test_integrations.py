@@ -46,6 +46,9 @@ def test_new_images_are_read_after_the_describe_and_ground_follow_ups(lumen, qtb
     assert kinds == ["Describe", "ReadText"]  # OCR never delays the first answer
     first = next(r for r in lumen.scripted.requests if isinstance(r, Describe))
     assert first.context == ""
+    feature = next(f for f in lumen.extensions if type(f).__name__ == "ScreenTextFeature")
+    image_id = lumen.controller.conversation.last_image_id
+    qtbot.waitUntil(lambda: feature.text.lines_for(image_id) is not None, timeout=5000)  # OCR arrived
     with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
         lumen.controller.ask("What is the total?")
     follow = [r for r in lumen.scripted.requests if isinstance(r, Describe)][-1]
