@@ -101,7 +101,7 @@ class AssistantController(QObject):
     # ------------------------------------------------------------ telling the user
     def notify(self, text: str, priority: Priority = Priority.NEXT) -> None:
         self.status.emit(text)
-        log.info("notify: %s", text)
+        log.debug("notify: %s", text)  # may contain content (a heard question): DEBUG only
         self._output(text, priority)
 
     def speak_chunks(self, chunks: list[str]) -> None:
