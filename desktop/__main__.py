@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("Lumen")
     qt_app.setApplicationDisplayName("Lumen")
+    qt_app.setQuitOnLastWindowClosed(False)  # quit from the menu or tray; the window may only be hidden
     instance_name = f"lumen-{getpass.getuser()}"
     if _already_running(instance_name):
         print("Lumen is already running; its window was brought forward.", file=sys.stderr)

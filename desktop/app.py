@@ -26,6 +26,7 @@ from desktop.widgets import FOCUS_STYLE, install_focus_ring
 from desktop.widgets.conversation_view import TranscriptDialog
 from desktop.widgets.main_window import MainWindow
 from desktop.widgets.settings_dialog import SettingsDialog
+from desktop.widgets.tray import make_tray
 from engine.protocol import ErrorKind
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class LumenApp:
     transcript: TranscriptDialog
     hotkeys: HotkeyService
     startup_message: str | None = None
+    tray: object | None = None
     extensions: list[object] = field(default_factory=list)
 
     # ------------------------------------------------------------ behaviour the window asks for
@@ -130,6 +132,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     hotkeys.unavailable.connect(
         lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
+    lumen.tray = make_tray(window, controller, lumen.open_settings, QApplication.quit)
     _add_setup_action(lumen)
     lumen.extensions.extend(integrations.install(lumen))
     return lumen

@@ -85,6 +85,7 @@ class AssistantController(QObject):
         self._active: Describe | None = None
         self._answer = ""
         self._spoken_first = False
+        self._sentences = 0
         self._token = 0
         self._pending_question = False  # capture then let the user type the question (region "Q")
         self.keys = CommandKeys(self)
@@ -142,6 +143,7 @@ class AssistantController(QObject):
             "stop": self.stop,
             "read_text": self.read_text,
             "layer_help": lambda: self.notify(messages.tr(messages.COMMAND_LAYER_HELP), Priority.NOW),
+            "status": lambda: self.notify(self.doing(), Priority.NOW),
         }
         handler = handlers.get(action) or self.extra_actions.get(action)
         if handler is None:
@@ -236,13 +238,23 @@ class AssistantController(QObject):
             self.fail(messages.ENGINE_NOT_RUNNING)
             return False
         self.timeline["sent"] = time.monotonic()
-        self._active, self._answer, self._spoken_first = request, "", False
+        self._active, self._answer, self._spoken_first, self._sentences = request, "", False, 0
         self._splitter.reset()
         self._set_state(State.DESCRIBING)
         self.answer_started.emit()
         self.earcons.start_waiting()
         self.request_sent.emit(request)
         return True
+
+    def doing(self) -> str:
+        """What Lumen is doing, in words (the "what are you doing?" command)."""
+        if self.state is State.CAPTURING:
+            return messages.tr(messages.DOING_CAPTURING)
+        if self._active is None:
+            return messages.tr(messages.DOING_NOTHING)
+        if not self._spoken_first:
+            return messages.tr(messages.DOING_WAITING)
+        return messages.tr(messages.DOING_ANSWERING).format(count=self._sentences)
 
     def request_question(self) -> None:
         if not self.conversation.has_images:
@@ -336,6 +348,7 @@ class AssistantController(QObject):
 
     def _speak_answer(self, sentence: str) -> None:
         priority = Priority.NORMAL
+        self._sentences += 1
         if not self._spoken_first:  # the acknowledgement has done its job: the answer cuts it short
             self._spoken_first = True
             self.timeline["first_sentence"] = time.monotonic()

@@ -39,7 +39,8 @@ RESERVED = {  # desktop and screen-reader combinations we must never take
 }
 LAYER = {  # after the command key: one letter
     "s": "describe_screen", "w": "describe_window", "m": "describe_monitor", "r": "region",
-    "q": "ask", "a": "recall", "t": "read_text", "x": "stop", "h": "layer_help", "f1": "layer_help",
+    "q": "ask", "a": "recall", "t": "read_text", "x": "stop", "d": "status", "h": "layer_help",
+    "f1": "layer_help",
 }
 _NUMPAD_NAV = {"home": "7", "up": "8", "page_up": "9", "left": "4", "begin": "5", "right": "6",
                "end": "1", "down": "2", "page_down": "3"}

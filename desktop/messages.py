@@ -35,8 +35,13 @@ IDLE = "Ready"
 COMMAND_LAYER = "Lumen command"
 COMMAND_LAYER_HELP = (
     "Lumen command keys: S screen, W window, M monitor, R region, Q question, "
-    "A last answer, T read text, Escape cancel."
+    "A last answer, T read text, D what Lumen is doing, X stop, Escape cancel."
 )
+# Translators: answers to "what are you doing?" (command key, then D).
+DOING_NOTHING = "Ready. Nothing is running."
+DOING_CAPTURING = "Capturing the screen."
+DOING_WAITING = "Waiting for the answer to start."
+DOING_ANSWERING = "Answering; {count} sentences so far."
 COMMAND_CANCELLED = "Cancelled"
 UNKNOWN_COMMAND = "Unknown command key"
 

@@ -39,6 +39,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(icon_path())))
         self.setAcceptDrops(True)
         self.setObjectName("main_window")
+        self.hide_on_close = False  # set by the tray icon when there is one
         accessible(self, messages.APP_NAME, messages.tr("Describes your screen or a photo and answers questions."))
 
         self.status_label = accessible(QLabel(messages.tr(messages.STARTING)), messages.tr("Status"),
@@ -204,6 +205,13 @@ class MainWindow(QMainWindow):
                 self.controller.add_photo(image_input.from_qimage(mime.imageData()))
             except ImageRejected as exc:
                 self.controller.reject_photo(exc.reason)
+
+    def closeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        """With a tray icon, closing only hides the window (hotkeys keep working); without, it quits."""
+        event.ignore()
+        self.hide()
+        if not self.hide_on_close:
+            self.quit_requested.emit()
 
     def show_help(self, hotkeys: list[tuple[str, str]]) -> None:
         lines = "\n".join(f"  {messages.tr(messages.HOTKEY_ACTIONS[a])}: {k or messages.tr('not set')}"

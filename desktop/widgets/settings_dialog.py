@@ -97,7 +97,7 @@ class SettingsDialog(QDialog):
             self.hotkey_edits[action] = edit
             self._row(form, f"&{number} {name}:" if number < 10 else f"{name}:", edit)
         hint = QLabel(messages.tr("After the command key, press S screen, W window, M monitor, R region, "
-                                  "Q question, A last answer, T read text, X stop."))
+                                  "Q question, A last answer, T read text, D what Lumen is doing, X stop."))
         hint.setWordWrap(True)
         form.addRow(hint)
         return page

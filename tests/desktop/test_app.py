@@ -186,3 +186,18 @@ def test_corrupt_settings_file_is_recovered_with_a_spoken_message(qtbot, tmp_pat
         assert list(tmp_path.glob("settings.json.corrupt-*"))[0].read_text() == "{not json"
     finally:
         lumen.engine.shutdown()
+
+
+def test_closing_the_window_quits_without_a_tray_and_hides_with_one(lumen, qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QApplication
+
+    lumen.window.quit_requested.disconnect(QApplication.quit)  # keep the test's event loop
+    quits: list[bool] = []
+    lumen.window.quit_requested.connect(lambda: quits.append(True))
+    lumen.window.hide_on_close = True  # as when a tray icon exists
+    lumen.window.close()
+    assert not lumen.window.isVisible() and quits == []
+    lumen.window.show()
+    lumen.window.hide_on_close = False  # Xvfb has no tray: closing is quitting
+    lumen.window.close()
+    assert quits == [True]

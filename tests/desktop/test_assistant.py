@@ -51,9 +51,15 @@ def test_follow_up_reuses_the_cached_image(rig, qtbot) -> None:  # noqa: ANN001
 def test_stop_cancels_generation_and_speech(qtbot) -> None:  # noqa: ANN001
     rig = make_rig(ScriptedEngine(delay=0.1))
     try:
+        assert rig.controller.doing() == messages.DOING_NOTHING
         with qtbot.waitSignal(rig.controller.answer_started, timeout=5000):
             rig.controller.handle_action("describe_screen")
+        assert rig.controller.doing() == messages.DOING_WAITING
         qtbot.waitUntil(lambda: rig.controller._answer != "", timeout=5000)
+        qtbot.waitUntil(lambda: len(rig.speaker.texts) >= 2, timeout=5000)  # the first chunk is spoken
+        spoken = len(rig.speaker.texts) - 1  # minus the acknowledgement
+        rig.controller.handle_action("status")  # "what are you doing?"
+        assert rig.speaker.texts[-1] == messages.DOING_ANSWERING.format(count=spoken)
         stops_before = rig.speaker.stops
         with qtbot.waitSignal(rig.client.event, timeout=5000,
                               check_params_cb=lambda e: isinstance(e, Finished) and e.cancelled):
