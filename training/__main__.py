@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo", help="train the tiny demo model on a synthetic set and export it")
     de.add_argument("--out", default="resources/demo_model")
     de.add_argument("--work_dir", default="runs/demo")
-    de.add_argument("--stage1_steps", type=int, default=800)
+    de.add_argument("--stage1_steps", type=int, default=1500)
     de.add_argument("--stage2_steps", type=int, default=200)
     de.add_argument("--train_size", type=int, default=2000)
     de.add_argument("--test_size", type=int, default=300)

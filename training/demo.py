@@ -17,7 +17,6 @@ Everything is seeded; on the same machine and library versions a rebuild gives t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -91,17 +90,19 @@ def init_random_encoder(model) -> None:
 def train_tokenizer(out_file: Path, corpus: list[str], vocab_size: int = 600) -> Path:
     """SentencePiece BPE with LLaMA's trainer options (byte fallback, split digits, identity
     normalisation, <unk>=0 <s>=1 </s>=2, no pad piece); ``$$`` is a piece, as in LLaMA."""
+    import io
+
     import sentencepiece as spm
 
-    text = out_file.with_suffix(".txt")
-    text.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    model = io.BytesIO()  # in memory: no file paths end up inside the model (byte-identical rebuilds)
     spm.SentencePieceTrainer.train(
-        input=str(text), model_prefix=str(out_file.with_suffix("")), model_type="bpe", vocab_size=vocab_size,
+        sentence_iterator=iter(corpus), model_writer=model, model_type="bpe", vocab_size=vocab_size,
         byte_fallback=True, split_digits=True, add_dummy_prefix=True, normalization_rule_name="identity",
         remove_extra_whitespaces=False, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, user_defined_symbols=["$$"],
         character_coverage=1.0, num_threads=1, shuffle_input_sentence=False, hard_vocab_limit=False,
         minloglevel=2,
     )
+    out_file.write_bytes(model.getvalue())
     return out_file
 
 
@@ -150,7 +151,7 @@ def evaluate(model_dir: Path, samples, images_dir: Path, questions: tuple[str, .
     return results
 
 
-def build_demo(out: str | Path, work_dir: str | Path = "runs/demo", stage1_steps: int = 800, stage2_steps: int = 200,
+def build_demo(out: str | Path, work_dir: str | Path = "runs/demo", stage1_steps: int = 1500, stage2_steps: int = 200,
                train_size: int = 2000, test_size: int = 300, seed: int = 0, batch_size: int = 32) -> dict:
     t0 = time.perf_counter()
     threads = torch.get_num_threads()

@@ -218,7 +218,17 @@ def train(cfg: TrainConfig) -> RunResult:
              accelerator.distributed_type, first_batch_digest, digest)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    _release_accelerator_state()
     return RunResult(step, last_loss, rate, saved, exported, skipped, digest)
+
+
+def _release_accelerator_state() -> None:
+    """Let a later ``train()`` in the same process choose another precision (tests, the demo's two
+    stages). The process group (PartialState) is kept."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
 
 
 def weights_digest(tensors: dict[str, torch.Tensor]) -> str:

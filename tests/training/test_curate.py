@@ -7,9 +7,6 @@ import json
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-import pytest
 
 from training.curate import FIX_PROMPT, OpenAIChatFixer, curate, reject_reason
 

@@ -71,3 +71,8 @@ def test_demo_pipeline_runs_end_to_end(tmp_path) -> None:
     for name in ("lumen_model.json", "visual.safetensors", "llm", "tokenizer.model", "README.md", "demo_metrics.json"):
         assert (tmp_path / "model" / name).exists(), name
     assert list((tmp_path / "work" / "shards").glob("*.tar"))  # stage 1 really ran on webdataset shards
+    # rebuilding gives the same files (tokenizer, weights, metrics)
+    build_demo(tmp_path / "again", tmp_path / "work2", stage1_steps=6, stage2_steps=4, train_size=64, test_size=6,
+               batch_size=8)
+    for name in ("tokenizer.model", "visual.safetensors", "llm/model.safetensors"):
+        assert (tmp_path / "model" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name

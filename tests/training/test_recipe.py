@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import checkpointing, config
+from training import config
 from training.recipe import build_model, train
 from training.synthetic import make_split
 
