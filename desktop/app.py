@@ -131,6 +131,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     hotkeys.key.connect(controller.keys.key)
     hotkeys.unavailable.connect(
         lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
+    hotkeys.taken.connect(lambda key: controller.notify(messages.tr(messages.HOTKEY_IN_USE).format(key=key)))
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
     lumen.tray = make_tray(window, controller, lumen.open_settings, QApplication.quit)
     _add_setup_action(lumen)

@@ -120,6 +120,52 @@ def hotkeys_supported() -> str | None:
     return None
 
 
+_X11_KEYSYMS = {"esc": "Escape", "enter": "Return", "return": "Return", "space": "space", "tab": "Tab",
+                "backspace": "BackSpace", "del": "Delete", "delete": "Delete", "ins": "Insert",
+                "insert": "Insert", "home": "Home", "end": "End", "pgup": "Prior", "pgdown": "Next",
+                "left": "Left", "right": "Right", "up": "Up", "down": "Down", "pause": "Pause",
+                "print": "Print", "menu": "Menu"}
+
+
+def x11_taken(bindings: dict[str, str]) -> list[str]:
+    """The bindings another X11 client has already grabbed (it would get them, not us).
+
+    Probes with XGrabKey on a private connection and releases at once; BadAccess means taken.
+    Returns [] where this cannot be checked (not X11, python-xlib missing).
+    """
+    if not (sys.platform.startswith("linux") and os.environ.get("DISPLAY")):
+        return []
+    try:
+        from Xlib import XK, X, display, error
+    except ImportError:
+        return []
+    masks = {"ctrl": X.ControlMask, "shift": X.ShiftMask, "alt": X.Mod1Mask, "meta": X.Mod4Mask}
+    taken = []
+    d = display.Display()
+    try:
+        root = d.screen().root
+        for text in [t for t in bindings.values() if t]:
+            combo = parse(text)
+            name = combo.key.upper() if _is_function_key(combo.key) else _X11_KEYSYMS.get(combo.key, combo.key)
+            keycode = d.keysym_to_keycode(XK.string_to_keysym(name))
+            if not keycode:
+                continue
+            mods = 0
+            for m in combo.modifiers:
+                mods |= masks[m]
+            catcher = error.CatchError(error.BadAccess)
+            root.grab_key(keycode, mods, False, X.GrabModeAsync, X.GrabModeAsync, onerror=catcher)
+            d.sync()
+            if catcher.get_error():
+                taken.append(text)
+            else:
+                root.ungrab_key(keycode, mods)
+                d.sync()
+    finally:
+        d.close()
+    return taken
+
+
 def key_name(key: object) -> str:
     """A pynput key -> our name: "s", "7", "escape", "enter", "backspace", "f1", ..."""
     char = getattr(key, "char", None)
@@ -140,6 +186,7 @@ class HotkeyService(QObject):
     released = Signal(str)  # a key of that action's combination was released (push-to-talk)
     key = Signal(str)  # a key pressed while modal (see begin_modal)
     unavailable = Signal(str)  # why global hotkeys cannot work
+    taken = Signal(str)  # a binding another program has grabbed (Qt text)
 
     def __init__(self) -> None:
         super().__init__()
@@ -182,6 +229,12 @@ class HotkeyService(QObject):
         listener.start()
         listener.wait()
         self._listener = listener
+        try:
+            for text in x11_taken(bindings):
+                log.warning("hotkey %s is grabbed by another program", text)
+                self.taken.emit(text)
+        except Exception as exc:  # noqa: BLE001 - the probe is advisory; hotkeys still run
+            log.info("could not probe hotkey conflicts: %r", exc)
         log.info("global hotkeys active: %s", ", ".join(f"{a}={t}" for a, t in bindings.items() if t))
         return True
 

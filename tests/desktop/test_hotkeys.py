@@ -106,3 +106,28 @@ def test_real_hotkey_triggers_a_real_capture(qtbot, screen_content) -> None:  # 
     finally:
         service.stop()
         rig.client.shutdown()
+
+
+@pytest.mark.display
+def test_a_combination_grabbed_by_another_program_is_reported(qtbot) -> None:  # noqa: ANN001
+    from Xlib import XK, X, display
+
+    other = display.Display()  # "another program" holding Ctrl+Shift+F7
+    root = other.screen().root
+    keycode = other.keysym_to_keycode(XK.string_to_keysym("F7"))
+    root.grab_key(keycode, X.ControlMask | X.ShiftMask, False, X.GrabModeAsync, X.GrabModeAsync)
+    other.sync()
+    service = HotkeyService()
+    try:
+        with qtbot.waitSignal(service.taken, timeout=5000) as blocker:
+            assert service.start({"describe_monitor": "Ctrl+Shift+F7", "stop": "Ctrl+Shift+F11"})
+        assert blocker.args == ["Ctrl+Shift+F7"]
+        from desktop.hotkeys import x11_taken
+
+        assert x11_taken({"stop": "Ctrl+Shift+F11", "m": "Ctrl+Shift+F7"}) == ["Ctrl+Shift+F7"]
+    finally:
+        service.stop()
+        other.close()
+    from desktop.hotkeys import x11_taken
+
+    assert x11_taken({"m": "Ctrl+Shift+F7"}) == []  # released when the other program quits
