@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 STAGES = [  # (name, from, to)
     ("acknowledge", "hotkey", "ack"),
     ("capture + check", "ack", "captured"),
-    ("request sent", "captured", "sent"),
+    ("prepare request", "captured", "sending"),
+    ("send over the pipe", "sending", "sent"),
     ("engine first token", "sent", "first_delta"),
     ("first sentence", "first_delta", "first_sentence"),
     ("speech start", "first_sentence", "speech_start"),

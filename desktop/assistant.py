@@ -234,6 +234,7 @@ class AssistantController(QObject):
         if not context and self.context_provider is not None:
             context = self.context_provider(tuple(self.conversation.images))
         request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context)
+        self.timeline["sending"] = time.monotonic()
         if not self.engine.send(request):
             self.fail(messages.ENGINE_NOT_RUNNING)
             return False
