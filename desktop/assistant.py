@@ -258,8 +258,11 @@ class AssistantController(QObject):
         return messages.tr(messages.DOING_ANSWERING).format(count=self._sentences)
 
     def request_question(self) -> None:
+        """Let the user type a question: about the last image, or with no image yet about a fresh
+        capture of the screen (taken now, asked together with the question)."""
         if not self.conversation.has_images:
-            self.notify(messages.tr(messages.NO_IMAGE_YET), Priority.NOW)
+            target = "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"
+            self.describe(target, then_ask=True)
             return
         self.question_requested.emit()
         self.notify(messages.tr(messages.ASK_PROMPT), Priority.NOW)

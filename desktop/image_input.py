@@ -1,20 +1,19 @@
 """Photos from a file, a drop, or the clipboard -> a validated ``ImageInput`` or a typed rejection.
 
-Validation decodes the picture once (so a damaged file is refused here, with a message, rather
-than in the engine) through ``engine.image_io.open_image`` when present (torch-free), else Pillow
-with the same rules: known formats only, a pixel limit against decompression bombs, a file-size
-limit. The original bytes are what the engine receives; nothing is written to disk.
+Validation decodes the picture once with ``engine.image_io.open_image`` (torch-free; the engine
+applies the same rules), so a damaged file, a non-image or a decompression bomb is refused here
+with a message rather than failing in the engine. The original bytes are what the engine
+receives; nothing is written to disk.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import uuid
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import image_io
 from engine.protocol import ImageInput
 
 log = logging.getLogger(__name__)
@@ -67,37 +66,12 @@ def from_bytes(data: bytes, label: str) -> Photo:
 
 
 def validate(data: bytes) -> tuple[int, int]:
-    """Decode fully; return (width, height) after EXIF rotation, or raise ImageRejected."""
-    try:
-        from engine import image_io
-    except ImportError:
-        return _validate_with_pillow(data)
+    """Decode fully with the engine's own rules; return (width, height) after EXIF rotation."""
     try:
         image = image_io.open_image(data, max_pixels=MAX_PIXELS)
     except image_io.ImageError as exc:
         raise ImageRejected(exc.reason, str(exc)) from exc
     return image.size
-
-
-def _validate_with_pillow(data: bytes) -> tuple[int, int]:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageRejected("too_large", f"{img.width}x{img.height}")
-                img.load()  # decodes everything: truncated files fail here
-                return ImageOps.exif_transpose(img).size
-    except ImageRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected("too_large", str(exc)) from exc
-    except UnidentifiedImageError as exc:
-        raise ImageRejected("not_an_image", str(exc)) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("corrupt", str(exc)) from exc
 
 
 def from_qimage(qimage: object, label: str = "pasted image") -> Photo:

@@ -182,3 +182,14 @@ def test_new_conversation_forgets_engine_cache(rig, qtbot) -> None:  # noqa: ANN
     assert rig.controller.conversation.id != old and not rig.controller.conversation.entries
     qtbot.waitUntil(lambda: any(getattr(r, "conversation_id", None) == old and type(r).__name__ ==
                                 "ForgetConversation" for r in rig.engine.requests), timeout=3000)
+
+
+def test_ask_hotkey_with_no_image_captures_first_then_asks_the_typed_question(rig, qtbot) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(rig.controller.question_requested, timeout=5000):
+        rig.controller.handle_action("ask")
+    assert rig.grabber.grabs == [(None, "screen")]
+    assert not any(isinstance(r, Describe) for r in rig.engine.requests)  # nothing asked yet
+    assert rig.speaker.texts[-1] == messages.ASK_PROMPT
+    finished(rig, qtbot, lambda: rig.controller.ask("What does the dialog say?"))
+    request = next(r for r in rig.engine.requests if isinstance(r, Describe))
+    assert request.question == "What does the dialog say?" and len(request.new_image_ids) == 1
