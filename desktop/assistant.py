@@ -88,6 +88,7 @@ class AssistantController(QObject):
         self._sentences = 0
         self._token = 0
         self._pending_question = False  # capture then let the user type the question (region "Q")
+        self._target = "screen"  # what the capture in flight was asked for
         self.keys = CommandKeys(self)
         self._last_progress = -1
         self._signals = _CaptureSignals()
@@ -133,8 +134,7 @@ class AssistantController(QObject):
         self.timeline = {"hotkey": time.monotonic()}
         handlers: dict[str, Callable[[], None]] = {
             "command": self.keys.start_layer,
-            "describe_screen": lambda: self.describe(
-                "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"),
+            "describe_screen": lambda: self.describe(self._screen_target()),
             "describe_window": lambda: self.describe("window"),
             "describe_monitor": lambda: self.describe("monitor"),
             "region": self.keys.start_region,
@@ -151,6 +151,9 @@ class AssistantController(QObject):
             return
         handler()
 
+    def _screen_target(self) -> str:
+        return "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"
+
     def describe(self, target: str, rect: Rect | None = None, then_ask: bool = False) -> None:
         """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it."""
         self._interrupt()
@@ -159,7 +162,7 @@ class AssistantController(QObject):
             self.fail(messages.CAPTURE_UNSUPPORTED)
             return
         self._token += 1
-        self._pending_question = then_ask
+        self._pending_question, self._target = then_ask, target
         self._set_state(State.CAPTURING)
         cursor = capture.cursor_position() if target == "monitor" else None
         token = self._token
@@ -191,6 +194,8 @@ class AssistantController(QObject):
         if problem is not None:
             self.fail(_PROBLEMS[problem])
             return
+        if shot.label == "screen" and self._target in ("window", "monitor"):
+            self.notify(messages.tr(messages.NO_ACTIVE_WINDOW), Priority.NEXT)
         self.conversation.attach_image(shot.to_image_input(new_image_id()), shot.label)
         self.conversation_changed.emit()
         if self._pending_question:
@@ -261,8 +266,7 @@ class AssistantController(QObject):
         """Let the user type a question: about the last image, or with no image yet about a fresh
         capture of the screen (taken now, asked together with the question)."""
         if not self.conversation.has_images:
-            target = "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"
-            self.describe(target, then_ask=True)
+            self.describe(self._screen_target(), then_ask=True)
             return
         self.question_requested.emit()
         self.notify(messages.tr(messages.ASK_PROMPT), Priority.NOW)

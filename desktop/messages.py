@@ -73,7 +73,7 @@ CAPTURE_UNSUPPORTED = (
     "Screen capture is not supported in this session. On Wayland, log in to an X11 session to use "
     "screen description; photos still work."
 )
-NO_ACTIVE_WINDOW = "No active window was found, so the whole screen is described instead."
+NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
 
 # ---------------------------------------------------------------- photos
 PHOTO_ADDED = "Photo {name} added"

@@ -193,3 +193,12 @@ def test_ask_hotkey_with_no_image_captures_first_then_asks_the_typed_question(ri
     finished(rig, qtbot, lambda: rig.controller.ask("What does the dialog say?"))
     request = next(r for r in rig.engine.requests if isinstance(r, Describe))
     assert request.question == "What does the dialog say?" and len(request.new_image_ids) == 1
+
+
+def test_window_not_found_falls_back_to_the_screen_and_says_so(rig, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    from desktop import capture
+
+    monkeypatch.setattr(capture, "active_window_rect", lambda: None)  # e.g. the desktop itself has focus
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_window"))
+    assert rig.grabber.grabs == [(None, "screen")]
+    assert messages.NO_ACTIVE_WINDOW in rig.speaker.texts

@@ -58,3 +58,19 @@ def test_real_grab_every_monitor_and_a_region(qtbot) -> None:  # noqa: ANN001
     part = capture.grab(Rect(60, 70, 20, 10), "region")
     assert part.size == (20, 10) and part.label == "region" and part.to_pil().getpixel((5, 5)) == red
     assert capture.monitor_at(10, 10)[0] == 1
+
+
+@pytest.mark.display
+def test_active_window_is_found_on_x11(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QLineEdit
+
+    window = QLineEdit("focused window")
+    window.setGeometry(300, 200, 400, 120)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: capture.active_window_rect() is not None
+                    and capture.active_window_rect().width == 400, timeout=3000)
+    rect = capture.active_window_rect()
+    assert (rect.left, rect.top, rect.width, rect.height) == (300, 200, 400, 120)
