@@ -57,7 +57,7 @@ sys.exit(0 if report["frozen"] and engine["ready"] else 1)
 PY
 
 step "GUI starts offscreen, engine process reports the model ready"
-"$APP" --no-hotkeys > "$T/app.out" 2>&1 &
+"$APP" --no-hotkeys --debug > "$T/app.out" 2>&1 &   # --debug: the log records what is announced
 APP_PID=$!
 LOG="$XDG_STATE_HOME/Lumen/log/lumen.log"
 for _ in $(seq 1 180); do
