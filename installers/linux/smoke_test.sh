@@ -8,7 +8,7 @@
 #      the app is killed the engine process must go away too;
 #   4. install.sh installs the bundle into a fresh home (menu entry, autostart) and the copy starts.
 # The model: the bundled demo model (resources/demo_model) if the bundle has one, else the shared
-# parity fixtures (tiny official-format files) imported by the bundle itself.
+# parity fixtures (tiny official-format files), which the bundle imports whenever they are there.
 #   bash installers/linux/smoke_test.sh [BUNDLE_DIR]     (default build/installers/linux/dist/lumen)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,11 +30,8 @@ step "models list (torch-free path)"
 "$APP" models list --json > "$T/list.json" || fail "lumen models list"
 grep -q '"vicuna0-7b"' "$T/list.json" || fail "catalogue missing from models list"
 
-if [ -f "$APP_DIR/_internal/resources/demo_model/lumen_model.json" ]; then
-  MODEL="$APP_DIR/_internal/resources/demo_model"
-  step "using the bundled demo model $MODEL"
-else
-  step "import the parity fixtures with the bundle's converter"
+if [ -d "$FIXTURES" ]; then
+  step "import the parity fixtures' official-format files with the bundle's converter"
   SRC="$T/official"; mkdir -p "$SRC"
   cp "$FIXTURES/eva_vit_g.pth" "$FIXTURES/blip2_pretrained_flant5xxl.pth" "$SRC/"
   cp "$FIXTURES/pretrained_minigpt4_tiny.pth" "$SRC/prerained_minigpt4_7b.pth"
@@ -43,6 +40,11 @@ else
   "$APP" models verify vicuna0-7b || fail "lumen models verify"
   MODEL="$LUMEN_MODELS_DIR/vicuna0-7b"
 fi
+if [ -f "$APP_DIR/_internal/resources/demo_model/lumen_model.json" ]; then
+  MODEL="$APP_DIR/_internal/resources/demo_model"
+  step "the engine checks use the bundled demo model"
+fi
+[ -n "${MODEL:-}" ] || fail "no demo model in the bundle and no fixtures at $FIXTURES"
 mkdir -p "$LUMEN_CONFIG_DIR"
 printf '{"schema_version": 1, "model_dir": "%s", "device": "cpu"}\n' "$MODEL" > "$LUMEN_CONFIG_DIR/settings.json"
 
