@@ -182,3 +182,17 @@ def test_percent_announcer_throttles() -> None:
     a.reset()
     now[0] += 100
     assert a.feed("downloading", 0.05) is None and a.feed("verifying", 0.5) is None  # new stage: interval restarts
+
+
+def test_wizard_and_check_modules_do_not_import_torch(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, desktop.setup_wizard, desktop.check\n"
+            "desktop.check.check_model(None); desktop.check.check_speech()\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LUMEN_MODELS_DIR": str(tmp_path)}  # config: isolated by conftest
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
