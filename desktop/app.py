@@ -105,6 +105,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     app = QApplication.instance()
     if app is not None:
         app.setStyleSheet(FOCUS_STYLE)
+        _watch_screens(app)
         if not app.property("lumen_focus_ring"):
             install_focus_ring(app)
     path = settings_path or settings_store.default_path()
@@ -156,6 +157,19 @@ def _add_setup_action(lumen: LumenApp) -> None:
     action = QAction(messages.tr("Set up &model…"), lumen.window)
     action.triggered.connect(lumen.open_setup_wizard)
     lumen.window.tools_menu.addAction(action)
+
+
+def _watch_screens(app: QApplication) -> None:
+    """Monitors added, removed or resized: the capture threads must see the new layout."""
+    from desktop.capture import invalidate_grabbers
+
+    def watch(screen) -> None:  # noqa: ANN001
+        screen.geometryChanged.connect(lambda _: invalidate_grabbers())
+
+    for screen in app.screens():
+        watch(screen)
+    app.screenAdded.connect(lambda screen: (invalidate_grabbers(), watch(screen)))
+    app.screenRemoved.connect(lambda _: invalidate_grabbers())
 
 
 def _has_module(name: str) -> bool:

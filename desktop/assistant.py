@@ -90,6 +90,9 @@ class AssistantController(QObject):
         self._pending_question = False  # capture then let the user type the question (region "Q")
         self._target = "screen"  # what the capture in flight was asked for
         self.keys = CommandKeys(self)
+        self._pool = QThreadPool(self)  # one long-lived capture thread: it keeps its mss instance
+        self._pool.setMaxThreadCount(1)
+        self._pool.setExpiryTimeout(-1)
         self._last_progress = -1
         self._signals = _CaptureSignals()
         self._signals.captured.connect(self._on_captured)
@@ -166,7 +169,7 @@ class AssistantController(QObject):
         self._set_state(State.CAPTURING)
         cursor = capture.cursor_position() if target == "monitor" else None
         token = self._token
-        QThreadPool.globalInstance().start(lambda: self._capture_job(token, target, rect, cursor))
+        self._pool.start(lambda: self._capture_job(token, target, rect, cursor))
 
     def _capture_job(self, token: int, target: str, rect: Rect | None, cursor) -> None:  # noqa: ANN001
         """Pool thread: locate, grab, check. Only signals leave this function."""

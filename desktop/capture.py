@@ -1,7 +1,10 @@
 """Screen capture with mss: every monitor, one monitor, the active window, or a region.
 
-Each grab creates a fresh ``mss.MSS()`` in the calling thread (mss objects are not thread-safe;
-python-mss issues #198, #273) and returns raw RGB rows, which go to the engine as
+mss objects are not thread-safe (python-mss issues #198, #273), so each thread grabs with its own
+``mss.MSS()``, created in that thread. Creating one costs 50-100 ms here (an X connection and a
+shared-memory segment) against 2 ms for the grab itself, so a thread keeps its instance until
+``invalidate_grabbers()`` (monitors added, removed or resized) makes every thread create a fresh
+one at its next grab. Grabs return raw RGB rows, which go to the engine as
 ``ImageInput(encoding="rgb")`` without PNG encoding. Coordinates are physical pixels (mss makes
 the process DPI-aware on Windows; X11 has no scaling), so HiDPI screens are grabbed at full
 resolution. ``check_capture`` refuses black, single-colour and near-blank grabs before the model
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 from engine.protocol import ImageInput
@@ -83,6 +87,27 @@ def _mss():  # noqa: ANN202
     return mss.MSS() if hasattr(mss, "MSS") else mss.mss()
 
 
+_local = threading.local()
+_generation = [0]  # bumped by invalidate_grabbers(); a thread's instance from an older one is closed
+
+
+def invalidate_grabbers() -> None:
+    """The monitor layout changed: every thread creates a fresh mss instance at its next grab."""
+    _generation[0] += 1
+
+
+def _thread_mss():  # noqa: ANN202
+    """This thread's mss instance (created here, used only here)."""
+    sct = getattr(_local, "sct", None)
+    if sct is not None and _local.generation != _generation[0]:
+        sct.close()
+        sct = None
+    if sct is None:
+        sct = _local.sct = _mss()
+        _local.generation = _generation[0]
+    return sct
+
+
 def monitors() -> tuple[Rect, list[Rect]]:
     """(bounding box of all monitors, each monitor) in physical pixels."""
     with _mss() as sct:
@@ -91,18 +116,19 @@ def monitors() -> tuple[Rect, list[Rect]]:
 
 
 def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
-    """Grab ``rect`` (default: every monitor) in the calling thread."""
+    """Grab ``rect`` (default: every monitor) in the calling thread, with that thread's mss."""
     from PIL import Image
 
     try:
-        with _mss() as sct:
-            if rect is None:
-                m = sct.monitors[0]
-                rect = Rect(m["left"], m["top"], m["width"], m["height"])
-            shot = sct.grab(rect.as_mss())
+        sct = _thread_mss()
+        if rect is None:
+            m = sct.monitors[0]
+            rect = Rect(m["left"], m["top"], m["width"], m["height"])
+        shot = sct.grab(rect.as_mss())
     except CaptureError:
         raise
     except Exception as exc:  # mss raises ScreenShotError, XError, OSError ... all mean "failed"
+        invalidate_grabbers()  # e.g. the X server restarted: start afresh next time
         raise CaptureError("failed", repr(exc)) from exc
     image = Image.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
     return Capture(image.tobytes(), tuple(shot.size), rect, label)

@@ -74,3 +74,27 @@ def test_active_window_is_found_on_x11(qtbot) -> None:  # noqa: ANN001
                     and capture.active_window_rect().width == 400, timeout=3000)
     rect = capture.active_window_rect()
     assert (rect.left, rect.top, rect.width, rect.height) == (300, 200, 400, 120)
+
+
+@pytest.mark.display
+def test_each_thread_keeps_its_own_mss_until_the_layout_changes() -> None:
+    import threading
+
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+
+    def grab_twice(name: str) -> None:
+        for _ in range(2):
+            capture.grab(Rect(0, 0, 8, 8))
+            seen[name].append(id(capture._local.sct))
+
+    threads = [threading.Thread(target=grab_twice, args=(n,)) for n in seen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen["a"][0] == seen["a"][1] and seen["b"][0] == seen["b"][1]  # reused within a thread
+    capture.grab(Rect(0, 0, 8, 8))
+    before = capture._local.sct
+    capture.invalidate_grabbers()
+    capture.grab(Rect(0, 0, 8, 8))
+    assert capture._local.sct is not before  # a fresh instance after a layout change
