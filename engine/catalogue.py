@@ -171,19 +171,28 @@ ESTIMATE_CONTEXT = 2048  # positions kept by the official window rule (max_lengt
 _BYTES_PER_LINEAR_PARAM = {Precision.FP16: 2.0, Precision.INT8: 1.0, Precision.NF4: 0.53}  # nf4: + scales
 
 
-def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
-    """Estimated peak GPU memory while answering with a full context window [E].
+def estimate_memory_bytes(shape: LlmShape, vision_params: float, precision: Precision, *,
+                          element_bytes: int = 2, overhead_bytes: int = RUNTIME_OVERHEAD_BYTES) -> int:
+    """Estimated peak memory while answering with a full context window [E].
 
-    weights (linear layers at the precision, embeddings/LM head fp16, vision fp16)
-    + KV cache (2 x layers x hidden x 2 bytes per position, 2048 positions) + runtime overhead.
+    weights (linear layers at the precision, embeddings/LM head and the vision side at
+    ``element_bytes``) + KV cache (2 x layers x hidden x element_bytes per position) + overhead.
+    The one formula behind the wizard's table and ``engine.loading``'s check before loading.
+    """
+    linear_bytes = element_bytes if precision is Precision.FP16 else _BYTES_PER_LINEAR_PARAM[precision]
+    weights = shape.linear_params * linear_bytes + (shape.embed_params + vision_params) * element_bytes
+    kv_cache = 2 * shape.layers * shape.hidden * element_bytes * min(shape.context, ESTIMATE_CONTEXT)
+    return int(weights + kv_cache + overhead_bytes)
+
+
+def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
+    """Estimated peak GPU memory (fp16/bf16 weights outside the quantised layers).
+
     Cross-checked with docs/performance.md: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
     (measured 16-22 GB), 7B fp16 ~18 GB (measured "just over 16 GB" at load).
     """
-    shape = spec.shape
     vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
-    weights = shape.linear_params * _BYTES_PER_LINEAR_PARAM[precision] + shape.embed_params * 2 + vision * 2
-    kv_cache = 2 * shape.layers * shape.hidden * 2 * ESTIMATE_CONTEXT
-    return int(weights + kv_cache + RUNTIME_OVERHEAD_BYTES)
+    return estimate_memory_bytes(spec.shape, vision, precision)
 
 
 def cpu_memory_bytes(spec: ModelSpec) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from engine.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, estimate_memory_bytes
 from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_model_json
 from engine.config import MiniGPT4Config
 from engine.modeling_minigpt4 import MiniGPT4
@@ -21,8 +22,7 @@ from engine.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_PARAM = {Quantization.NONE: None, Quantization.INT8: 1.06, Quantization.NF4: 0.56}
-RUNTIME_MARGIN = 1.15  # activations, KV cache for a 2k context, allocator slack
+CPU_OVERHEAD_BYTES = int(0.5e9)  # no CUDA context on the CPU; Python, torch, activations
 
 
 class ModelLoadError(RuntimeError):
@@ -55,7 +55,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(dtype: str, device: torch.device, config: MiniGPT4Config | None = None) -> torch.dtype:
     if dtype != "auto":
         try:
             return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
@@ -65,27 +65,41 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
+    # CPU: float32 (exact, and what the official code computes there) when it fits, else bfloat16
+    available = available_bytes(device)
+    if config is not None and available is not None and \
+            required_bytes(config, torch.float32, Quantization.NONE, device) > available:
+        return torch.bfloat16
     return torch.float32
 
 
-def llm_parameter_count(llm: dict) -> int:
+def _llm_shape(config: MiniGPT4Config) -> LlmShape:
+    llm = config.llm
     h, i, n, v = llm["hidden_size"], llm["intermediate_size"], llm["num_hidden_layers"], llm["vocab_size"]
     kv = llm.get("num_key_value_heads", llm["num_attention_heads"]) / llm["num_attention_heads"]
-    per_layer = h * h * (2 + 2 * kv) + 3 * h * i + 2 * h
-    return int(n * per_layer + 2 * v * h + h)
+    linear = n * (h * h * (2 + 2 * kv) + 3 * h * i)
+    return LlmShape(linear_params=linear, embed_params=2 * v * h, layers=n,
+                    hidden=int(h * kv), context=int(llm.get("max_position_embeddings", 2048)))
 
 
-def required_bytes(config: MiniGPT4Config, dtype: torch.dtype, quantization: Quantization) -> int:
-    """Rough memory needed on the device: LLM at its precision + vision side (fp16 ViT, fp32 rest)."""
-    llm_params = llm_parameter_count(config.llm)
-    elem = torch.finfo(dtype).bits // 8
-    per_param = BYTES_PER_PARAM[quantization] or elem
-    embed = 2 * config.llm["vocab_size"] * config.llm["hidden_size"]  # embeddings and head stay unquantised
-    llm_bytes = (llm_params - embed) * per_param + embed * elem
+def _vision_params(config: MiniGPT4Config) -> float:
     v = config.vision
-    vit_params = v.num_layers * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
-    vision_bytes = vit_params * (2 if elem < 4 else 4) + 0.12e9 * 4 * (config.qformer is not None)
-    return int((llm_bytes + vision_bytes) * RUNTIME_MARGIN)
+    vit = v.num_layers * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
+    vit += (v.num_patches + 1 + 3 * v.patch_size**2) * v.hidden_size
+    q = config.qformer
+    qformer = 0 if q is None else q.num_layers * (4 * q.hidden_size**2 + 2 * q.hidden_size * q.intermediate_size) \
+        + (q.num_layers // q.cross_attention_freq) * (2 * q.hidden_size * v.hidden_size + 2 * q.hidden_size**2)
+    return float(vit + qformer + config.projection_in_features * config.llm_hidden_size)
+
+
+def required_bytes(config: MiniGPT4Config, dtype: torch.dtype, quantization: Quantization,
+                   device: torch.device | None = None) -> int:
+    """Memory needed to answer: ``engine.catalogue.estimate_memory_bytes`` for this configuration."""
+    precision = Precision.FP16 if quantization is Quantization.NONE else Precision(quantization.value)
+    on_cpu = device is not None and device.type == "cpu"
+    return estimate_memory_bytes(_llm_shape(config), _vision_params(config), precision,
+                                 element_bytes=torch.finfo(dtype).bits // 8,
+                                 overhead_bytes=CPU_OVERHEAD_BYTES if on_cpu else RUNTIME_OVERHEAD_BYTES)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -105,9 +119,10 @@ def available_bytes(device: torch.device) -> int | None:
         return None
 
 
-def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int) -> Quantization | None:
+def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int,
+              device: torch.device | None = None) -> Quantization | None:
     for q in (Quantization.NONE, Quantization.NF4):  # LLM.int8 is never recommended: slow (performance.md 2.2)
-        if required_bytes(config, dtype, q) <= available:
+        if required_bytes(config, dtype, q, device) <= available:
             return q
     return None
 
@@ -116,32 +131,51 @@ def check_memory(config: MiniGPT4Config, device: torch.device, dtype: torch.dtyp
     available = available_bytes(device)
     if available is None:
         return
-    need = required_bytes(config, dtype, quantization)
+    need = required_bytes(config, dtype, quantization, device)
     if need <= available:
         return
-    better = recommend(config, dtype, available)
-    advice = (f"choose {better.value} precision, which needs about {required_bytes(config, dtype, better) / 1e9:.1f} GB"
+    better = recommend(config, dtype, available, device)
+    advice = (f"choose {better.value} precision, which needs about "
+              f"{required_bytes(config, dtype, better, device) / 1e9:.1f} GB"
               if better else "no precision fits; use a smaller model or free memory")
     raise ModelLoadError(ErrorKind.OUT_OF_MEMORY,
                          f"{config.name} at {quantization.value} needs about {need / 1e9:.1f} GB on {device}, "
                          f"{available / 1e9:.1f} GB free: {advice}")
 
 
-def _bnb_config(quantization: Quantization, dtype: torch.dtype, device: torch.device):
-    if quantization is Quantization.NONE:
-        return None
+def bnb_config(quantization: Quantization, dtype: torch.dtype):
+    """NF4 with double quantisation (compute in ``dtype``), or LLM.int8: the LLM only."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization is Quantization.INT8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization is Quantization.NF4:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=dtype)
+    raise ValueError(f"not a bitsandbytes quantization: {quantization!r}")
+
+
+def _check_bitsandbytes(device: torch.device) -> None:
     if device.type == "mps":
         raise ModelLoadError(ErrorKind.UNSUPPORTED_HARDWARE, "8-bit and 4-bit need bitsandbytes, which does not run on Apple GPUs")
     try:
         import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise ModelLoadError(ErrorKind.UNSUPPORTED_HARDWARE,
                              f"8-bit/4-bit need bitsandbytes (pip install 'lumen-assistant[gpu]'): {exc}") from exc
-    if quantization is Quantization.INT8:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=dtype)
+
+
+def saved_quantization(llm_dir: Path) -> Quantization | None:
+    """The quantisation of a pre-quantised copy (``lumen models quantize``), from llm/config.json."""
+    import json
+
+    try:
+        saved = json.loads((llm_dir / "config.json").read_text()).get("quantization_config")
+    except (OSError, ValueError):
+        return None
+    if not saved:
+        return None
+    return Quantization.INT8 if saved.get("load_in_8bit") else Quantization.NF4
 
 
 def _place_vision(model: MiniGPT4, device: torch.device, dtype: torch.dtype) -> None:
@@ -185,8 +219,11 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
 
     config = replace(config, llm=llm_cfg)
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
+    torch_dtype = resolve_dtype(dtype, dev, config)
     quantization = Quantization(quantization)
+    saved = saved_quantization(model_dir / LLM_DIR)
+    if saved is not None:  # a pre-quantised copy: transformers reads it back as it is
+        quantization = saved
     if check_memory_first:
         check_memory(config, dev, torch_dtype, quantization)
     warnings: list[str] = []
@@ -194,17 +231,19 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         warnings.append("cpu_slow")
         log.info("No GPU: running on the CPU, answers will be slow")
 
-    bnb = _bnb_config(quantization, torch_dtype, dev)
-    kwargs = {"dtype": torch_dtype, "local_files_only": True}
-    if bnb is not None:
-        kwargs.update(quantization_config=bnb, device_map={"": str(dev) if dev.type != "cuda" else dev.index or 0})
+    kwargs: dict = {"dtype": torch_dtype, "local_files_only": True}
+    if quantization is not Quantization.NONE:
+        _check_bitsandbytes(dev)
+        kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)}
+        if saved is None:
+            kwargs["quantization_config"] = bnb_config(quantization, torch_dtype)
     try:
         llm = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), **kwargs)
     except torch.cuda.OutOfMemoryError as exc:
         raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of GPU memory while loading the language model: {exc}") from exc
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(ErrorKind.MODEL_MISMATCH, f"{model_dir / LLM_DIR}: cannot load the language model: {exc}") from exc
-    if bnb is None:
+    if quantization is Quantization.NONE:
         llm.to(dev)
     llm.eval()
 

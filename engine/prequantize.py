@@ -18,18 +18,6 @@ log = logging.getLogger(__name__)
 COPIED = ("lumen_model.json", "visual.safetensors", "tokenizer.model")
 
 
-def bnb_config(quantization: str, compute_dtype: object) -> object:
-    """The same settings engine.loading uses at start-up (NF4 + double quantisation, or LLM.int8)."""
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    if quantization == "nf4":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype)
-    raise ValueError(f"unknown quantization {quantization!r} (nf4 or int8)")
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)  # same file system: no extra disk space for the 2 GB of visual weights
@@ -41,12 +29,15 @@ def prequantize(*, src_dir: Path, out_dir: Path, quantization: str, device: str 
     import torch
     from transformers import LlamaForCausalLM
 
+    from engine.loading import bnb_config
+    from engine.protocol import Quantization
+
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     llm = LlamaForCausalLM.from_pretrained(
-        str(src_dir / "llm"), quantization_config=bnb_config(quantization, dtype), dtype=dtype,
+        str(src_dir / "llm"), quantization_config=bnb_config(Quantization(quantization), dtype), dtype=dtype,
         device_map={"": device}, local_files_only=True,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
