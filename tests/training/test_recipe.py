@@ -175,3 +175,18 @@ def test_cache_and_prepare_commands(tiny_model_dir, aligned, tmp_path) -> None:
 
     with tarfile.open(next((tmp_path / "shards").glob("*.tar"))) as tar:
         assert len([n for n in tar.getnames() if n.endswith(".jpg")]) == 24
+
+
+def test_stage1_from_two_shard_sources_with_mixing_and_resume(tiny_model_dir, aligned, tmp_path) -> None:
+    from training.prepare import prepare_shards, shard_pattern
+
+    prepare_shards(aligned / "filter_cap.json", tmp_path / "laion", image_size=56, samples_per_shard=10)
+    prepare_shards(aligned / "filter_cap.json", tmp_path / "ccsbu", image_size=56, samples_per_shard=10)
+    cfg = config.stage1(model_dir=str(tiny_model_dir), laion_shards=shard_pattern(tmp_path / "laion"),
+                        ccsbu_shards=shard_pattern(tmp_path / "ccsbu"), output_dir=str(tmp_path / "run"),
+                        batch_size=4, max_epoch=2, iters_per_epoch=2, warmup_steps=1, mixed_precision="no",
+                        num_workers=0, cpu=True, log_every=1, progress=False, tensorboard=False, shuffle_buffer=8)
+    first = train(dataclasses.replace(cfg, max_steps=2))
+    assert first.steps == 2 and first.exported is not None
+    resumed = train(dataclasses.replace(cfg, resume=str(first.checkpoint)))
+    assert resumed.steps == 4 and resumed.weights_sha256 != first.weights_sha256
