@@ -113,3 +113,13 @@ def test_transform_is_seeded_per_sample() -> None:
     assert not torch.equal(x1, TRANSFORM(img, random.Random(6)))
     plain = TrainTransform(56, (0.5,) * 3, (0.5,) * 3, "current")
     assert torch.equal(plain(img, random.Random(1)), plain(img, random.Random(2)))
+
+
+def test_missing_training_extra_is_named(monkeypatch) -> None:
+    import sys
+
+    from training.data import require
+
+    monkeypatch.setitem(sys.modules, "webdataset", None)  # makes `import webdataset` fail
+    with pytest.raises(ImportError, match=r"lumen-assistant\[train\]"):
+        require("webdataset")
