@@ -190,3 +190,21 @@ def test_stage1_from_two_shard_sources_with_mixing_and_resume(tiny_model_dir, al
     assert first.steps == 2 and first.exported is not None
     resumed = train(dataclasses.replace(cfg, resume=str(first.checkpoint)))
     assert resumed.steps == 4 and resumed.weights_sha256 != first.weights_sha256
+
+
+def test_stage2_starts_from_a_stage1_checkpoint(tiny_model_dir, aligned, tmp_path) -> None:
+    """The official stage 2 is initialised from the stage-1 projection (``ckpt:`` in its config)."""
+    from safetensors.torch import save_file
+
+    proj = {"language_projection.weight": torch.full((64, 48), 0.5), "language_projection.bias": torch.ones(64)}
+    (tmp_path / "stage1").mkdir()
+    save_file(proj, str(tmp_path / "stage1" / "trainable.safetensors"))
+    model, *_ = build_model(_cfg(tiny_model_dir, aligned, tmp_path, init_from=str(tmp_path / "stage1")))
+    assert torch.equal(model.language_projection.weight.detach(), proj["language_projection.weight"])
+    random_start, *_ = build_model(config.stage1(model_dir=str(tiny_model_dir), cpu=True))
+    own = load_file(str(tiny_model_dir / "visual.safetensors"))["language_projection.weight"]
+    assert not torch.equal(random_start.language_projection.weight.detach(), own)  # stage 1: fresh Linear
+    with pytest.raises(ValueError, match="do not fit"):
+        bad = {"language_projection.weight": torch.zeros(3, 3)}
+        save_file(bad, str(tmp_path / "stage1" / "trainable.safetensors"))
+        build_model(_cfg(tiny_model_dir, aligned, tmp_path, init_from=str(tmp_path / "stage1")))
