@@ -22,6 +22,20 @@ def accessible(widget, name: str, description: str = ""):  # noqa: ANN001, ANN20
     return widget
 
 
+def copy_last_answer(controller) -> None:  # noqa: ANN001
+    """Copy the conversation's last answer to the clipboard and say so (window and transcript)."""
+    from PySide6.QtWidgets import QApplication
+
+    from desktop import messages
+
+    answer = controller.conversation.last_answer
+    if answer is None:
+        controller.notify(messages.tr(messages.NO_ANSWER_YET))
+        return
+    QApplication.clipboard().setText(answer)
+    controller.notify(messages.tr(messages.ANSWER_COPIED))
+
+
 def install_focus_ring(app) -> object:  # noqa: ANN001, ANN201
     """A thick highlight-coloured ring around focused combo and spin boxes, which the Fusion style
     leaves unmarked and which a stylesheet border would strip of their arrows."""

@@ -11,11 +11,11 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
-    QApplication, QDialog, QDialogButtonBox, QFileDialog, QPlainTextEdit, QPushButton, QVBoxLayout,
+    QDialog, QDialogButtonBox, QFileDialog, QPlainTextEdit, QPushButton, QVBoxLayout,
 )
 
 from desktop import messages
-from desktop.widgets import accessible
+from desktop.widgets import accessible, copy_last_answer
 
 
 class TranscriptDialog(QDialog):
@@ -74,12 +74,7 @@ class TranscriptDialog(QDialog):
         self.text.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def copy_last_answer(self) -> None:
-        answer = self.controller.conversation.last_answer
-        if answer is None:
-            self.controller.notify(messages.tr(messages.NO_ANSWER_YET))
-            return
-        QApplication.clipboard().setText(answer)
-        self.controller.notify(messages.tr(messages.ANSWER_COPIED))
+        copy_last_answer(self.controller)
 
     def save(self, path: Path | None = None) -> bool:
         if path is None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from desktop import image_input, messages
 from desktop.image_input import ImageRejected
 from desktop.resources import icon_path
-from desktop.widgets import accessible
+from desktop.widgets import accessible, copy_last_answer
 
 log = logging.getLogger(__name__)
 _FILTER = "Images (" + " ".join(f"*{s}" for s in image_input.SUFFIXES) + ");;All files (*)"
@@ -142,12 +142,7 @@ class MainWindow(QMainWindow):
             self.question.clear()
 
     def copy_last_answer(self) -> None:
-        answer = self.controller.conversation.last_answer
-        if answer is None:
-            self.controller.notify(messages.tr(messages.NO_ANSWER_YET))
-            return
-        QApplication.clipboard().setText(answer)
-        self.controller.notify(messages.tr(messages.ANSWER_COPIED))
+        copy_last_answer(self.controller)
 
     def open_photo(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, messages.tr("Open photo"), str(Path.home()), _FILTER)

@@ -138,6 +138,9 @@ def test_transcript_opens_on_request_reads_from_top_and_saves(lumen, qtbot, tmp_
     cursor = lumen.transcript.text.textCursor()
     from_cursor = lumen.transcript.text.toPlainText()[cursor.position():]
     assert from_cursor.split("] ", 1)[1].startswith("Lumen: A window")  # at the last answer's line
+    lumen.transcript.copy_last_answer()
+    assert QApplication.clipboard().text() == lumen.controller.conversation.last_answer
+    assert lumen.speaker.texts[-1] == messages.ANSWER_COPIED
     qtbot.keyClick(lumen.transcript.text, Qt.Key.Key_Escape)
     assert not lumen.transcript.isVisible()
     target = tmp_path / "saved.txt"
