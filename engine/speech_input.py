@@ -160,8 +160,9 @@ class Recognizer:
             segments, info = self._model.transcribe(
                 samples, language=lang, beam_size=BEAM_SIZE, vad_filter=True,
                 condition_on_previous_text=False,
-                # One greedy-beam pass. Whisper's temperature fallback re-decodes unsure audio at up
-                # to 1.0 and returns fluent inventions ("See you in the next video.") after seconds.
+                # One beam-search pass at temperature 0. Whisper's temperature fallback re-decodes
+                # unsure audio at up to 1.0 and returns fluent inventions ("See you in the next
+                # video.") after seconds.
                 temperature=0.0)
             segments = list(segments)  # the generator does the decoding
         if not segments:
