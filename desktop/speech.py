@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ class Synthesizer:
 
     def __init__(self) -> None:
         self._jobs: queue.Queue[tuple[str, str, Future[bytes]] | None] = queue.Queue()
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        self._dir = Path(tempfile.mkdtemp(prefix="lumen-speech-", dir=base))
+        self._dir = private_temp_dir("lumen-speech-")
         self._voices: Future[list[tuple[str, str]]] = Future()
         self.base_rate = 200  # words per minute of the unmodified voice (read from the engine)
         self._voice = ""
@@ -190,6 +189,12 @@ class Synthesizer:
             path.unlink(missing_ok=True)
 
 
+def private_temp_dir(prefix: str) -> Path:
+    """A 0700 temporary folder, in RAM (/dev/shm) where there is one, so speech never reaches a disk."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
 class VoiceSpeaker(Speaker):
     """pyttsx3 voice, played with QMediaPlayer so that ``stop`` cuts a sentence off at once."""
 
@@ -205,7 +210,12 @@ class VoiceSpeaker(Speaker):
         self._generation = 0
         self._current: str | None = None
         self._waiting = False  # a render for the current utterance is in flight
-        self._buffer: QBuffer | None = None
+        # Each utterance is played from a file in a private RAM folder: QMediaPlayer's FFmpeg backend
+        # deadlocks or crashes when stop() meets a QIODevice source (setSourceDevice) mid-load
+        # (reproduced: 3 of 3 stress runs hung; the same loop with file sources never did).
+        self._dir = private_temp_dir("lumen-voice-")
+        self._files: list[Path] = []
+        self._counter = 0
         self._player = QMediaPlayer(self)
         self._output = QAudioOutput(self)
         self._player.setAudioOutput(self._output)
@@ -249,6 +259,7 @@ class VoiceSpeaker(Speaker):
     def close(self) -> None:
         self.stop()
         self._synth.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     # ------------------------------------------------------------ internals
     def _interrupt(self) -> None:
@@ -256,6 +267,17 @@ class VoiceSpeaker(Speaker):
         self._current = None
         self._waiting = False
         self._player.stop()
+        self._player.setSource(QUrl())
+        self._discard_files()
+
+    def _discard_files(self, keep: Path | None = None) -> None:
+        """Delete played utterances (on Windows a file still open is retried next time)."""
+        for path in [p for p in self._files if p != keep]:
+            try:
+                path.unlink(missing_ok=True)
+                self._files.remove(path)
+            except OSError:
+                pass
 
     def _advance(self) -> None:
         self._current = self._queue.pop()
@@ -274,10 +296,12 @@ class VoiceSpeaker(Speaker):
             log.warning("speech synthesis failed: %r", result)
             self._advance()
             return
-        self._buffer = QBuffer(self)
-        self._buffer.setData(QByteArray(result))
-        self._buffer.open(QIODevice.OpenModeFlag.ReadOnly)
-        self._player.setSourceDevice(self._buffer, QUrl("utterance.wav"))
+        self._counter += 1
+        path = self._dir / f"utterance-{self._counter}.wav"
+        path.write_bytes(result)
+        self._files.append(path)
+        self._player.setSource(QUrl.fromLocalFile(str(path)))
+        self._discard_files(keep=path)
         self._player.play()
 
     def _on_state(self, state) -> None:  # noqa: ANN001
