@@ -119,7 +119,7 @@ class VoiceFeature(QObject):
     def _on_recorded(self, wav: bytes) -> None:
         engine = self.lumen.engine
         self._pending = engine.new_request_id()
-        engine.send(Transcribe(self._pending, wav))
+        engine.send(Transcribe(self._pending, wav, self.lumen.controller.settings.speech_language))
         self.lumen.controller.notify(messages.tr(messages.RECOGNISING), Priority.NOW)
 
     def _on_failed(self, reason: str) -> None:

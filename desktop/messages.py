@@ -187,6 +187,8 @@ VOICE_FAILURES = {
     "no_speech": "No speech was heard, only noise.",
     "unintelligible": "Sorry, the question was not understood. Say it again, or type it.",
     "bad_recording": "The recording could not be read. Try again.",
+    "language": "The speech recogniser understands English only. Choose English for spoken questions in "
+                "Settings, Speech, or type your question.",
 }
 VOICE_UNAVAILABLE = "Voice questions are not installed. Install Lumen with its voice option."
 READING_TEXT = "Reading text"

@@ -85,6 +85,7 @@ class Settings:
     ocr: bool = True
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
+    speech_language: str = "en"  # language of spoken questions (a Whisper language code)
 
 
 # max_new_tokens: the context window (GenerationSettings.max_length, 2000) must keep room for the prompt.
@@ -92,6 +93,7 @@ _RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": ("none", "int8", "nf4"),
     "device": ("auto", "cpu", "cuda", "mps"),
+    "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),
 }
 
 

@@ -103,7 +103,7 @@ def failure_reason(failed: Failed) -> str:
     """The reason key (``messages.VOICE_FAILURES``) for a ``Failed`` answering a ``Transcribe``,
     or ``"unavailable"`` when speech input is not installed (``messages.VOICE_UNAVAILABLE``)."""
     if failed.kind is ErrorKind.UNAVAILABLE:
-        return "unavailable"
+        return "language" if "understands English only" in failed.detail else "unavailable"
     if "NothingHeard: " in failed.detail:  # "engine.speech_input.NothingHeard: silence: peak ..."
         reason = failed.detail.split("NothingHeard: ", 1)[1].split(":", 1)[0].strip()
         if reason in _ENGINE_REASONS:

@@ -28,6 +28,8 @@ _OUTPUTS = [(SpeechOutput.AUTO, "Screen reader if running, else Lumen's voice"),
             (SpeechOutput.BOTH, "Both")]
 _PRECISIONS = [("none", "Full (16-bit on a GPU)"), ("int8", "8-bit"), ("nf4", "4-bit (least memory)")]
 _DEVICES = [("auto", "Automatic"), ("cuda", "GPU (CUDA)"), ("cpu", "Processor (slow)"), ("mps", "Apple GPU")]
+_LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
+              ("nl", "Dutch"), ("pt", "Portuguese"), ("pl", "Polish"), ("sv", "Swedish")]
 _TARGETS = [(CaptureTarget.ALL_SCREENS, "All monitors"), (CaptureTarget.MONITOR, "Monitor under the mouse")]
 
 
@@ -138,6 +140,9 @@ class SettingsDialog(QDialog):
                                  messages.tr("Soft tick while waiting"),
                                  messages.tr("A quiet repeating sound until the answer starts.")))
         self.waiting.setChecked(s.waiting_sound)
+        self.language = self._row(form, "&Language of spoken questions:", _combo(
+            _LANGUAGES, s.speech_language, messages.tr("Language of spoken questions"),
+            messages.tr("What push-to-talk listens for. The bundled recogniser knows English only.")))
         return page
 
     def _model_tab(self, s: Settings) -> QWidget:
@@ -190,6 +195,7 @@ class SettingsDialog(QDialog):
             waiting_sound=self.waiting.isChecked(), model_dir=self.model_dir.text().strip(),
             quantization=self.precision.currentData(), device=self.device.currentData(),
             capture_target=CaptureTarget(self.target.currentData()), ocr=self.ocr.isChecked(),
+            speech_language=self.language.currentData(),
         )
 
     def problems_found(self) -> list[str]:

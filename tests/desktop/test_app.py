@@ -204,3 +204,12 @@ def test_closing_the_window_quits_without_a_tray_and_hides_with_one(lumen, qtbot
     lumen.window.hide_on_close = False  # Xvfb has no tray: closing is quitting
     lumen.window.close()
     assert quits == [True]
+
+
+def test_settings_dialog_sets_the_spoken_question_language(lumen) -> None:  # noqa: ANN001
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(lumen.settings)
+    assert dialog.language.currentData() == "en"
+    dialog.language.setCurrentIndex(dialog.language.findData("fr"))
+    assert dialog.settings().speech_language == "fr"

@@ -52,3 +52,11 @@ def test_binary_garbage_is_corrupt_not_a_crash(tmp_path: Path) -> None:
     assert st.load(path).settings == Settings()
     path.write_text("[1, 2]")
     assert st.load(path).message
+
+
+def test_spoken_question_language_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"schema_version": 1, "speech_language": "de"}))
+    assert st.load(path).settings.speech_language == "de"
+    path.write_text(json.dumps({"schema_version": 1, "speech_language": "klingon"}))
+    assert st.load(path).settings.speech_language == "en"
