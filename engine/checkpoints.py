@@ -191,14 +191,8 @@ def expected_visual_shapes(config: MiniGPT4Config) -> dict[str, tuple[int, ...]]
     llm = dict(config.llm)
     llm.update(num_hidden_layers=1, vocab_size=8)  # the LLM is not part of visual.safetensors
     with torch.device("meta"):
-        model = MiniGPT4(_with_llm(config, llm))
+        model = MiniGPT4(config.with_llm(llm))
     return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith("language_model.")}
-
-
-def _with_llm(config: MiniGPT4Config, llm: dict) -> MiniGPT4Config:
-    from dataclasses import replace
-
-    return replace(config, llm=llm)
 
 
 def check_part(mapped: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], file: str,
@@ -230,8 +224,8 @@ def convert_official(out_dir: Path, *, config: MiniGPT4Config, eva_vit: Path | N
     """
     out_dir = Path(out_dir)
     report = ConversionReport()
-    llm_config = _read_llm_config(Path(llm_dir))
-    config = _with_llm(config, llm_config)
+    llm_config = read_llm_config(Path(llm_dir))
+    config = config.with_llm(llm_config)
     expected = expected_visual_shapes(config)
     visual: dict[str, torch.Tensor] = {}
 
@@ -296,7 +290,10 @@ def _drop_extra_hf_block(key: str, config: MiniGPT4Config, report: ConversionRep
 
 
 def _load_hf_blip2(path: Path) -> dict[str, torch.Tensor]:
-    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin")) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
+    else:
+        files = [path]
     if not files:
         raise CheckpointError(path, "no weight files (*.safetensors or pytorch_model*.bin) in this folder")
     state: dict[str, torch.Tensor] = {}
@@ -306,7 +303,7 @@ def _load_hf_blip2(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _read_llm_config(llm_dir: Path) -> dict:
+def read_llm_config(llm_dir: Path) -> dict:
     cfg_file = llm_dir / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(llm_dir, "not a Hugging Face model folder (config.json missing)")

@@ -76,6 +76,10 @@ class MiniGPT4Config:
             return self.qformer.num_query_tokens
         return self.vision.num_patches // self.tokens_per_group
 
+    def with_llm(self, llm: dict[str, Any]) -> MiniGPT4Config:
+        """The same model with another LLM configuration (e.g. read from an LLM folder)."""
+        return dataclasses.replace(self, llm=llm)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

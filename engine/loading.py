@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from engine.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, estimate_memory_bytes
-from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_model_json
+from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
 from engine.config import MiniGPT4Config
 from engine.modeling_minigpt4 import MiniGPT4
 from engine.protocol import ErrorKind, Quantization
@@ -212,12 +212,10 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
             raise ModelLoadError(ErrorKind.MODEL_MISSING, f"{model_dir / name} is missing; set the model up again")
     try:
         config = read_model_json(model_dir)
-        llm_cfg = _llm_config(model_dir / LLM_DIR)
+        llm_cfg = read_llm_config(model_dir / LLM_DIR)
     except CheckpointError as exc:
         raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc)) from exc
-    from dataclasses import replace
-
-    config = replace(config, llm=llm_cfg)
+    config = config.with_llm(llm_cfg)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, config)
     quantization = Quantization(quantization)
@@ -266,12 +264,6 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
     summary = f"{config.name}, {name}, {str(torch_dtype).removeprefix('torch.')}, {quantization.value}"
     return LoadedModel(model, tokenizer, config, dev, torch_dtype, quantization, summary, tuple(warnings))
-
-
-def _llm_config(llm_dir: Path) -> dict:
-    from engine.checkpoints import _read_llm_config
-
-    return _read_llm_config(llm_dir)
 
 
 def _check_visual(model: MiniGPT4, state: dict, file: Path) -> None:

@@ -28,12 +28,10 @@ def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.floa
     """Model directory -> (MiniGPT4 on the CPU, Tokenizer). Visual weights stay float32."""
     from transformers import LlamaForCausalLM
 
-    from dataclasses import replace
-
-    from engine.checkpoints import _read_llm_config
+    from engine.checkpoints import read_llm_config
 
     model_dir = Path(model_dir)
-    config = replace(read_model_json(model_dir), llm=_read_llm_config(model_dir / LLM_DIR))
+    config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
     llm = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), dtype=llm_dtype, local_files_only=True,
                                            attn_implementation=attn_implementation)
     model = MiniGPT4(config, language_model=llm)
