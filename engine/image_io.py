@@ -104,6 +104,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def model_input_image(image: Image.Image, size: int) -> Image.Image:
+    """The official eval transform's first step: PIL bicubic resize of the RGB image to
+    (size, size), aspect ratio not kept. ``engine.image_processing.preprocess`` uses it, so a
+    caller that sends this result instead of the full image gets bit-identical pixels (resizing
+    an image to its own size is a copy in PIL)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image.resize((size, size), resample=Image.BICUBIC)
+
+
 def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
     import numpy as np
 

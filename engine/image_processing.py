@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from engine.config import CLIP_MEAN, CLIP_STD
+from engine.image_io import model_input_image
 
 
 def preprocess(images: Sequence[Image.Image], size: int = 224,
@@ -17,9 +18,7 @@ def preprocess(images: Sequence[Image.Image], size: int = 224,
     """RGB PIL images -> float32 tensor (B, 3, size, size)."""
     arrays = []
     for image in images:
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        resized = image.resize((size, size), resample=Image.BICUBIC)
+        resized = model_input_image(image, size)
         arrays.append(np.asarray(resized, dtype=np.float32) / 255.0)
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)

@@ -134,6 +134,7 @@ class Transcribe:
     request_id: int
     wav: bytes
     language: str = "en"
+    model_path: str | None = None  # a CTranslate2 Whisper folder; None = the bundled tiny.en
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,10 @@ class ModelReady:
     quantization: Quantization
     gpu_memory_bytes: int | None = None
     warnings: tuple[str, ...] = ()  # keys such as "cpu_slow"
+    # The square side the vision encoder takes. A desktop may resize a capture to (image_size,
+    # image_size) with PIL bicubic itself (engine.image_io.model_input_image: bit-identical to the
+    # engine's own first step) and send ~150 KB instead of a multi-megabyte raw frame.
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)

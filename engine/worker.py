@@ -90,7 +90,8 @@ class _Session:
 
             gpu_bytes = int(torch.cuda.memory_allocated(loaded.device))
         self.send(ModelReady(loaded.summary, str(loaded.device), str(loaded.dtype).removeprefix("torch."),
-                             loaded.quantization, gpu_bytes, loaded.warnings))
+                             loaded.quantization, gpu_bytes, loaded.warnings,
+                             image_size=loaded.config.vision.image_size))
 
     def unload(self) -> None:
         if self.describer is None:
@@ -141,7 +142,7 @@ class _Session:
             self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"speech input is not installed: {exc}"))
             return
         start = time.perf_counter()
-        text = speech_input.transcribe(request.wav, request.language)
+        text = speech_input.transcribe(request.wav, request.language, model_path=request.model_path)
         self.send(Transcribed(request.request_id, text, time.perf_counter() - start))
 
 

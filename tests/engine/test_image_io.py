@@ -96,3 +96,20 @@ def test_raw_rgb_capture_and_its_validation(tmp_path):
     assert err.value.reason == "unreadable"
     with pytest.raises(ImageError):
         open_image(tmp_path)
+
+
+def test_model_input_image_sent_instead_of_the_full_capture_gives_identical_pixels():
+    """The desktop may downscale a capture itself (ModelReady.image_size) and send the small raw
+    image: the engine's preprocessing must then see exactly the pixels it would have computed."""
+    import numpy as np
+    import torch
+
+    from engine.image_io import model_input_image
+    from engine.image_processing import preprocess
+
+    rng = np.random.default_rng(0)
+    full = Image.fromarray(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), "RGB")
+    small = model_input_image(full, 224)
+    sent = ImageInput("cap", small.tobytes(), "rgb", small.size)
+    assert len(sent.data) == 224 * 224 * 3
+    assert torch.equal(preprocess([open_image(sent)], 224), preprocess([full], 224))

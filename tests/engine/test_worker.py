@@ -45,6 +45,7 @@ def worker(tiny_model_dir):
     events = collect(handle, None)
     assert isinstance(events[0], Progress) and isinstance(events[-1], ModelReady), events
     assert "cpu_slow" in events[-1].warnings
+    assert events[-1].image_size == 56  # the tiny config's vision input side
     yield handle
     handle.stop()
 
