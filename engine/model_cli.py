@@ -1,5 +1,8 @@
 """``lumen models list|download|import|verify|remove|quantize`` (also ``python -m engine models ...``).
 
+``download``, ``verify`` and ``remove`` also take a speech model id (``whisper-small`` ...): the
+Whisper models for spoken questions (engine.speech_store); ``list`` shows them after the MiniGPT-4 ones.
+
 Plain, screen-reader friendly output: one fact per line, progress as whole percentages on stderr
 every 5 %, no bars drawn with characters. Exit status 0 = done, 1 = failed, 2 = bad usage,
 130 = cancelled with Ctrl+C (partial downloads are kept and resumed next time).
@@ -13,11 +16,14 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.catalogue import CATALOGUE, Precision, get_model, gpu_memory_bytes
+from engine.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, Precision, get_model, get_speech_model, gpu_memory_bytes
 from engine.downloads import DownloadError, FailureKind
 from engine.hardware import describe_gpus, detect, gigabytes, recommend
 from engine.model_store import ModelStore, SetupProgress
 from engine.official_files import find_official_files
+from engine.speech_store import SpeechModelStore
+
+SPEECH_IDS = [s.model_id for s in SPEECH_CATALOGUE]
 
 MISSING_WORDS = {
     "eva": "the vision encoder eva_vit_g.pth",
@@ -73,8 +79,15 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
                 "recommended": {"device": rec.device, "precision": rec.precision, "fits": rec.fits},
             }
         )
+    speech = SpeechModelStore(store.root)
+    speech_rows = [
+        {"id": s.model_id, "title": s.title, "repo": s.repo_id, "installed": speech.is_installed(s.model_id),
+         "english_only": s.english_only, "download_bytes": s.approx_size_bytes, "memory_bytes": s.ram_bytes,
+         "slowdown_vs_bundled": s.slowdown}
+        for s in SPEECH_CATALOGUE
+    ]
     if args.json:
-        print(json.dumps({"gpus": describe_gpus(hardware.gpus), "models": rows}, indent=1))
+        print(json.dumps({"gpus": describe_gpus(hardware.gpus), "models": rows, "speech_models": speech_rows}, indent=1))
         return 0
     print(f"Graphics cards: {describe_gpus(hardware.gpus)}")
     for spec, row in zip(CATALOGUE, rows):
@@ -90,6 +103,13 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
         else:
             where = f"{PRECISION_WORDS[rec['precision']]} on the graphics card"
         print(f"  Recommended here: {where}.")
+    print("Speech recognition models for spoken questions (choose one in Settings, Speech):")
+    print(f"bundled: {BUNDLED_SPEECH.title}. English only. {BUNDLED_SPEECH.summary}")
+    for spec, row in zip(SPEECH_CATALOGUE, speech_rows):
+        languages = "English only" if spec.english_only else "Many languages"
+        print(f"{spec.model_id}: {spec.title}. {languages}. {'Installed' if row['installed'] else 'Not installed'}.")
+        print(f"  Download about {gigabytes(spec.approx_size_bytes)}; memory about {gigabytes(spec.ram_bytes)}; "
+              f"about {spec.slowdown:g} times the bundled model's time (OpenAI's graphics-card figures). {spec.summary}")
     return 0
 
 
@@ -114,9 +134,17 @@ def _run(job, cancel: threading.Event) -> int:  # type: ignore[no-untyped-def]
 
 
 def cmd_download(store: ModelStore, args: argparse.Namespace) -> int:
-    spec = get_model(args.model)
     cancel = threading.Event()
     show = _progress_printer()
+    if args.model in SPEECH_IDS:
+        speech = get_speech_model(args.model)
+
+        def fetch_speech() -> None:
+            out = SpeechModelStore(store.root).download(speech, show, cancel, endpoint=args.endpoint, token=args.token)
+            print(f"Installed {speech.title} in {out}. Choose it in Settings, Speech.")
+
+        return _run(fetch_speech, cancel)
+    spec = get_model(args.model)
 
     def job() -> None:
         for extra in args.file or ():
@@ -155,7 +183,8 @@ def cmd_import(store: ModelStore, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(store: ModelStore, args: argparse.Namespace) -> int:
-    report = store.verify(args.model, _progress_printer())
+    owner = SpeechModelStore(store.root) if args.model in SPEECH_IDS else store
+    report = owner.verify(args.model, _progress_printer())
     if report.ok:
         print(f"{args.model}: all {report.checked} files are intact.")
         return 0
@@ -170,19 +199,22 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
 
 
 def cmd_remove(store: ModelStore, args: argparse.Namespace) -> int:
-    removed = store.remove(args.model, downloads_too=args.downloads)
+    if args.model in SPEECH_IDS:
+        removed = SpeechModelStore(store.root).remove(args.model)
+    else:
+        removed = store.remove(args.model, downloads_too=args.downloads)
     print(f"Removed {len(removed)} item(s)." if removed else f"{args.model} is not installed.")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lumen models", description="Set up MiniGPT-4 models for Lumen.")
+    parser = argparse.ArgumentParser(prog="lumen models", description="Set up MiniGPT-4 and speech recognition models for Lumen.")
     parser.add_argument("--root", type=Path, help="model store folder (default: LUMEN_MODELS_DIR or the user data folder)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="show the models, their sizes and what fits this computer")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("download", help="download the official files and convert them")
-    p.add_argument("model", choices=[s.model_id for s in CATALOGUE])
+    p = sub.add_parser("download", help="download the official files and convert them (or a speech model)")
+    p.add_argument("model", choices=[s.model_id for s in CATALOGUE] + SPEECH_IDS)
     p.add_argument("--token", help="Hugging Face token (default: the one saved by 'hf auth login')")
     p.add_argument("--endpoint", help="Hugging Face endpoint (a mirror)")
     p.add_argument("--file", action="append", type=Path, help="an official file you fetched with a browser")
