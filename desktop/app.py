@@ -110,6 +110,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
             install_focus_ring(app)
     path = settings_path or settings_store.default_path()
     loaded = settings_store.load(path)
+    settings_store.upgrade_file(loaded, path)  # a file from an older Lumen: keep a copy, write the new version
     s = loaded.settings
     engine = EngineClient(launcher or process_launcher)
     speaker = speaker or VoiceSpeaker(VoiceOptions(s.voice, s.rate, s.volume))

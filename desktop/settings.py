@@ -4,6 +4,10 @@
 backup and defaults are used; single invalid fields fall back to their defaults. Either way the
 result carries a message for the user. The settings dialog edits a copy and commits with
 ``dataclasses.replace``.
+
+Versions: a file written by an older Lumen is brought up to ``SCHEMA_VERSION`` by the steps in
+``MIGRATIONS`` (in memory; ``load`` reports ``migrated_from``). The app then calls ``upgrade_file``,
+which keeps the old file as ``settings.json.v<N>`` and writes the new one; ``lumen --check`` only reads.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from desktop import messages
+from engine.catalogue import SPEECH_CATALOGUE
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "settings.json"
 
 
@@ -86,6 +91,7 @@ class Settings:
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
     speech_language: str = "en"  # language of spoken questions (a Whisper language code)
+    speech_model: str = ""  # an installed engine.catalogue SPEECH_CATALOGUE id; "" = the bundled tiny.en
 
 
 # max_new_tokens: the context window (GenerationSettings.max_length, 2000) must keep room for the prompt.
@@ -94,7 +100,29 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": ("none", "int8", "nf4"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),
+    "speech_model": ("", *(spec.model_id for spec in SPEECH_CATALOGUE)),
 }
+
+
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds the speech recognition model; every version-1 file used the bundled tiny.en."""
+    return {**raw, "speech_model": "", "schema_version": 2}
+
+
+MIGRATIONS = {1: _v1_to_v2}  # from version N to N + 1
+
+
+def migrate(raw: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``raw`` brought up to SCHEMA_VERSION, and the version it had (a file without one is version 1,
+    the first release; newer versions are left as they are)."""
+    version = raw.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        version = 1
+    found = version
+    while version < SCHEMA_VERSION:
+        raw = MIGRATIONS[version](raw)
+        version += 1
+    return raw, found
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,7 @@ class LoadResult:
     settings: Settings
     message: str | None = None  # for the user, when something was reset
     backup: Path | None = None
+    migrated_from: int | None = None  # the file's older schema version, brought up to date in memory
 
 
 def config_dir() -> Path:
@@ -142,14 +171,34 @@ def load(path: Path | None = None) -> LoadResult:
         log.warning("settings file unreadable (%s); using defaults", exc)
         backup = _backup(path)
         return LoadResult(Settings(), messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup)
+    raw, version = migrate(raw)
     settings, bad = from_dict(raw)
-    if raw.get("schema_version", 0) > SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
         return LoadResult(settings, messages.tr(messages.SETTINGS_NEWER))
+    migrated = version if version < SCHEMA_VERSION else None
+    if migrated:
+        log.info("settings file is version %d; migrated to %d", version, SCHEMA_VERSION)
     if bad:
         log.warning("invalid settings fields reset to defaults: %s", ", ".join(bad))
         backup = _backup(path, copy=True)
-        return LoadResult(settings, messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup)
-    return LoadResult(settings)
+        return LoadResult(settings, messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup, migrated)
+    return LoadResult(settings, migrated_from=migrated)
+
+
+def upgrade_file(result: LoadResult, path: Path | None = None) -> Path | None:
+    """After a migration: keep the old file as ``settings.json.v<N>`` (an older Lumen can still use it)
+    and write the migrated settings. Returns the kept copy; None when nothing was migrated or it failed."""
+    if not result.migrated_from:
+        return None
+    path = path or default_path()
+    kept = path.with_name(f"{path.name}.v{result.migrated_from}")
+    try:
+        kept.write_bytes(path.read_bytes())
+        save(result.settings, path)
+    except OSError as exc:
+        log.warning("could not write the migrated settings: %s", exc)
+        return None
+    return kept
 
 
 def from_dict(raw: dict[str, Any]) -> tuple[Settings, list[str]]:

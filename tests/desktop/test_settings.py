@@ -60,3 +60,42 @@ def test_spoken_question_language_is_validated(tmp_path: Path) -> None:
     assert st.load(path).settings.speech_language == "de"
     path.write_text(json.dumps({"schema_version": 1, "speech_language": "klingon"}))
     assert st.load(path).settings.speech_language == "en"
+
+
+def test_a_version_1_file_is_migrated_and_the_old_file_kept(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    v1 = {"schema_version": 1, "speech_language": "de", "rate": 260, "hotkeys": {"voice": "Ctrl+Shift+F3"}}
+    path.write_text(json.dumps(v1))
+    result = st.load(path)
+    assert result.migrated_from == 1 and result.message is None
+    s = result.settings
+    assert (s.schema_version, s.speech_model, s.speech_language, s.rate, s.hotkeys.voice) == (2, "", "de", 260, "Ctrl+Shift+F3")
+    assert json.loads(path.read_text()) == v1  # load only reads
+    kept = st.upgrade_file(result, path)
+    assert kept == tmp_path / "settings.json.v1" and json.loads(kept.read_text()) == v1
+    assert json.loads(path.read_text())["schema_version"] == 2 and json.loads(path.read_text())["speech_model"] == ""
+    again = st.load(path)
+    assert again.migrated_from is None and again.settings == s and st.upgrade_file(again, path) is None
+
+
+def test_an_unversioned_file_counts_as_version_1(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"rate": 300}))
+    result = st.load(path)
+    assert result.migrated_from == 1 and result.settings.rate == 300 and result.settings.speech_model == ""
+
+
+def test_speech_model_must_be_a_catalogue_speech_model(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"schema_version": 2, "speech_model": "whisper-small"}))
+    assert st.load(path).settings.speech_model == "whisper-small"
+    path.write_text(json.dumps({"schema_version": 2, "speech_model": "../../somewhere"}))
+    result = st.load(path)
+    assert result.settings.speech_model == "" and result.message  # reset, with the usual backup and message
+
+
+def test_a_newer_file_is_not_migrated_backwards(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"schema_version": st.SCHEMA_VERSION + 1, "rate": 240, "future": True}))
+    result = st.load(path)
+    assert result.migrated_from is None and result.settings.rate == 240 and result.message == st.messages.SETTINGS_NEWER
