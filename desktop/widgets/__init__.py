@@ -39,6 +39,7 @@ def copy_last_answer(controller) -> None:  # noqa: ANN001
 def install_focus_ring(app) -> object:  # noqa: ANN001, ANN201
     """A thick highlight-coloured ring around focused combo and spin boxes, which the Fusion style
     leaves unmarked and which a stylesheet border would strip of their arrows."""
+    import shiboken6
     from PySide6.QtGui import QPainter, QPalette, QPen
     from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QFocusFrame
 
@@ -49,12 +50,15 @@ def install_focus_ring(app) -> object:  # noqa: ANN001, ANN201
             painter.setPen(pen)
             painter.drawRoundedRect(self.rect().adjusted(1, 1, -2, -2), 3, 3)
 
-    ring = FocusRing()
-
     def on_focus(_old, new) -> None:  # noqa: ANN001
+        ring = app._lumen_focus_ring  # noqa: SLF001
+        if not shiboken6.isValid(ring):
+            # QFocusFrame moves into its widget's parent, so it dies with a deleted dialog (a Qt file
+            # dialog, a closed settings dialog): make a new one rather than fail on every focus change.
+            ring = app._lumen_focus_ring = FocusRing()  # noqa: SLF001
         ring.setWidget(new if isinstance(new, (QComboBox, QAbstractSpinBox)) else None)
 
+    app._lumen_focus_ring = FocusRing()  # noqa: SLF001 - lives as long as the application
     app.focusChanged.connect(on_focus)
     app.setProperty("lumen_focus_ring", True)
-    app._lumen_focus_ring = ring  # noqa: SLF001 - lives as long as the application
-    return ring
+    return app._lumen_focus_ring  # noqa: SLF001
