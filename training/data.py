@@ -2,9 +2,10 @@
 
 Official behaviour mirrored here (reference sections 10, 11):
 * stage 1 (``laion_dataset.py``/``cc_sbu_dataset.py``): shards resampled with replacement forever,
-  a 1000-sample shuffle buffer, key ``jpg`` + ``json['caption']``, broken samples skipped; each
-  iteration draws a **whole batch** from LAION or CC/SBU with probability 115:14
-  (``MultiIterLoader``); captions cleaned by ``BlipCaptionProcessor``;
+  a 1000-sample shuffle buffer, key ``jpg`` + ``json['caption']``, broken samples skipped (the
+  stream, seeded so that it resumes exactly, is ``training.shards``); each iteration draws a
+  **whole batch** from LAION or CC/SBU with probability 115:14 (``MultiIterLoader``); captions
+  cleaned by ``BlipCaptionProcessor``;
 * stage 2 (``cc_sbu_dataset.CCSBUAlignDataset``): ``filter_cap.json`` + ``image/<id>.jpg``, raw
   captions, shuffled, ``drop_last``, cycled;
 * train transform: April 2023 ``RandomResizedCrop(224, scale=(0.5, 1))`` bicubic (what trained the
@@ -115,6 +116,8 @@ class Batch:
     pixel_values: torch.Tensor | None = None
     features: torch.Tensor | None = None
     skipped: int = 0  # bad samples dropped while this batch was assembled
+    keys: tuple[str, ...] = ()  # sample keys (shard ``__key__`` / aligned ``image_id``), for logs and tests
+    origin: tuple[int, int] | None = None  # stage-1 shards: (logical stream, raw samples it has consumed)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -122,7 +125,7 @@ class Batch:
 
 def collate(samples: list[dict[str, Any]]) -> Batch:
     key = "features" if "features" in samples[0] else "pixel_values"
-    return Batch(captions=tuple(s["caption"] for s in samples),
+    return Batch(captions=tuple(s["caption"] for s in samples), keys=tuple(s.get("key", "") for s in samples),
                  skipped=sum(s.get("skipped", 0) for s in samples),
                  **{key: torch.stack([s[key] for s in samples])})
 
@@ -163,7 +166,7 @@ class AlignedDataset(torch.utils.data.Dataset):
             log.warning("skipping %s: %s", rec["image_id"], exc)
             return None
         rng = sample_rng(self.seed, self.pass_index, index)
-        return {"pixel_values": self.transform(image, rng), "caption": caption}
+        return {"pixel_values": self.transform(image, rng), "caption": caption, "key": rec["image_id"]}
 
     def __getitem__(self, item: tuple[int, int] | int) -> dict[str, Any]:
         pass_index, index = item if isinstance(item, tuple) else (self.pass_index, item)
@@ -206,43 +209,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
             p, offset = p + 1, 0
 
 
-# -- stage 1: webdataset shards ----------------------------------------------------------------
-def _shard_samples(src: Iterator[dict[str, Any]], transform: TrainTransform, seed: int) -> Iterator[dict[str, Any]]:
-    """Decode tar samples; skip broken ones and attach the count to the next good sample."""
-    info = torch.utils.data.get_worker_info()
-    worker = info.id if info is not None else 0
-    skipped, n = 0, 0
-    for raw in src:
-        n += 1
-        try:
-            meta = json.loads(raw["json"]) if "json" in raw else {"caption": raw["txt"].decode()}
-            caption = clean_caption(str(meta.get("caption") or ""))
-            if not caption:
-                raise ValueError("empty caption")
-            data = raw.get("jpg") or raw.get("jpeg") or raw.get("png") or raw.get("webp")
-            if data is None:
-                raise ValueError("no image member")
-            pixels = transform(decode_image(data), sample_rng(seed, worker, n))
-        except Exception as exc:
-            skipped += 1
-            log.warning("skipping sample %s: %s", raw.get("__key__"), exc)
-            continue
-        yield {"pixel_values": pixels, "caption": caption, "skipped": skipped}
-        skipped = 0
-
-
-def shard_stream(urls: str, transform: TrainTransform, batch_size: int, seed: int, shuffle_buffer: int):
-    """An endless webdataset pipeline of ``Batch``es (resampled shards, as official)."""
-    wds = require("webdataset")
-    return wds.DataPipeline(
-        wds.ResampledShards(urls, seed=seed, deterministic=True),
-        wds.tarfile_to_samples(handler=wds.warn_and_continue),
-        wds.shuffle(shuffle_buffer, rng=random.Random(seed)),
-        lambda src: _shard_samples(src, transform, seed),
-        wds.batched(batch_size, collation_fn=collate, partial=False),
-    )
-
-
+# -- mixing sources -----------------------------------------------------------------------------
 class MixedBatches:
     """Each step takes a whole batch from one source, chosen with probability ~ ratio (official
     ``MultiIterLoader``). The choice RNG is seeded by (seed, step) so a resumed run chooses the same."""
@@ -275,8 +242,12 @@ def _consumed_per_source(ratios: Sequence[float], seed: int, steps: int) -> list
     return counts
 
 
-def build_batches(cfg, image_size: int, mean, std, rank: int, world: int, start_step: int) -> Iterator[Batch]:
-    """The endless batch stream of one rank, positioned at optimizer step ``start_step``."""
+def build_batches(cfg, image_size: int, mean, std, rank: int, world: int, start_step: int,
+                  data_state: dict[str, Any] | None = None) -> Iterator[Batch]:
+    """The endless batch stream of one rank, positioned at optimizer step ``start_step``.
+
+    Stage 2 and feature caches are positioned by the step alone; stage-1 shards also need the
+    checkpoint's ``data_state`` (``training.shards``: the returned stream has ``state()``)."""
     start = start_step * cfg.grad_accum  # micro-batches already consumed
     transform = TrainTransform(image_size, tuple(mean), tuple(std), cfg.train_crop)
     if cfg.feature_cache:
@@ -294,12 +265,6 @@ def build_batches(cfg, image_size: int, mean, std, rank: int, world: int, start_
         loaders = [_loader(d, cfg.batch_size, cfg.seed, rank, world, u, cfg.num_workers)
                    for d, u in zip(datasets, used)]
         return MixedBatches(loaders, cfg.sample_ratios, cfg.seed, start)
-    # stage 1 from shards: an endless resampled stream; a resumed run draws a fresh stream seeded by
-    # the step (shards are sampled with replacement, so the distribution is unchanged)
-    urls = [u for u in (cfg.laion_shards, cfg.ccsbu_shards) if u]
-    ratios = [r for u, r in zip((cfg.laion_shards, cfg.ccsbu_shards), cfg.sample_ratios) if u]
-    streams = []
-    for k, u in enumerate(urls):
-        pipeline = shard_stream(u, transform, cfg.batch_size, cfg.seed + 1000 * k + start, cfg.shuffle_buffer)
-        streams.append(iter(torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=cfg.num_workers)))
-    return streams[0] if len(streams) == 1 else MixedBatches(streams, ratios, cfg.seed, start)
+    from training.shards import ShardBatches
+
+    return ShardBatches(cfg, transform, rank, world, start_step, data_state)

@@ -1,4 +1,4 @@
-"""Stage-1 shards (prepare -> webdataset stream), mixing, crops, the resumable sampler."""
+"""Stage-1 shards (prepare -> shard stream), mixing, crops, the resumable sampler."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.data import (EpochBatchSampler, MixedBatches, TrainTransform, random_resized_crop_box,
-                           shard_stream)
+from training.data import EpochBatchSampler, MixedBatches, TrainTransform, random_resized_crop_box
 from training.prepare import iter_pairs, prepare_shards, resize, shard_pattern
 
 TRANSFORM = TrainTransform(56, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "april")
@@ -46,8 +45,14 @@ def test_prepare_then_stream_cleans_captions_and_counts_bad_samples(tmp_path) ->
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    stream = iter(shard_stream(shard_pattern(tmp_path / "shards"), TRANSFORM, batch_size=4, seed=0, shuffle_buffer=10))
-    batches = [next(stream) for _ in range(6)]
+    from webdataset.shardlists import expand_urls
+
+    from training.shards import StreamSpec, _Stream
+
+    spec = StreamSpec(tuple(expand_urls(shard_pattern(tmp_path / "shards"))), TRANSFORM, batch_size=4,
+                      shuffle_buffer=10, seed=0, generation=0, source=0, rank=0)
+    stream = _Stream(spec, 0, 0)
+    batches = [stream.batch() for _ in range(6)]
     assert all(b.pixel_values.shape == (4, 3, 56, 56) for b in batches)
     captions = {c for b in batches for c in b.captions}
     assert captions <= {f"a red square number {i}" for i in range(7)} and len(captions) >= 3
