@@ -8,10 +8,13 @@ A checkpoint directory (``<output_dir>/checkpoint-<step>/``) holds:
 * ``trainer_state.json``: optimizer step, epoch/iteration, LR, skipped-sample count, world size;
 * ``optimizer.pt`` (AdamW state, both groups) and ``scaler.pt`` (fp16 GradScaler, if any): plain
   tensors/numbers, loadable with ``torch.load(weights_only=True)``;
-* ``rng_state_<rank>.pt``: torch/python RNG state of every rank.
+* ``rng_state_<rank>.pt``: torch/python RNG state of every rank;
+* ``data_state_<rank>.json`` (stage 1 from shards): where each rank's shard streams stand (raw
+  samples consumed per source and logical stream, see ``training.shards``).
 
-Data order does not need a saved state: batches are a pure function of (seed, step) (see
-``training.data``), so resuming at step ``s`` replays exactly what an uninterrupted run would see.
+Stage-2 and feature-cache batches are a pure function of (seed, step) (see ``training.data``);
+stage-1 shard streams are positioned from ``data_state_<rank>.json``. Either way, resuming at step
+``s`` replays exactly what an uninterrupted run would see.
 """
 
 from __future__ import annotations
@@ -79,6 +82,16 @@ def load_rng(path: Path, rank: int) -> None:
     rng = torch.load(file, weights_only=True)
     torch.set_rng_state(rng["torch"])
     random.setstate((rng["python_version"], tuple(rng["python"]), rng["python_gauss"]))
+
+
+def save_data_state(path: Path, rank: int, state: dict | None) -> None:
+    if state is not None:
+        (Path(path) / f"data_state_{rank}.json").write_text(json.dumps(state, indent=1) + "\n")
+
+
+def load_data_state(path: str | Path, rank: int) -> dict | None:
+    file = Path(path) / f"data_state_{rank}.json"
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def load_state(path: str | Path) -> TrainerState:

@@ -154,7 +154,8 @@ def train(cfg: TrainConfig) -> RunResult:
     if cfg.tensorboard:
         accelerator.init_trackers("minigpt4", config={k: str(v) for k, v in cfg.to_dict().items()})
     vis = model.config
-    batches = build_batches(cfg, vis.vision.image_size, vis.image_mean, vis.image_std, rank, world, start)
+    data_state = ckpt.load_data_state(cfg.resume, rank) if cfg.resume else None
+    batches = build_batches(cfg, vis.vision.image_size, vis.image_mean, vis.image_std, rank, world, start, data_state)
     peak = peak_flops(accelerator.device)
     progress = _progress(cfg, start, main)
 
@@ -205,7 +206,8 @@ def train(cfg: TrainConfig) -> RunResult:
 
         at_epoch_end = step % cfg.iters_per_epoch == 0
         if (cfg.save_every and step % cfg.save_every == 0) or at_epoch_end or step == cfg.total_steps:
-            saved = _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded)
+            stream = batches.state() if hasattr(batches, "state") else None  # stage-1 shard positions
+            saved = _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded, stream)
     progress.close()
 
     exported = None
@@ -254,7 +256,7 @@ def _positions(batch: Batch, objective: Objective, image_tokens: int, instructio
     return 1 + image_tokens + prompt + min(width, objective.max_txt_len)
 
 
-def _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded) -> Path:
+def _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded, data_state) -> Path:
     path = ckpt.checkpoint_dir(cfg.output_dir, step)
     accelerator.wait_for_everyone()
     full = accelerator.get_state_dict(module) if sharded else None
@@ -271,6 +273,7 @@ def _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sha
     if sharded:
         accelerator.save_state(str(path / "accelerate_state"))
     ckpt.save_rng(path, accelerator.process_index)
+    ckpt.save_data_state(path, accelerator.process_index, data_state)
     accelerator.wait_for_everyone()
     return path
 
