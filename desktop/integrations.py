@@ -97,11 +97,14 @@ class VoiceFeature(QObject):
     def __init__(self, lumen) -> None:  # noqa: ANN001
         super().__init__()
         from desktop import voice_input
+        from desktop.speech_choice import SpeechModelChooser
 
         self._vi = voice_input
         self.lumen = lumen
         self.recorder = voice_input.VoiceRecorder(parent=self)
+        self.chooser = SpeechModelChooser()  # which Whisper model: the settings' choice, checked per question
         self._pending: int | None = None
+        self._question: tuple[bytes, object] | None = None  # the recording and its SpeechChoice, until answered
         c = lumen.controller
         c.extra_actions["voice"] = self.recorder.press
         lumen.hotkeys.released.connect(lambda action: self.recorder.release() if action == "voice" else None)
@@ -116,11 +119,17 @@ class VoiceFeature(QObject):
         c.earcons.play("ack")
         c.status.emit(messages.tr(messages.LISTENING))
 
-    def _on_recorded(self, wav: bytes) -> None:
+    def _on_recorded(self, wav: bytes, choice=None) -> None:  # noqa: ANN001 - a speech_choice.SpeechChoice
+        settings, c = self.lumen.controller.settings, self.lumen.controller
+        choice = choice or self.chooser.choose(settings.speech_model, settings.speech_language)
+        if choice.refusal:
+            c.notify(choice.refusal, Priority.NOW)
+            return
         engine = self.lumen.engine
-        self._pending = engine.new_request_id()
-        engine.send(Transcribe(self._pending, wav, self.lumen.controller.settings.speech_language))
-        self.lumen.controller.notify(messages.tr(messages.RECOGNISING), Priority.NOW)
+        self._pending, self._question = engine.new_request_id(), (wav, choice)
+        engine.send(Transcribe(self._pending, wav, settings.speech_language, model_path=choice.model_path))
+        c.notify(f"{choice.notice} {messages.tr(messages.RECOGNISING)}" if choice.notice else messages.tr(messages.RECOGNISING),
+                 Priority.NOW)
 
     def _on_failed(self, reason: str) -> None:
         text = messages.VOICE_FAILURES.get(reason, messages.VOICE_FAILURES["unintelligible"])
@@ -128,13 +137,17 @@ class VoiceFeature(QObject):
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, Transcribed) and event.request_id == self._pending:
-            self._pending = None
+            self._pending, self._question = None, None
             c = self.lumen.controller
             c.notify(messages.tr(messages.HEARD).format(text=event.text), Priority.NOW)
             c.ask(event.text, acknowledged=True)
         elif isinstance(event, Failed) and event.request_id == self._pending and self._pending is not None:
-            self._pending = None
+            question, self._pending, self._question = self._question, None, None
             reason = self._vi.failure_reason(event)
+            if reason == "model_damaged" and question is not None:  # recognise it again with the bundled model
+                wav, used = question
+                self._on_recorded(wav, self.chooser.after_damage(used, self.lumen.controller.settings.speech_language))
+                return
             text = messages.VOICE_UNAVAILABLE if reason == "unavailable" else messages.VOICE_FAILURES.get(
                 reason, messages.VOICE_FAILURES["unintelligible"])
             self.lumen.controller.notify(messages.tr(text), Priority.NOW)

@@ -187,10 +187,26 @@ VOICE_FAILURES = {
     "no_speech": "No speech was heard, only noise.",
     "unintelligible": "Sorry, the question was not understood. Say it again, or type it.",
     "bad_recording": "The recording could not be read. Try again.",
-    "language": "The speech recogniser understands English only. Choose English for spoken questions in "
-                "Settings, Speech, or type your question.",
+    "language": "The speech model understands English only. In Settings, Speech, choose English for spoken "
+                "questions or a speech model for many languages, or type your question.",
+    "model_damaged": "The speech model could not be loaded; it may be damaged. Download it again in Settings, Speech.",
 }
 VOICE_UNAVAILABLE = "Voice questions are not installed. Install Lumen with its voice option."
+# Translators: the speech recognition model (desktop.speech_choice); {title} is a model name such as "Whisper small".
+SPEECH_MODEL_MISSING = "The speech model {title} you chose is missing or incomplete. Download it again in Settings, Speech."
+SPEECH_MODEL_DAMAGED = "The speech model {title} could not be loaded; it may be damaged. Download it again in Settings, Speech."
+SPEECH_MODEL_USING_BUNDLED = "This question is recognised with the bundled {title} instead."
+SPEECH_MODEL_NO_FALLBACK = ("The bundled speech model understands English only, so questions in {language} cannot be "
+                            "recognised until then. Type your question instead.")
+SPEECH_MODEL_ENGLISH_ONLY = ("The speech model {title} understands English only, not {language}. In Settings, Speech, "
+                             "choose a speech model for many languages or English, or type your question.")
+SPEECH_MODEL_BUNDLED_DAMAGED = ("The bundled speech model could not be loaded. Reinstall Lumen with its voice option, "
+                                "or choose a downloaded speech model in Settings, Speech.")
+SPEECH_LANGUAGE_NAMES = {
+    # Translators: languages of spoken questions (Settings, Speech), by Whisper language code.
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+    "nl": "Dutch", "pt": "Portuguese", "pl": "Polish", "sv": "Swedish",
+}
 READING_TEXT = "Reading text"
 SCREEN_TEXT_NONE = "No text was found."
 SCREEN_TEXT_ONE_LINE = "1 line of text"

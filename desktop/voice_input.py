@@ -101,9 +101,13 @@ _ENGINE_REASONS = ("too_short", "silence", "no_speech", "unintelligible")
 
 def failure_reason(failed: Failed) -> str:
     """The reason key (``messages.VOICE_FAILURES``) for a ``Failed`` answering a ``Transcribe``,
-    or ``"unavailable"`` when speech input is not installed (``messages.VOICE_UNAVAILABLE``)."""
+    or ``"unavailable"`` when speech input is not installed (``messages.VOICE_UNAVAILABLE``).
+    ``"model_damaged"``: the model folder exists but cannot be loaded (engine.speech_input's words)."""
     if failed.kind is ErrorKind.UNAVAILABLE:
-        return "language" if "understands English only" in failed.detail else "unavailable"
+        if "understands English only" in failed.detail:
+            return "language"
+        damaged = ("cannot be loaded", "is not a CTranslate2 Whisper model directory")
+        return "model_damaged" if any(words in failed.detail for words in damaged) else "unavailable"
     if "NothingHeard: " in failed.detail:  # "engine.speech_input.NothingHeard: silence: peak ..."
         reason = failed.detail.split("NothingHeard: ", 1)[1].split(":", 1)[0].strip()
         if reason in _ENGINE_REASONS:
