@@ -56,7 +56,7 @@ class LumenApp:
                 voices = self.speaker.synthesizer.voices(timeout=2.0)
             except Exception as exc:  # noqa: BLE001 - no voices: the list just offers the default
                 log.info("voices unavailable: %r", exc)
-        dialog = SettingsDialog(self.settings, voices, self.window)
+        dialog = SettingsDialog(self.settings, voices, self.window, notify=self.controller.notify)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.apply_settings(dialog.settings())
 

@@ -1,9 +1,10 @@
 """``lumen --check``: a readiness report in plain words, for the user and for support requests.
 
-Checks the graphics card, the model, speech output, the screen reader and global hotkeys without
-importing torch. ``--engine`` also starts the real engine process (as the app does), loads the
-model and asks it to describe a generated test picture: the proof that the whole chain works
-(the installers' smoke test runs exactly this from the frozen bundle).
+Checks the graphics card, the model, speech output, speech input (the Whisper model for spoken
+questions), the screen reader and global hotkeys without importing torch. ``--engine`` also starts
+the real engine process (as the app does), loads the model and asks it to describe a generated test
+picture: the proof that the whole chain works (the installers' smoke test runs exactly this from the
+frozen bundle).
 
 Exit status: 0 when Lumen can describe (a model is in place, and the engine answered if asked);
 1 otherwise. ``--json`` prints the same facts for tools.
@@ -30,7 +31,7 @@ SCREEN_READERS = {"nvda.exe": "NVDA", "jfw.exe": "JAWS", "narrator.exe": "Narrat
 
 @dataclass(frozen=True)
 class CheckItem:
-    area: str  # "GPU", "Model", "Speech", "Screen reader", "Hotkeys", "Engine"
+    area: str  # "GPU", "Model", "Speech", "Speech input", "Screen reader", "Hotkeys", "Engine"
     ready: bool | None  # None: optional or unknown (does not fail the check)
     summary: str  # one plain sentence
     detail: str = ""  # for support: paths, versions, errors
@@ -97,6 +98,39 @@ def check_speech() -> CheckItem:
     if not voices:
         return CheckItem("Speech", False, "No speech output is available.")
     return CheckItem("Speech", True, "Speech output is available.", ", ".join(voices))
+
+
+def check_speech_input(models_dir: Path | None) -> CheckItem:
+    """The Whisper model spoken questions use (Settings, Speech), checked as before each question."""
+    import importlib.util
+
+    from desktop import messages, setup_messages as m
+    from desktop.settings import load
+    from desktop.speech_choice import SpeechModelChooser, language_name
+    from engine.catalogue import get_speech_model
+    from engine.speech_store import SpeechModelStore
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return CheckItem("Speech input", None, messages.tr(m.CHECK_VOICE_MISSING))
+    settings = load().settings
+    choice = SpeechModelChooser(lambda: SpeechModelStore(models_dir)).choose(settings.speech_model, settings.speech_language)
+    path = choice.model_path or ""
+    if choice.bundled:
+        from engine.speech_input import SpeechInputUnavailable, default_model_path
+
+        try:
+            path = str(default_model_path())
+        except SpeechInputUnavailable as exc:
+            return CheckItem("Speech input", False, messages.tr(m.CHECK_BUNDLED_MISSING), str(exc))
+    words = messages.tr(m.CHECK_SPEECH_BUNDLED if choice.bundled else m.CHECK_SPEECH_MODEL).format(
+        title=choice.spec.title, language=language_name(settings.speech_language))
+    if choice.refusal:
+        return CheckItem("Speech input", False, choice.refusal, f"{words} {path}")
+    if choice.notice:  # the chosen model is missing: the bundled one stands in
+        chosen = get_speech_model(settings.speech_model).title
+        summary = messages.tr(messages.SPEECH_MODEL_MISSING).format(title=chosen)
+        return CheckItem("Speech input", False, f"{summary} {messages.tr(m.CHECK_SPEECH_STANDIN).format(title=choice.spec.title)}", path)
+    return CheckItem("Speech input", True, words, path)
 
 
 def _process_names() -> set[str]:
@@ -197,7 +231,8 @@ def _why(event: object) -> str:
 
 def run_checks(models_dir: Path | None = None, engine: bool = False, device: str = "auto") -> list[CheckItem]:
     items = []
-    for check in (check_gpu, lambda: check_model(models_dir), check_speech, check_screen_reader, check_hotkeys):
+    for check in (check_gpu, lambda: check_model(models_dir), check_speech, lambda: check_speech_input(models_dir),
+                  check_screen_reader, check_hotkeys):
         try:
             items.append(check())
         except Exception as exc:  # a broken check must not hide the others

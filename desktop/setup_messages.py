@@ -126,3 +126,60 @@ def memory_text(spec: ModelSpec) -> str:
 
 def missing_text(keys: tuple[str, ...]) -> str:
     return tr(MISSING_INTRO).format(missing="; ".join(tr(MISSING_WORDS[k]) for k in keys))
+
+
+# ---------------------------------------------------------------- speech models (desktop.speech_models_dialog)
+SPEECH_TITLE = "Speech models"
+SPEECH_INTRO = (
+    "Spoken questions are recognised on this computer. Lumen comes with Whisper tiny.en, which knows "
+    "English only. Larger models hear more accurately, and the ones for many languages understand "
+    "questions in other languages. Choose one and download it; after that no internet is needed."
+)
+SPEECH_LIST = "Speech models"
+SPEECH_LIST_DESC = "Whisper models Lumen can download. Use the arrow keys to choose one."
+SPEECH_LINE = "{title}. {languages}. Download about {size}. {state}"
+ENGLISH_ONLY = "English only"
+MANY_LANGUAGES = "Many languages"
+SPEECH_DETAILS_TEXT = (
+    "{title}. {languages}. {summary}\n"
+    "Download about {size}. Memory while listening: about {memory}.\n"
+    "Speed: a question takes about {slowdown} times as long as with the bundled model "
+    "(OpenAI's figures on a graphics card; on the processor larger models fall further behind).\n"
+    "Source: huggingface.co/{repo}"
+)
+SPEECH_DOWNLOAD_DESC = "Download the selected speech model. You can cancel and continue later."
+SPEECH_REMOVE = "&Remove"
+SPEECH_REMOVE_DESC = "Delete the selected speech model from this computer."
+SPEECH_CANCEL_DESC = "Stop the download. Downloaded parts are kept."
+SPEECH_STARTING = "Starting download of {title}"
+SPEECH_READY = "{title} is installed."
+SPEECH_REMOVED = "{title} was removed."
+SPEECH_IDLE = "Choose a model, then Download."
+SPEECH_FAILURES = {
+    **FAILURES,
+    FailureKind.MISSING: "The model's files are not all on the server. Try again later, or choose another model.",
+    FailureKind.AUTH: "The server refused access to this model. Try again later.",
+}
+
+# the speech model row in Settings, Speech (desktop.widgets.speech_model_picker)
+PICKER = "Speech recognition model"
+PICKER_DESC = "Which Whisper model recognises spoken questions."
+PICKER_BUNDLED = "{title}, bundled, English only"
+PICKER_INSTALLED = "{title}, {languages}"
+PICKER_MISSING = "{title}, missing: download it again"
+MANAGE = "Do&wnload speech models…"
+MANAGE_DESC = "Download a larger or multilingual speech model, or remove one."
+NOTE = "About the speech model"
+NOTE_OK = "{title}: {languages}. {summary}"
+NOTE_ENGLISH_ONLY = (
+    "{title} understands English only, so spoken questions in {language} will be refused. Choose a model for "
+    "many languages, or download one with Download speech models."
+)
+SELECTED = "{title} is now the speech model. Press OK to keep the settings."
+
+# lumen --check, speech input (desktop.check.check_speech_input)
+CHECK_VOICE_MISSING = "Voice questions are not installed (pip install 'lumen-assistant[voice]')."
+CHECK_BUNDLED_MISSING = "The bundled speech model is not installed."
+CHECK_SPEECH_BUNDLED = "{title}, bundled, for questions in {language}."
+CHECK_SPEECH_MODEL = "{title}, for questions in {language}."
+CHECK_SPEECH_STANDIN = "Until then spoken questions use the bundled {title}."

@@ -262,7 +262,7 @@ def _whisper(size: str, params: int, speed: float, summary: str, repo: str = "",
 
 BUNDLED_SPEECH = SpeechModelSpec(
     model_id="", title="Whisper tiny.en", repo_id="", files=WHISPER_FILES, params_millions=39, english_only=True,
-    relative_speed=_BUNDLED_SPEED, summary="Ships with Lumen's voice option. Fast; English only; mishears some questions.",
+    relative_speed=_BUNDLED_SPEED, summary="Ships with Lumen's voice option. Fast, but mishears some questions.",
 )
 
 SPEECH_CATALOGUE: tuple[SpeechModelSpec, ...] = (

@@ -20,6 +20,7 @@ from desktop import messages
 from desktop.hotkeys import check_bindings
 from desktop.settings import CaptureTarget, Hotkeys, PromptPreset, Settings, SpeechOutput
 from desktop.widgets import accessible
+from desktop.widgets.speech_model_picker import SpeechModelPicker
 
 _PRESETS = [(PromptPreset.BRIEF, "Brief"), (PromptPreset.DETAILED, "Detailed"),
             (PromptPreset.TEXT, "Text-focused"), (PromptPreset.CUSTOM, "Custom")]
@@ -42,8 +43,10 @@ def _combo(choices, current, name: str, description: str) -> QComboBox:  # noqa:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, voices: list[tuple[str, str]] | None = None, parent=None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, voices: list[tuple[str, str]] | None = None, parent=None,  # noqa: ANN001
+                 notify=None, speech_store=None) -> None:  # noqa: ANN001 - the controller's notify; a SpeechModelStore
         super().__init__(parent)
+        self._notify, self._speech_store = notify, speech_store
         self.setWindowTitle(messages.tr("Lumen settings"))
         self.setObjectName("settings")
         self._original = settings
@@ -142,7 +145,14 @@ class SettingsDialog(QDialog):
         self.waiting.setChecked(s.waiting_sound)
         self.language = self._row(form, "&Language of spoken questions:", _combo(
             _LANGUAGES, s.speech_language, messages.tr("Language of spoken questions"),
-            messages.tr("What push-to-talk listens for. The bundled recogniser knows English only.")))
+            messages.tr("What push-to-talk listens for. Some speech models know English only.")))
+        self.speech_model = SpeechModelPicker(s.speech_model, lambda: self.language.currentData(),
+                                              self._speech_store, self._notify)
+        caption = QLabel(messages.tr("Speech recog&nition model:"))
+        caption.setBuddy(self.speech_model.combo)
+        form.addRow(caption, self.speech_model)
+        form.addRow(self.speech_model.note)
+        self.language.currentIndexChanged.connect(lambda _i: self.speech_model.update_note())
         return page
 
     def _model_tab(self, s: Settings) -> QWidget:
@@ -195,7 +205,7 @@ class SettingsDialog(QDialog):
             waiting_sound=self.waiting.isChecked(), model_dir=self.model_dir.text().strip(),
             quantization=self.precision.currentData(), device=self.device.currentData(),
             capture_target=CaptureTarget(self.target.currentData()), ocr=self.ocr.isChecked(),
-            speech_language=self.language.currentData(),
+            speech_language=self.language.currentData(), speech_model=self.speech_model.value,
         )
 
     def problems_found(self) -> list[str]:

@@ -1,4 +1,5 @@
 """Render the screenshots in this folder: `xvfb-run -a -s "-screen 0 1280x900x24" .venv/bin/python docs/screenshots/render.py`.
+(Set LUMEN_MODELS_DIR and LUMEN_CONFIG_DIR to empty folders so your own models and settings stay out.)
 
 The real windows, with a scripted engine answering one screen description and a follow-up.
 """
@@ -65,6 +66,12 @@ def main() -> None:
         dialog.tabs.setCurrentIndex(2)
         focus(dialog, dialog.output)
         dialog.grab().save(str(OUT / "settings-speech.png"))
+        dialog.speech_model.open_manager()  # the speech model manager ("Download speech models…")
+        manager = dialog.speech_model.dialog
+        manager.resize(640, 480)
+        manager.models.setCurrentRow(4)
+        focus(manager, manager.models)
+        manager.grab().save(str(OUT / "speech-models.png"))
         lumen.engine.shutdown()
         qt.quit()
 

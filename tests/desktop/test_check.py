@@ -32,7 +32,7 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Lumen ")
     areas = [line.split(":")[0] for line in out[1:]]
-    assert areas == ["GPU", "Model", "Speech", "Screen reader", "Hotkeys"]
+    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Hotkeys"]
     assert out[1].startswith("GPU: ready. Found NVIDIA GeForce RTX 3060")
     assert out[2].startswith("Model: NOT READY. The model folder is missing or damaged.")
 
