@@ -164,6 +164,14 @@ def cmd_download(store: ModelStore, args: argparse.Namespace) -> int:
 
 
 def cmd_import(store: ModelStore, args: argparse.Namespace) -> int:
+    if args.model in SPEECH_IDS:
+        speech = get_speech_model(args.model)
+
+        def add_speech() -> None:
+            out = SpeechModelStore(store.root).import_folder(speech, Path(args.folder), _progress_printer())
+            print(f"Installed {speech.title} in {out}. Choose it in Settings, Speech.")
+
+        return _run(add_speech, threading.Event())
     found = find_official_files(Path(args.folder), args.model)
     if found.model_id is None:
         print("Could not tell which model these files are for. Pass --model (one of: "
@@ -219,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="Hugging Face endpoint (a mirror)")
     p.add_argument("--file", action="append", type=Path, help="an official file you fetched with a browser")
     p.add_argument("--keep-downloads", action="store_true", help="keep the downloaded language model after conversion")
-    p = sub.add_parser("import", help="convert official files you already have")
+    p = sub.add_parser("import", help="convert official files you already have (or add a faster-whisper folder)")
     p.add_argument("folder")
-    p.add_argument("--model", choices=[s.model_id for s in CATALOGUE])
+    p.add_argument("--model", choices=[s.model_id for s in CATALOGUE] + SPEECH_IDS)
     p.add_argument("--preset", help=argparse.SUPPRESS)  # engine.config preset override (tiny test models)
     p = sub.add_parser("quantize", help="store a pre-quantised copy so loading never quantises at start-up")
     p.add_argument("model")

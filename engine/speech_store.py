@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.catalogue import SPEECH_CATALOGUE, HubRepo, SpeechModelSpec, get_speech_model
-from engine.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download
+from engine.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download, sha256_file
 from engine.model_store import CHECKSUMS, ModelStore, ProgressFn, SetupProgress, VerifyReport, default_root
 
 log = logging.getLogger(__name__)
@@ -146,17 +146,50 @@ class SpeechModelStore:
         return hashes
 
     def _install(self, spec: SpeechModelSpec, items: list[DownloadItem], hashes: dict[str, str], partial: Path) -> Path:
-        sums = {i.label: {"sha256": hashes[i.label], "size": i.dest.stat().st_size} for i in items}
-        _write_json(partial / CHECKSUMS, sums)
-        _write_json(partial / MANIFEST, {
-            "model_id": spec.model_id, "title": spec.title, "repo_id": spec.repo_id,
-            "english_only": spec.english_only, "files": {i.label: i.url for i in items},
-        })
         (partial / PLAN).unlink()
+        return self._place(spec, partial, hashes, {i.label: i.url for i in items})
+
+    def import_folder(self, spec: SpeechModelSpec, folder: Path, on_progress: ProgressFn = lambda p: None) -> Path:
+        """Install a faster-whisper folder the user already has (copied from another computer, or
+        fetched with a browser from the model's hub page). Its files are copied and their checksums
+        recorded; whether the weights are sound shows when the engine loads them."""
+        missing = [n for n in spec.files if not (Path(folder) / n).is_file()]
+        if missing:
+            raise DownloadError(FailureKind.MISSING, f"{folder} lacks {', '.join(missing)}", str(folder))
+        sources = {n: Path(folder) / n for n in spec.files}
+        total = sum(p.stat().st_size for p in sources.values())
+        check_free_space(self.root, total + MARGIN_BYTES, self.disk_usage)
+        work = self.speech_root / ".downloads" / f"{spec.model_id}.import"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        hashes, done = {}, 0
+        try:
+            for name, source in sources.items():
+                shutil.copyfile(source, work / name)
+
+                def tick(n: int, name: str = name) -> None:
+                    nonlocal done
+                    done += n
+                    on_progress(SetupProgress("verifying", name, done, total))
+
+                hashes[name] = sha256_file(work / name, tick)
+            return self._place(spec, work, hashes, {n: f"imported from {p}" for n, p in sources.items()})
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def _place(self, spec: SpeechModelSpec, work: Path, hashes: dict[str, str], sources: dict[str, str]) -> Path:
+        """Record checksums and provenance in ``work``, then make it the installed folder in one rename."""
+        sums = {name: {"sha256": hashes[name], "size": (work / name).stat().st_size} for name in spec.files}
+        _write_json(work / CHECKSUMS, sums)
+        _write_json(work / MANIFEST, {
+            "model_id": spec.model_id, "title": spec.title, "repo_id": spec.repo_id,
+            "english_only": spec.english_only, "files": sources,
+        })
         out = self.model_dir(spec.model_id)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(partial, out)
+        os.replace(work, out)
         log.info("installed speech model %s in %s", spec.model_id, out)
         return out
 

@@ -271,3 +271,21 @@ def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worke
         assert isinstance(refused, Failed) and refused.kind is ErrorKind.UNAVAILABLE and "English only" in refused.detail
     finally:
         worker.stop()
+
+
+def test_a_folder_the_user_already_has_is_imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "from-another-computer"
+    folder.mkdir()
+    for name, data in tiny_layout(1000).items():
+        (folder / name).write_bytes(data)
+    store = SpeechModelStore(tmp_path / "models")
+    with pytest.raises(DownloadError) as err:  # a large-v3 folder needs preprocessor_config.json, vocabulary.json
+        store.import_folder(get_speech_model("whisper-large-v3"), folder)
+    assert err.value.kind is FailureKind.MISSING and "preprocessor_config.json" in err.value.detail
+    assert cli_main(["--root", str(tmp_path / "models"), "import", str(folder), "--model", "whisper-small.en"]) == 0
+    assert "Installed Whisper small.en in" in capsys.readouterr().out
+    assert store.installed() == ["whisper-small.en"] and store.verify("whisper-small.en").ok
+    out = store.model_dir("whisper-small.en")
+    assert sorted(p.name for p in out.iterdir()) == sorted([*SPEC.files, CHECKSUMS, MANIFEST])  # no README.md
+    assert json.loads((out / MANIFEST).read_text())["files"]["model.bin"] == f"imported from {folder / 'model.bin'}"
+    assert not list((store.speech_root / ".downloads").iterdir())
