@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import wave
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -184,16 +185,23 @@ class Recognizer:
         return code
 
 
-_recognizers: dict[Path, Recognizer] = {}
+KEEP_LOADED = 2  # the chosen model and the bundled fallback; switching models frees the older one
+_recognizers: OrderedDict[Path, Recognizer] = OrderedDict()
 _recognizers_lock = threading.Lock()
 
 
 def get_recognizer(model_path: str | Path | None = None) -> Recognizer:
-    """The recogniser for ``model_path`` (default: the bundled tiny.en), loaded once and reused."""
+    """The recogniser for ``model_path`` (default: the bundled tiny.en), loaded once and reused. At
+    most ``KEEP_LOADED`` stay in memory (least recently used goes first): a large Whisper model holds
+    gigabytes, and the user may try several."""
     path = Path(model_path).expanduser().resolve() if model_path else default_model_path().resolve()
     with _recognizers_lock:
         if path not in _recognizers:
             _recognizers[path] = Recognizer(path)
+            while len(_recognizers) > KEEP_LOADED:
+                old, _ = _recognizers.popitem(last=False)
+                log.info("speech model %s unloaded", old.name)
+        _recognizers.move_to_end(path)
         return _recognizers[path]
 
 

@@ -289,3 +289,29 @@ def test_a_folder_the_user_already_has_is_imported(tmp_path: Path, capsys: pytes
     assert sorted(p.name for p in out.iterdir()) == sorted([*SPEC.files, CHECKSUMS, MANIFEST])  # no README.md
     assert json.loads((out / MANIFEST).read_text())["files"]["model.bin"] == f"imported from {folder / 'model.bin'}"
     assert not list((store.speech_root / ".downloads").iterdir())
+
+
+def test_switching_speech_models_frees_the_least_recently_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user trying several models must not end up holding all of them in the engine's memory."""
+    from collections import OrderedDict
+
+    from engine import speech_input
+
+    try:
+        bundled = speech_input.default_model_path()
+    except speech_input.SpeechInputUnavailable as exc:
+        pytest.skip(f"voice extra not installed: {exc}")
+    monkeypatch.setattr(speech_input, "_recognizers", OrderedDict())
+    folders = []
+    for name in ("a", "b", "c"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for f in bundled.iterdir():
+            (folder / f.name).symlink_to(f)
+        folders.append(folder)
+    first = speech_input.get_recognizer(folders[0])
+    speech_input.get_recognizer(folders[1])
+    assert speech_input.get_recognizer(folders[0]) is first  # reused, and now the most recent
+    speech_input.get_recognizer(folders[2])
+    assert list(speech_input._recognizers) == [folders[0], folders[2]]  # b went
+    assert speech_input.KEEP_LOADED == 2
