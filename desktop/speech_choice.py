@@ -57,6 +57,7 @@ def _refusal(spec: SpeechModelSpec, language: str) -> str | None:
 class SpeechModelChooser:
     def __init__(self, store_factory: Callable[[], SpeechModelStore] = SpeechModelStore) -> None:
         self.store_factory = store_factory  # a new store each time: it follows LUMEN_MODELS_DIR
+        self._told: set[str] = set()  # chosen models already reported missing: later questions get a short notice
 
     def choose(self, model_id: str, language: str) -> SpeechChoice:
         try:
@@ -71,7 +72,12 @@ class SpeechModelChooser:
         if problem is None:
             return SpeechChoice(spec, str(store.model_dir(spec.model_id)), refusal=_refusal(spec, language))
         log.warning("speech model %s unusable (%s); falling back to the bundled model", spec.model_id, problem)
-        return self._fallback(spec, language, messages.SPEECH_MODEL_MISSING)
+        choice = self._fallback(spec, language, messages.SPEECH_MODEL_MISSING)
+        if choice.notice and spec.model_id in self._told:  # said in full once; now only a reminder
+            short = messages.tr(messages.SPEECH_MODEL_STILL_MISSING).format(title=spec.title, bundled=BUNDLED_SPEECH.title)
+            return SpeechChoice(choice.spec, None, notice=short)
+        self._told.add(spec.model_id)
+        return choice
 
     def after_damage(self, failed: SpeechChoice, language: str) -> SpeechChoice:
         """The engine could not load ``failed``'s model: what to say, and the bundled model to retry

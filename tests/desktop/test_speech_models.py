@@ -76,6 +76,8 @@ def test_the_choice_follows_the_settings_and_falls_back_honestly(store: SpeechMo
     assert missing.bundled and not missing.refusal
     assert missing.notice.startswith("The speech model Whisper small you chose is missing or incomplete.")
     assert "Download it again in Settings, Speech." in missing.notice and "bundled Whisper tiny.en" in missing.notice
+    again = chooser.choose("whisper-small", "en")  # every later question: a short reminder, not the whole story
+    assert again.bundled and again.notice == "Whisper small is still missing; using the bundled Whisper tiny.en."
     stuck = chooser.choose("whisper-small", "de")  # and the bundled model cannot understand German
     assert stuck.refusal and "Whisper small" in stuck.refusal and "questions in German cannot be recognised" in stuck.refusal
 
