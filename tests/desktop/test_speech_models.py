@@ -333,3 +333,22 @@ def test_the_speech_checks_load_no_model_library(tmp_path: Path) -> None:
                           text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("Speech input: ")
+
+
+def test_the_app_upgrades_a_version_1_settings_file_and_keeps_the_old_one(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    from desktop import app
+    from desktop.engine_client import thread_launcher
+    from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
+
+    path = tmp_path / "settings.json"
+    v1 = {"schema_version": 1, "speech_language": "fr", "rate": 240}
+    path.write_text(json.dumps(v1))
+    lumen = app.build(path, launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker(),
+                      earcons=RecordingEarcons())
+    qtbot.addWidget(lumen.window)
+    assert (lumen.settings.speech_model, lumen.settings.speech_language, lumen.settings.rate) == ("", "fr", 240)
+    assert json.loads((tmp_path / "settings.json.v1").read_text()) == v1
+    saved = json.loads(path.read_text())
+    assert saved["schema_version"] == 2 and saved["speech_model"] == "" and saved["speech_language"] == "fr"
+    assert lumen.startup_message is None  # nothing was wrong: no message
+    lumen.engine.shutdown()
