@@ -79,6 +79,7 @@ class AssistantController(QObject):
         self.context_provider: Callable[[tuple[str, ...]], str] | None = None
         self.extra_actions: dict[str, Callable[[], None]] = {}  # e.g. "voice" -> start recording
         self.last_stats = None
+        self.model_image_size: int | None = None  # the loaded model's input side (ModelReady)
         self.timeline: dict[str, float] = {}
         self._splitter = SentenceSplitter(max_wait=max_wait)
         self._flush = QTimer(self, singleShot=True, timeout=self._flush_due)
@@ -168,11 +169,12 @@ class AssistantController(QObject):
         self._pending_question, self._target = then_ask, target
         self._set_state(State.CAPTURING)
         cursor = capture.cursor_position() if target == "monitor" else None
-        token = self._token
-        self._pool.start(lambda: self._capture_job(token, target, rect, cursor))
+        token, side, timeline = self._token, self.model_image_size, self.timeline
+        self._pool.start(lambda: self._capture_job(token, target, rect, cursor, side, timeline))
 
-    def _capture_job(self, token: int, target: str, rect: Rect | None, cursor) -> None:  # noqa: ANN001
-        """Pool thread: locate, grab, check. Only signals leave this function."""
+    def _capture_job(self, token: int, target: str, rect: Rect | None, cursor,  # noqa: ANN001
+                     side: int | None, timeline: dict[str, float]) -> None:
+        """Pool thread: locate, grab, check, resize for the model. Only signals leave this function."""
         try:
             label = target
             if target == "window":
@@ -182,7 +184,12 @@ class AssistantController(QObject):
                 found = capture.monitor_at(*cursor) if cursor else None
                 rect, label = (found[1], f"monitor {found[0]}") if found else (None, "screen")
             shot = self.grabber(rect, label)
-            self._signals.captured.emit(token, shot, capture.check_capture(shot))
+            problem = capture.check_capture(shot)
+            timeline["checked"] = time.monotonic()
+            if problem is None and side:
+                shot = shot.for_model(side)
+                timeline["resized"] = time.monotonic()
+            self._signals.captured.emit(token, shot, problem)
         except CaptureError as exc:
             self._signals.failed.emit(token, exc.reason)
         except Exception:  # noqa: BLE001 - reported as a failed capture, never lost
@@ -199,7 +206,8 @@ class AssistantController(QObject):
             return
         if shot.label == "screen" and self._target in ("window", "monitor"):
             self.notify(messages.tr(messages.NO_ACTIVE_WINDOW), Priority.NEXT)
-        self.conversation.attach_image(shot.to_image_input(new_image_id()), shot.label)
+        image_id = new_image_id()
+        self.conversation.attach_image(shot.to_image_input(image_id), shot.label, shot.model_input(image_id))
         self.conversation_changed.emit()
         if self._pending_question:
             self._pending_question = False
@@ -241,7 +249,8 @@ class AssistantController(QObject):
         settings = GenerationSettings(max_new_tokens=self.settings.max_new_tokens)
         if not context and self.context_provider is not None:
             context = self.context_provider(tuple(self.conversation.images))
-        request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context)
+        request = self.conversation.build_request(self.engine.new_request_id(), question, settings, context,
+                                                  self.model_image_size)
         self.timeline["sending"] = time.monotonic()
         if not self.engine.send(request):
             self.fail(messages.ENGINE_NOT_RUNNING)
@@ -337,6 +346,7 @@ class AssistantController(QObject):
         elif isinstance(event, Progress):
             self._on_progress(event)
         elif isinstance(event, ModelReady):
+            self.model_image_size = event.image_size
             ready = messages.MODEL_READY_CPU if event.device.startswith("cpu") else messages.MODEL_READY
             self.notify(messages.tr(ready), Priority.NEXT)
 

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.protocol import ImageInput
 
@@ -62,11 +62,35 @@ class Capture:
     size: tuple[int, int]
     rect: Rect
     label: str  # "screen", "window", "monitor 2", "region"
+    model_rgb: bytes = b""  # the model's view (see for_model): model_side x model_side raw RGB
+    model_side: int = 0
+    # The grabbed frame as a PIL image, kept by ``grab`` so that checking and resizing do not
+    # rebuild it from ``rgb`` (each rebuild allocates and unpacks 8 MB for a 1080p screen).
+    image: object = field(default=None, compare=False, repr=False)
 
     def to_image_input(self, image_id: str) -> ImageInput:
         return ImageInput(image_id=image_id, data=self.rgb, encoding="rgb", size=self.size)
 
+    def model_input(self, image_id: str) -> ImageInput | None:
+        """The same image as the model sees it, or None when ``for_model`` was not applied."""
+        if not self.model_side:
+            return None
+        return ImageInput(image_id, self.model_rgb, "rgb", (self.model_side, self.model_side))
+
+    def for_model(self, side: int) -> Capture:
+        """With the model's view added: the official transform's bicubic resize to (side, side)
+        (``engine.image_io.model_input_image``), done here so that ~150 KB instead of a
+        multi-megabyte frame crosses the pipe; the engine's preprocessing of it is bit-identical."""
+        from dataclasses import replace
+
+        from engine.image_io import model_input_image
+
+        return replace(self, model_rgb=model_input_image(self.to_pil(), side).tobytes(), model_side=side)
+
     def to_pil(self):  # noqa: ANN201 - PIL is imported lazily
+        """The pixels as a PIL image (do not modify it: it may be the grabbed frame itself)."""
+        if self.image is not None:
+            return self.image
         from PIL import Image
 
         return Image.frombytes("RGB", self.size, self.rgb)
@@ -131,7 +155,7 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
         invalidate_grabbers()  # e.g. the X server restarted: start afresh next time
         raise CaptureError("failed", repr(exc)) from exc
     image = Image.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
-    return Capture(image.tobytes(), tuple(shot.size), rect, label)
+    return Capture(image.tobytes(), tuple(shot.size), rect, label, image=image)
 
 
 def check_capture(capture: Capture) -> str | None:

@@ -30,13 +30,19 @@ class Conversation:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     entries: list[Entry] = field(default_factory=list)
     images: dict[str, ImageInput] = field(default_factory=dict)
+    # A smaller copy of an image as the model sees it (a capture resized by the official transform's
+    # first step, desktop.capture.Capture.for_model): sent instead of the full image when its side
+    # matches the loaded model's; the full image stays for OCR and the transcript.
+    model_inputs: dict[str, ImageInput] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     pending_image_ids: list[str] = field(default_factory=list)  # attached, not yet asked about
 
     # ------------------------------------------------------------ images
-    def attach_image(self, image: ImageInput, label: str) -> str:
+    def attach_image(self, image: ImageInput, label: str, model_input: ImageInput | None = None) -> str:
         """Attach an image to the next question (a capture or photo)."""
         self.images[image.image_id] = image
+        if model_input is not None:
+            self.model_inputs[image.image_id] = model_input
         self.labels[image.image_id] = label
         self.pending_image_ids.append(image.image_id)
         return image.image_id
@@ -55,12 +61,14 @@ class Conversation:
         return tuple(e.turn for e in self.entries)
 
     def build_request(
-        self, request_id: int, question: str, settings: GenerationSettings, context: str = ""
+        self, request_id: int, question: str, settings: GenerationSettings, context: str = "",
+        image_size: int | None = None,
     ) -> Describe:
-        """The Describe for ``question`` with the pending images attached; nothing is recorded yet."""
+        """The Describe for ``question`` with the pending images attached; nothing is recorded yet.
+        ``image_size``: the loaded model's input side (``ModelReady.image_size``), if known."""
         new = tuple(self.pending_image_ids)
         referenced = {i for e in self.entries for i in e.turn.image_ids} | set(new)
-        images = tuple(img for iid, img in self.images.items() if iid in referenced)
+        images = tuple(self._for_model(iid, image_size) for iid in self.images if iid in referenced)
         return Describe(
             request_id=request_id,
             conversation_id=self.id,
@@ -71,6 +79,12 @@ class Conversation:
             settings=settings,
             context=context,
         )
+
+    def _for_model(self, image_id: str, image_size: int | None) -> ImageInput:
+        small = self.model_inputs.get(image_id)
+        if small is not None and image_size and small.size == (image_size, image_size):
+            return small
+        return self.images[image_id]
 
     def record_exchange(self, request: Describe, answer: str, cancelled: bool = False) -> None:
         """Store the question and its (possibly partial) answer; the images are no longer pending."""

@@ -98,3 +98,18 @@ def test_each_thread_keeps_its_own_mss_until_the_layout_changes() -> None:
     capture.invalidate_grabbers()
     capture.grab(Rect(0, 0, 8, 8))
     assert capture._local.sct is not before  # a fresh instance after a layout change
+
+
+def test_the_model_view_is_the_engine_s_own_first_preprocessing_step() -> None:
+    import numpy as np
+    from PIL import Image
+
+    from engine.image_io import model_input_image
+
+    pixels = np.random.default_rng(1).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    full = shot(Image.fromarray(pixels, "RGB"))
+    assert full.model_input("x") is None  # not prepared: the full image is all there is
+    view = full.for_model(224).model_input("x")
+    assert (view.image_id, view.encoding, view.size) == ("x", "rgb", (224, 224))
+    assert view.data == model_input_image(Image.fromarray(pixels, "RGB"), 224).tobytes()
+    assert full.to_pil().tobytes() == pixels.tobytes()

@@ -38,3 +38,15 @@ def test_transcript_text_and_save(tmp_path) -> None:
     conv.save_text(tmp_path / "t.txt")
     assert (tmp_path / "t.txt").read_text() == text
     assert conv.last_answer == "A cat"
+
+
+def test_the_model_sized_copy_is_sent_only_to_a_model_of_that_size() -> None:
+    conv = Conversation()
+    full = ImageInput("a", b"\x00" * 48, "rgb", (4, 4))
+    conv.attach_image(full, "screen", model_input=img("a"))  # a 2x2 view for a 2-pixel model
+    conv.attach_image(img("b"), "photo.jpg")  # a photo: no model-sized copy
+    assert conv.build_request(1, "q", GenerationSettings(), image_size=2).images == (img("a"), img("b"))
+    # Model not ready yet, or a model with another input size: the full image goes, never a wrong one.
+    assert conv.build_request(1, "q", GenerationSettings()).images == (full, img("b"))
+    assert conv.build_request(1, "q", GenerationSettings(), image_size=3).images == (full, img("b"))
+    assert conv.images["a"] is full  # what OCR and the transcript use

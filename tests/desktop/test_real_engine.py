@@ -51,6 +51,22 @@ def test_hotkey_signal_capture_engine_streamed_speech(real, qtbot) -> None:  # n
     assert real.controller.last_stats.images_encoded == 1
 
 
+def test_capture_crosses_the_pipe_at_the_model_size_and_stays_full_size_here(real, qtbot) -> None:  # noqa: ANN001
+    """ModelReady.image_size (56 for the tiny model) makes the capture thread send the model's view
+    (the official bicubic resize, bit-identical: tests/engine/test_image_io.py), not the 320x200 frame."""
+    assert real.controller.model_image_size == 56
+    sent: list = []
+    real.controller.request_sent.connect(sent.append)
+    answer = answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
+    assert answer.strip() and real.controller.last_stats.images_encoded == 1
+    (image,) = sent[0].images
+    assert (image.encoding, image.size, len(image.data)) == ("rgb", (56, 56), 56 * 56 * 3)
+    kept = real.controller.conversation.images[image.image_id]
+    assert kept.size == (320, 200)  # the full capture stays for OCR and the transcript
+    answer_of(real, qtbot, lambda: real.controller.ask("And the colours?"))
+    assert sent[1].images == sent[0].images and real.controller.last_stats.images_from_cache == 1
+
+
 def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: ANN001
     answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
     first = real.controller.last_stats
