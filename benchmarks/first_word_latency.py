@@ -4,7 +4,8 @@ hotkey event (emitted from a non-GUI thread, as pynput does) -> acknowledgement 
 the real screen -> Describe over the pipe -> engine (decode + preprocess + vision encode, prefill,
 first token) -> streamed deltas -> first complete sentence -> pyttsx3 synthesis -> QMediaPlayer
 playing. Once the model is ready, the capture thread does the official transform's first step
-(bicubic resize to the model's square input, bit-identical to doing it in the engine) and sends
+(bicubic resize to the model's square input, bit-identical to doing it in the engine; the blank-screen
+check runs beside it in another thread) and sends
 that small image. "App overhead" is everything except model compute, i.e. except the official
 preprocessing (that resize, wherever it runs), engine request->first token, and the tokens between
 the first token and the end of the first sentence; target <= 50 ms. "total" is what the user waits.
@@ -34,9 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 STAGES = [  # (name, from, to)
     ("acknowledge", "hotkey", "ack"),
-    ("capture + check", "ack", "checked"),
-    ("preprocess: model resize", "checked", "resized"),
-    ("hand to GUI thread", "resized", "captured"),
+    ("capture", "ack", "grabbed"),
+    ("check (beside the resize)", "grabbed", "checked"),
+    ("preprocess: model resize", "resize_start", "resized"),
+    ("hand to GUI thread", "ready", "captured"),
     ("prepare request", "captured", "sending"),
     ("send over the pipe", "sending", "sent"),
     ("engine first token", "sent", "first_delta"),

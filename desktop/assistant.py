@@ -183,12 +183,7 @@ class AssistantController(QObject):
             elif target == "monitor":
                 found = capture.monitor_at(*cursor) if cursor else None
                 rect, label = (found[1], f"monitor {found[0]}") if found else (None, "screen")
-            shot = self.grabber(rect, label)
-            problem = capture.check_capture(shot)
-            timeline["checked"] = time.monotonic()
-            if problem is None and side:
-                shot = shot.for_model(side)
-                timeline["resized"] = time.monotonic()
+            shot, problem = capture.check_and_prepare(self.grabber(rect, label), side, timeline)
             self._signals.captured.emit(token, shot, problem)
         except CaptureError as exc:
             self._signals.failed.emit(token, exc.reason)

@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.protocol import ImageInput
@@ -77,7 +79,7 @@ class Capture:
             return None
         return ImageInput(image_id, self.model_rgb, "rgb", (self.model_side, self.model_side))
 
-    def for_model(self, side: int) -> Capture:
+    def for_model(self, side: int, timeline: dict[str, float] | None = None) -> Capture:
         """With the model's view added: the official transform's bicubic resize to (side, side)
         (``engine.image_io.model_input_image``), done here so that ~150 KB instead of a
         multi-megabyte frame crosses the pipe; the engine's preprocessing of it is bit-identical."""
@@ -85,7 +87,11 @@ class Capture:
 
         from engine.image_io import model_input_image
 
-        return replace(self, model_rgb=model_input_image(self.to_pil(), side).tobytes(), model_side=side)
+        started = time.monotonic()
+        small = model_input_image(self.to_pil(), side).tobytes()
+        if timeline is not None:
+            timeline["resize_start"], timeline["resized"] = started, time.monotonic()
+        return replace(self, model_rgb=small, model_side=side)
 
     def to_pil(self):  # noqa: ANN201 - PIL is imported lazily
         """The pixels as a PIL image (do not modify it: it may be the grabbed frame itself)."""
@@ -154,8 +160,30 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
     except Exception as exc:  # mss raises ScreenShotError, XError, OSError ... all mean "failed"
         invalidate_grabbers()  # e.g. the X server restarted: start afresh next time
         raise CaptureError("failed", repr(exc)) from exc
-    image = Image.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
+    image = Image.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)  # raw: no extra copy
     return Capture(image.tobytes(), tuple(shot.size), rect, label, image=image)
+
+
+_resizer: list[ThreadPoolExecutor] = []
+
+
+def check_and_prepare(shot: Capture, side: int | None, timeline: dict[str, float]) -> tuple[Capture, str | None]:
+    """``check_capture`` and, when the model's input side is known, ``for_model``. The resize runs
+    in a second thread while this one checks (PIL releases the GIL while resampling), so the check
+    costs no wall time on the way to the first word; a refused capture's model view is dropped."""
+    timeline["grabbed"] = time.monotonic()
+    if not side:
+        problem = check_capture(shot)
+        timeline["checked"] = timeline["ready"] = time.monotonic()
+        return shot, problem
+    if not _resizer:
+        _resizer.append(ThreadPoolExecutor(1, thread_name_prefix="lumen-resize"))
+    prepared = _resizer[0].submit(shot.for_model, side, timeline)
+    problem = check_capture(shot)
+    timeline["checked"] = time.monotonic()
+    shot = prepared.result() if problem is None else shot
+    timeline["ready"] = time.monotonic()
+    return shot, problem
 
 
 def check_capture(capture: Capture) -> str | None:
