@@ -271,7 +271,11 @@ class VoiceSpeaker(Speaker):
         if not text:
             return
         if self._queue.push(text, priority):
-            self._interrupt()
+            # NOW: what is playing keeps playing while the new text is rendered (a few ms), then is
+            # cut off; the user hears no gap, and the first answer word comes that much sooner.
+            self._generation += 1
+            self._current = None
+            self._waiting = False
         if self._current is None:
             self._advance()
 
@@ -318,12 +322,14 @@ class VoiceSpeaker(Speaker):
         self._waiting = False
         if isinstance(result, BaseException):
             log.warning("speech synthesis failed: %r", result)
+            self._player.stop()
             self._advance()
             return
         self._counter += 1
         path = self._dir / f"utterance-{self._counter}.wav"
         path.write_bytes(result)
         self._files.append(path)
+        self._player.stop()  # whatever an urgent utterance interrupts stops only now
         self._player.setSource(QUrl.fromLocalFile(str(path)))
         self._discard_files(keep=path)
         self._player.play()
