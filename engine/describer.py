@@ -76,15 +76,24 @@ class Describer:
     def describe(self, request: Describe, cancel: threading.Event | None = None,
                  on_delta: Callable[[str], None] | None = None) -> tuple[Reply, GenerationStats]:
         start = time.perf_counter()
+        first_delta: list[float] = []
+
+        def delta(text: str) -> None:
+            if not first_delta:
+                first_delta.append(time.perf_counter() - start)
+            if on_delta is not None:
+                on_delta(text)
+
         images, encoded, cached, image_seconds = self.image_embeddings(request)
         embeds = self.context(request, images)
         reply = generate_reply(self.loaded.model, self.loaded.tokenizer, embeds, request.settings,
-                               stop_string=self.template.stop_string, cancel=cancel, on_delta=on_delta,
+                               stop_string=self.template.stop_string, cancel=cancel, on_delta=delta,
                                static_cache=self.static_cache)
         stats = GenerationStats(
             prompt_positions=reply.context_positions, new_tokens=len(reply.token_ids), images_encoded=encoded,
             images_from_cache=cached, image_seconds=image_seconds,
             first_token_seconds=(reply.first_token_seconds - start) if reply.first_token_seconds else 0.0,
+            first_delta_seconds=first_delta[0] if first_delta else 0.0,
             total_seconds=time.perf_counter() - start,
         )
         return reply, stats

@@ -166,6 +166,7 @@ class GenerationStats:
     images_from_cache: int = 0
     image_seconds: float = 0.0
     first_token_seconds: float = 0.0  # request received -> first token sampled
+    first_delta_seconds: float = 0.0  # request received -> first text delta (a whole word) sent on
     total_seconds: float = 0.0
 
 

@@ -64,6 +64,8 @@ def test_describe_streams_deltas_that_add_up_to_the_answer(worker):
     assert len(deltas) > 1
     assert "".join(deltas) == finished.text
     assert finished.stats.images_encoded == 1 and finished.stats.new_tokens == 120
+    stats = finished.stats  # the first delta is a whole word: it comes after the first token
+    assert 0 < stats.first_token_seconds <= stats.first_delta_seconds < stats.total_seconds
 
 
 def test_follow_up_reuses_the_cached_image(worker):
