@@ -242,8 +242,7 @@ class HotkeyService(QObject):
         self.end_modal()
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            listener.stop()
-            listener.join(1.0)
+            _stop_listener(listener)
 
     def begin_modal(self) -> None:
         """Grab the keyboard: keys go to ``key`` and not to the focused application."""
@@ -265,8 +264,7 @@ class HotkeyService(QObject):
     def end_modal(self) -> None:
         if self._modal is not None:
             modal, self._modal = self._modal, None
-            modal.stop()  # releases the keyboard grab
-            modal.join(1.0)
+            _stop_listener(modal)  # releases the keyboard grab
 
     # pynput thread -------------------------------------------------
     def _activate(self, action: str) -> None:
@@ -289,3 +287,20 @@ class HotkeyService(QObject):
         for action in [a for a in self._held if canonical in self._combos.get(a, ())]:
             self._held.discard(action)
             self.released.emit(action)
+
+
+def _stop_listener(listener) -> None:  # noqa: ANN001 - a pynput keyboard.Listener
+    """Stop a pynput listener and wait for its thread. On X11, pynput 1.8 sends its "disable
+    record context" on the connection its thread is blocked reading, unflushed, so the thread ran
+    on until the next key event: stop() blocked the GUI for the 1 s join timeout, and a modal
+    listener kept the keyboard grabbed. Sending the disable on the listener's other connection, as
+    its own clean-up does, ends it at once. Other platforms stop promptly without this."""
+    listener.stop()
+    display, context = getattr(listener, "_display_stop", None), getattr(listener, "_context", None)
+    if display is not None and context is not None:
+        try:
+            display.record_disable_context(context)
+            display.flush()
+        except Exception as exc:  # noqa: BLE001 - already closed: the thread is ending anyway
+            log.debug("record context already gone: %r", exc)
+    listener.join(1.0)

@@ -131,3 +131,29 @@ def test_a_combination_grabbed_by_another_program_is_reported(qtbot) -> None:  #
     from desktop.hotkeys import x11_taken
 
     assert x11_taken({"m": "Ctrl+Shift+F7"}) == []  # released when the other program quits
+
+
+@pytest.mark.display
+def test_stopping_ends_the_listeners_and_releases_the_keyboard(qtbot) -> None:  # noqa: ANN001
+    """pynput's X11 listener used to run on (and a modal one to keep the keyboard grabbed) until
+    the next key event; stop() then blocked the GUI thread for its 1 s join timeout."""
+    from Xlib import X, display
+
+    service = HotkeyService()
+    assert service.start({"stop": "Ctrl+Shift+F11"})
+    listener = service._listener
+    service.begin_modal()
+    modal = service._modal
+    assert modal is not None and modal.is_alive()
+    service.end_modal()
+    assert not modal.is_alive()
+    other = display.Display()
+    try:  # another client can grab the keyboard again: the modal grab is gone
+        status = other.screen().root.grab_keyboard(False, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
+        assert status == X.GrabSuccess
+        other.ungrab_keyboard(X.CurrentTime)
+        other.sync()
+    finally:
+        other.close()
+    service.stop()
+    assert not listener.is_alive() and not service.running
