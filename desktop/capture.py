@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from dataclasses import dataclass, field
 
 from engine.protocol import ImageInput
@@ -164,7 +165,10 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
     return Capture(image.tobytes(), tuple(shot.size), rect, label, image=image)
 
 
-_resizer: list[ThreadPoolExecutor] = []
+@cache
+def _resizer() -> ThreadPoolExecutor:
+    """The one thread that resizes captures for the model, created at the first use."""
+    return ThreadPoolExecutor(1, thread_name_prefix="lumen-resize")
 
 
 def check_and_prepare(shot: Capture, side: int | None, timeline: dict[str, float]) -> tuple[Capture, str | None]:
@@ -176,9 +180,7 @@ def check_and_prepare(shot: Capture, side: int | None, timeline: dict[str, float
         problem = check_capture(shot)
         timeline["checked"] = timeline["ready"] = time.monotonic()
         return shot, problem
-    if not _resizer:
-        _resizer.append(ThreadPoolExecutor(1, thread_name_prefix="lumen-resize"))
-    prepared = _resizer[0].submit(shot.for_model, side, timeline)
+    prepared = _resizer().submit(shot.for_model, side, timeline)
     problem = check_capture(shot)
     timeline["checked"] = time.monotonic()
     shot = prepared.result() if problem is None else shot
