@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import speech_input  # noqa: E402
+from tests.ocr_screens import edit_distance  # noqa: E402
 from tests.speech_samples import normalise, spoken_wav  # noqa: E402
 
 QUESTIONS = (
@@ -31,14 +32,7 @@ QUESTIONS = (
 
 
 def word_errors(hyp: str, ref: str) -> int:
-    a, b = hyp.split(), ref.split()
-    previous = list(range(len(b) + 1))
-    for i, wa in enumerate(a, 1):
-        current = [i]
-        for j, wb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (wa != wb)))
-        previous = current
-    return previous[-1]
+    return edit_distance(hyp.split(), ref.split())
 
 
 def main() -> None:

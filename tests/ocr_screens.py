@@ -7,6 +7,7 @@ QApplication, e.g. pytest-qt's ``qapp`` or ``QT_QPA_PLATFORM=offscreen``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,16 +175,21 @@ def _grab(widget: object) -> Image.Image:
     return Image.frombuffer("RGB", (width, height), data, "raw", "RGB", stride, 1).copy()
 
 
+def edit_distance(a: Sequence[object], b: Sequence[object]) -> int:
+    """Levenshtein distance between two sequences (characters of a string, or its words)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
 def char_accuracy(predicted: str, truth: str) -> float:
     """1 - (Levenshtein distance / len(truth)) on whitespace-normalised text, floored at 0."""
     a, b = " ".join(predicted.split()), " ".join(truth.split())
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return max(0.0, 1.0 - previous[-1] / max(1, len(b)))
+    return max(0.0, 1.0 - edit_distance(a, b) / max(1, len(b)))
 
 
 def full_hd_desktop() -> Screen:
