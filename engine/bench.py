@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from engine.config import PRESETS
+from engine.config import PRESETS, MiniGPT4Config
 from engine.protocol import Describe, GenerationSettings, ImageInput, Quantization
 
 # Peak memory bandwidth in GB/s by GPU name fragment (performance.md section 3.1).
@@ -30,14 +30,16 @@ PEAK_BANDWIDTH = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 
                   "A100-SXM4-80GB": 2039, "A100": 1555, "RTX 4090": 1008, "RTX 3090": 936, "L4": 300}
 
 
-def make_random_model_dir(preset: str, out: Path, tokenizer_file: Path | None, seed: int = 0) -> Path:
-    """A full model directory with random weights (LLM in fp16, as released checkpoints are)."""
+def make_random_model_dir(preset: str | MiniGPT4Config, out: Path, tokenizer_file: Path | None,
+                          seed: int = 0) -> Path:
+    """A full model directory with random weights (LLM in fp16, as released checkpoints are), for a preset
+    name or a config of its own."""
     from engine.checkpoints import save_model_dir
     from engine.modeling_minigpt4 import MiniGPT4
 
     if (out / "lumen_model.json").exists():
         return out
-    config = PRESETS[preset]()
+    config = PRESETS[preset]() if isinstance(preset, str) else preset
     tok = tokenizer_file or _default_tokenizer()
     from engine.tokenizer import Tokenizer
 

@@ -96,6 +96,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path
 
 
 @pytest.fixture(scope="session")
+def quantisable_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> Path:
+    """A tiny random MiniGPT-4 whose quantised layers are all multiples of 32 wide, as in every real LLaMA.
+
+    bitsandbytes on CPUs with AVX512-BF16/AMX repacks 4-bit weights in blocks of 32 output rows and
+    refuses other widths; the parity fixtures' MLP is 172 wide, so 4-bit tests use this model instead."""
+    from dataclasses import replace
+
+    from engine.bench import make_random_model_dir
+    from engine.config import tiny
+
+    config = tiny()
+    config = replace(config, name="minigpt4-tiny-quantisable", llm={**config.llm, "intermediate_size": 192})
+    tokenizer = REFERENCE / "checkpoints" / "vicuna-tiny" / "tokenizer.model"
+    return make_random_model_dir(config, tmp_path_factory.mktemp("models") / "tiny-quantisable", tokenizer)
+
+
+@pytest.fixture(scope="session")
 def tiny_noqformer_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> Path:
     """The Llama-2 flavour (no Q-Former, 4-token grouping, [INST] template)."""
     return convert_reference(tmp_path_factory.mktemp("models") / "tiny-noqformer", qformer=False)

@@ -65,12 +65,12 @@ def test_cuda_requested_without_a_gpu_is_unsupported_hardware(tiny_model_dir):
     assert err.value.kind is ErrorKind.UNSUPPORTED_HARDWARE
 
 
-def test_four_bit_language_model_through_bitsandbytes(tiny_model_dir):
+def test_four_bit_language_model_through_bitsandbytes(quantisable_model_dir):
     """bitsandbytes 4-bit runs on the CPU too (environment.md 10); only the LLM is quantised."""
     pytest.importorskip("bitsandbytes")
     import bitsandbytes as bnb
 
-    loaded = load_model(tiny_model_dir, device="cpu", quantization=Quantization.NF4)
+    loaded = load_model(quantisable_model_dir, device="cpu", quantization=Quantization.NF4)
     layer = loaded.model.language_model.model.layers[0]
     assert isinstance(layer.self_attn.q_proj, bnb.nn.Linear4bit)
     assert loaded.model.language_projection.weight.dtype == torch.float32
@@ -79,6 +79,27 @@ def test_four_bit_language_model_through_bitsandbytes(tiny_model_dir):
     reply = generate_reply(loaded.model, loaded.tokenizer, loaded.model.context_embeds([ids], []),
                            GenerationSettings.greedy(max_new_tokens=8, stop_on_template=False))
     assert len(reply.token_ids) == 8
+
+
+def test_four_bit_layers_fit_the_avx512_bf16_repacking(quantisable_model_dir):
+    """On CPUs with AVX512-BF16/AMX, bitsandbytes (>= 0.49) repacks each 4-bit weight at its first forward
+    pass and needs its output width to be a multiple of 32. Run that repacking here on every quantised layer,
+    so the test above cannot pass on this CPU and fail on another one."""
+    pytest.importorskip("bitsandbytes")
+    import copy
+
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as F
+
+    repack = getattr(F, "_convert_weight_packed_for_cpu", None)
+    if repack is None:
+        pytest.skip("this bitsandbytes has no CPU repacking")
+    loaded = load_model(quantisable_model_dir, device="cpu", quantization=Quantization.NF4)
+    layers = [m for m in loaded.model.language_model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers
+    for layer in layers:
+        assert layer.out_features % 32 == 0, layer
+        repack(layer.weight.data.clone(), copy.deepcopy(layer.weight.quant_state))
 
 
 @pytest.mark.gpu
