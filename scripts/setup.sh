@@ -8,6 +8,17 @@ cd "$(dirname "$0")/.."
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
+extras="gpu,train,voice"
+[ "$DEV" = 1 ] && extras="$extras,dev"
+
+# --- already set up? A complete run leaves a stamp of what it installed from (pyproject.toml, this script,
+# LUMEN_TORCH) per set of extras; a --dev set-up also serves the app. With a matching stamp nothing else runs
+# (no apt, no pip), so starting the app costs milliseconds. Change either file and the next run installs again.
+inputs="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1) ${LUMEN_TORCH:-}"
+stamp() { echo ".venv/.lumen-setup-$1"; }
+for have in "$extras" "$extras,dev"; do
+  if [ -x .venv/bin/python ] && [ "$(cat "$(stamp "$have")" 2>/dev/null)" = "$inputs" ]; then exit 0; fi
+done
 
 # --- system packages (Debian/Ubuntu). Others: see README "Other systems".
 if command -v apt-get >/dev/null 2>&1; then
@@ -39,7 +50,6 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
       || $VPIP install torch==2.13.0
   fi
 fi
-extras="gpu,train,voice"
-[ "$DEV" = 1 ] && extras="$extras,dev"
 $VPIP install -q -e ".[$extras]"
+echo "$inputs" > "$(stamp "$extras")"
 echo "Lumen is set up in $(pwd)/.venv"

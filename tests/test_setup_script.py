@@ -1,0 +1,61 @@
+"""scripts/setup.sh: a set-up environment starts without re-running pip (or apt) each time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+echo "$*" >> "$(dirname "$0")/../calls.log"
+exit 0
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    """A copy of the script and pyproject.toml with a .venv whose python only records how it is called."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "setup.sh", tmp_path / "scripts" / "setup.sh")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    return tmp_path
+
+
+def _setup(project: Path, *args: str) -> tuple[float, list[str]]:
+    log = project / ".venv" / "calls.log"
+    log.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "LUMEN_TORCH"}
+    env["PATH"] = "/usr/bin:/bin"  # no apt-get reachable through sudo games; dpkg checks still run
+    start = time.monotonic()
+    subprocess.run(["bash", "scripts/setup.sh", *args], cwd=project, env=env, check=True,
+                   capture_output=True, timeout=120)
+    elapsed = time.monotonic() - start
+    return elapsed, log.read_text().splitlines() if log.exists() else []
+
+
+def test_second_start_skips_pip_and_costs_well_under_a_second(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    _, calls = _setup(project, "--dev")
+    assert any("pip install" in c and ".[gpu,train,voice,dev]" in c for c in calls)
+    elapsed, calls = _setup(project, "--dev")
+    assert calls == [] and elapsed < 0.5
+    elapsed, calls = _setup(project)  # the app's set-up: a --dev environment already has everything
+    assert calls == [] and elapsed < 0.5
+
+
+def test_a_changed_pyproject_installs_again(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    _setup(project)
+    with (project / "pyproject.toml").open("a") as f:
+        f.write("\n# a new dependency\n")
+    _, calls = _setup(project)
+    assert any("pip install" in c for c in calls)
+    _, calls = _setup(project)
+    assert calls == []
