@@ -50,10 +50,24 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: list[int], skip_special: bool = True) -> str:
-        """Decode as the official answer path does (special tokens skipped)."""
+        """Decode as transformers 4.30's slow ``LlamaTokenizer`` did. The official answer path skips the
+        special tokens (``<s>``, ``</s>``, ``<unk>`` and the ``$$`` pad). Kept, each is written out as its
+        piece; the runs between them are decoded by SentencePiece on their own, and reaching a special token
+        that neither opens the text nor follows another one writes a space before the run that precedes it
+        (``convert_tokens_to_string``: ``'<s> exec</s>'``)."""
         if skip_special:
-            ids = [i for i in ids if i not in self._special_ids]
-        return self._sp.decode(list(ids))
+            return self._sp.decode([i for i in ids if i not in self._special_ids])
+        out, run, after_special = "", [], False
+        for i, token_id in enumerate(ids):
+            if token_id in self._special_ids:
+                if not after_special and i != 0:
+                    out += " "
+                out += self._sp.decode(run) + self._sp.id_to_piece(token_id)
+                run, after_special = [], True
+            else:
+                run.append(token_id)
+                after_special = False
+        return out + self._sp.decode(run)
 
     def id_to_piece(self, token_id: int) -> str:
         return self._sp.id_to_piece(token_id)
