@@ -127,7 +127,11 @@ class MainWindow(QMainWindow):
         tools = self.tools_menu = self.menuBar().addMenu(messages.tr("&Tools"))
         action(tools, "&Settings…", self.settings_requested.emit, ["Ctrl+,"])
         help_menu = self.menuBar().addMenu(messages.tr("&Help"))
-        action(help_menu, "&Keyboard help", self.help_requested.emit, [QKeySequence.StandardKey.HelpContents, "F1"])
+        # HelpContents is F1 on Windows and Linux (Ctrl+? on macOS): F1 once, or Qt finds it ambiguous.
+        help_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.HelpContents)
+        if QKeySequence("F1") not in help_keys:
+            help_keys.append(QKeySequence("F1"))
+        action(help_menu, "&Keyboard help", self.help_requested.emit, help_keys)
 
     # ------------------------------------------------------------ commands
     def focus_question(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLineEdit, QWidget
 
@@ -83,7 +83,7 @@ def test_file_drop_describes_the_photo(lumen, qtbot, tmp_path) -> None:  # noqa:
     Image.new("RGB", (64, 48), (200, 100, 50)).save(photo)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(photo))])
-    pos = QPointF(lumen.window.rect().center())
+    pos = lumen.window.rect().center()  # PySide6 6.12 takes a QPoint here
     enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(lumen.window, enter)
@@ -213,3 +213,27 @@ def test_settings_dialog_sets_the_spoken_question_language(lumen) -> None:  # no
     assert dialog.language.currentData() == "en"
     dialog.language.setCurrentIndex(dialog.language.findData("fr"))
     assert dialog.settings().speech_language == "fr"
+
+
+def _close_modal_later(qtbot, seen: list[str]) -> None:  # noqa: ANN001
+    """Record the title of the next modal dialog and close it (exec() blocks the test otherwise)."""
+    def close() -> None:
+        box = QApplication.activeModalWidget()
+        if box is None:
+            return
+        seen.append(box.windowTitle())
+        box.close()
+
+    timer = __import__("PySide6.QtCore", fromlist=["QTimer"]).QTimer
+    for ms in (200, 600, 1500):
+        timer.singleShot(ms, close)
+
+
+def test_f1_opens_the_keyboard_help(lumen, qtbot) -> None:  # noqa: ANN001
+    lumen.window.activateWindow()
+    qtbot.waitUntil(lumen.window.isActiveWindow, timeout=3000)
+    seen: list[str] = []
+    _close_modal_later(qtbot, seen)
+    qtbot.keyClick(lumen.window, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: bool(seen), timeout=3000)
+    assert seen == ["Lumen keyboard help"]
