@@ -64,11 +64,11 @@ class MainWindow(QMainWindow):
              lambda: controller.handle_action("describe_screen")),
             ("open", "&Open photo…", "Choose a photo file to describe.", self.open_photo),
             ("paste", "&Paste photo", "Describe the image, or the image file, on the clipboard.", self.paste_photo),
-            ("stop", "S&top", "Stop speaking and stop the answer.", controller.stop),
+            ("stop", "&Stop", "Stop speaking and stop the answer.", controller.stop),
             ("transcript", "T&ranscript", "Open the conversation so far, to read with the arrow keys.",
              lambda: controller.transcript_requested.emit(False)),
             ("new", "&New conversation", "Forget the images and answers so far.", controller.new_conversation),
-            ("settings", "Setti&ngs…", "Hotkeys, speech, descriptions, model and capture.", self.settings_requested.emit),
+            ("settings", "S&ettings…", "Hotkeys, speech, descriptions, model and capture.", self.settings_requested.emit),
         ]
         for i, (key, text, description, slot) in enumerate(specs):
             button = accessible(QPushButton(messages.tr(text)), messages.tr(text).replace("&", "").rstrip("…"),

@@ -109,7 +109,7 @@ class SettingsDialog(QDialog):
 
     def _descriptions_tab(self, s: Settings) -> QWidget:
         page, form = self._form()
-        self.preset = self._row(form, "&Prompt:", _combo(_PRESETS, s.prompt_preset, messages.tr("Prompt"),
+        self.preset = self._row(form, "P&rompt:", _combo(_PRESETS, s.prompt_preset, messages.tr("Prompt"),
                                 messages.tr("What Lumen asks about a new capture or photo.")))
         self.custom_prompt = self._row(form, "C&ustom prompt:", accessible(
             QPlainTextEdit(s.custom_prompt), messages.tr("Custom prompt"),
@@ -136,7 +136,7 @@ class SettingsDialog(QDialog):
             QSpinBox(), messages.tr("Volume in percent"), messages.tr("Lumen's own voice volume.")))
         self.volume.setRange(0, 100)
         self.volume.setValue(round(s.volume * 100))
-        self.earcons = self._row(form, "", accessible(QCheckBox(messages.tr("Play &sounds")), messages.tr("Play sounds"),
+        self.earcons = self._row(form, "", accessible(QCheckBox(messages.tr("Play so&unds")), messages.tr("Play sounds"),
                                  messages.tr("Short sounds when a request starts, ends or fails.")))
         self.earcons.setChecked(s.earcons)
         self.waiting = self._row(form, "", accessible(QCheckBox(messages.tr("Soft &tick while waiting")),
@@ -168,7 +168,7 @@ class SettingsDialog(QDialog):
         caption = QLabel(messages.tr("Model &folder:"))
         caption.setBuddy(self.model_dir)
         form.addRow(caption, row)
-        self.precision = self._row(form, "&Precision:", _combo(_PRECISIONS, s.quantization, messages.tr("Precision"),
+        self.precision = self._row(form, "Pr&ecision:", _combo(_PRECISIONS, s.quantization, messages.tr("Precision"),
                                    messages.tr("Lower precision needs less GPU memory.")))
         self.device = self._row(form, "&Run on:", _combo(_DEVICES, s.device, messages.tr("Run on"),
                                 messages.tr("Automatic uses the GPU when there is one.")))
@@ -176,7 +176,7 @@ class SettingsDialog(QDialog):
 
     def _capture_tab(self, s: Settings) -> QWidget:
         page, form = self._form()
-        self.target = self._row(form, "&Describe screen captures:", _combo(
+        self.target = self._row(form, "Describe &screen captures:", _combo(
             _TARGETS, s.capture_target, messages.tr("Describe screen captures"),
             messages.tr("What the describe-screen hotkey captures.")))
         self.ocr = self._row(form, "", accessible(QCheckBox(messages.tr("Read &text on screen (OCR)")),
