@@ -51,6 +51,8 @@ class _CaptureSignals(QObject):
 
 _ACK = {"screen": messages.DESCRIBING_SCREEN, "window": messages.DESCRIBING_WINDOW,
         "monitor": messages.DESCRIBING_MONITOR, "region": messages.DESCRIBING_REGION}
+_CAPTURE_ACK = {"screen": messages.CAPTURING_SCREEN, "window": messages.CAPTURING_WINDOW,  # then the user asks
+                "monitor": messages.CAPTURING_MONITOR, "region": messages.CAPTURING_REGION}
 _PROBLEMS = {"black": messages.CAPTURE_BLACK, "uniform": messages.CAPTURE_UNIFORM, "blank": messages.CAPTURE_BLANK}
 
 
@@ -115,10 +117,16 @@ class AssistantController(QObject):
         for i, chunk in enumerate(chunks):
             self._output(chunk, Priority.NOW if i == 0 else Priority.NORMAL, assertive=i == 0)
 
+    def _voice_on(self) -> bool:
+        """Whether Lumen's own voice speaks (else only the screen reader hears Lumen)."""
+        mode = self.settings.speech_output
+        return mode in (SpeechOutput.VOICE, SpeechOutput.BOTH) or (
+            mode is SpeechOutput.AUTO and not self.announcer.screen_reader_active())
+
     def _output(self, text: str, priority: Priority, assertive: bool | None = None) -> None:
         mode = self.settings.speech_output
         reader = self.announcer.screen_reader_active()
-        if mode in (SpeechOutput.VOICE, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and not reader):
+        if self._voice_on():
             self.speaker.say(text, priority)
         if mode in (SpeechOutput.SCREEN_READER, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and reader):
             self.announcer.announce(text, assertive=priority is Priority.NOW if assertive is None else assertive)
@@ -161,7 +169,7 @@ class AssistantController(QObject):
     def describe(self, target: str, rect: Rect | None = None, then_ask: bool = False) -> None:
         """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it."""
         self._interrupt()
-        self._acknowledge(_ACK[target])
+        self._acknowledge((_CAPTURE_ACK if then_ask else _ACK)[target])
         if not capture.capture_supported():
             self.fail(messages.CAPTURE_UNSUPPORTED)
             return
@@ -279,10 +287,18 @@ class AssistantController(QObject):
         self.notify(messages.tr(messages.ASK_PROMPT), Priority.NOW)
 
     def recall(self) -> None:
-        if self.conversation.last_answer is None:
+        """Open the transcript at the last answer (a screen reader reads it there) and, when
+        Lumen's voice is on, say the answer again."""
+        answer = self.conversation.last_answer
+        if answer is None:
             self.notify(messages.tr(messages.NO_ANSWER_YET), Priority.NOW)
             return
+        self._interrupt()
         self.transcript_requested.emit(True)
+        if self._voice_on():
+            splitter = SentenceSplitter()
+            for i, sentence in enumerate(splitter.feed(answer) + splitter.finish()):
+                self.speaker.say(sentence, Priority.NOW if i == 0 else Priority.NORMAL)
 
     def read_text(self) -> None:
         if self.read_text_handler is None:
@@ -296,7 +312,7 @@ class AssistantController(QObject):
         self.keys.end()
         self._interrupt()
         self.earcons.play("stopped" if busy else "error")
-        self.status.emit(messages.tr(messages.STOPPED if busy else messages.NOTHING_TO_STOP))
+        self.notify(messages.tr(messages.STOPPED if busy else messages.NOTHING_TO_STOP), Priority.NOW)
 
     def new_conversation(self) -> None:
         self._interrupt()
@@ -380,7 +396,7 @@ class AssistantController(QObject):
         self._finish_answer(event.text if not event.cancelled else self._answer, event.cancelled)
         if not event.cancelled:
             self.earcons.play("done")
-            self.status.emit(messages.tr(messages.DONE))
+            self.notify(messages.tr(messages.DONE), Priority.NORMAL)  # after the answer's last sentence
 
     def _finish_answer(self, text: str, cancelled: bool) -> None:
         request, self._active = self._active, None

@@ -25,7 +25,7 @@ def test_hotkey_to_spoken_sentences_while_streaming(rig, qtbot) -> None:  # noqa
     answer = finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
 
     assert answer.strip() == ScriptedEngine().answer
-    assert rig.speaker.texts == [messages.DESCRIBING_SCREEN, *SENTENCES]
+    assert rig.speaker.texts == [messages.DESCRIBING_SCREEN, *SENTENCES, messages.DONE]
     assert rig.speaker.spoken[0][1] is Priority.NOW
     assert order.index(f"say:{SENTENCES[0]}") < order.index("Finished")  # spoken before the end
     assert rig.earcons.played[0] == "ack" and rig.earcons.played[-1] == "done"
@@ -189,7 +189,7 @@ def test_ask_hotkey_with_no_image_captures_first_then_asks_the_typed_question(ri
         rig.controller.handle_action("ask")
     assert rig.grabber.grabs == [(None, "screen")]
     assert not any(isinstance(r, Describe) for r in rig.engine.requests)  # nothing asked yet
-    assert rig.speaker.texts[-1] == messages.ASK_PROMPT
+    assert rig.speaker.texts == [messages.CAPTURING_SCREEN, messages.ASK_PROMPT]  # nothing is described yet
     finished(rig, qtbot, lambda: rig.controller.ask("What does the dialog say?"))
     request = next(r for r in rig.engine.requests if isinstance(r, Describe))
     assert request.question == "What does the dialog say?" and len(request.new_image_ids) == 1
@@ -202,3 +202,34 @@ def test_window_not_found_falls_back_to_the_screen_and_says_so(rig, qtbot, monke
     finished(rig, qtbot, lambda: rig.controller.handle_action("describe_window"))
     assert rig.grabber.grabs == [(None, "screen")]
     assert messages.NO_ACTIVE_WINDOW in rig.speaker.texts
+
+
+def test_stopped_nothing_to_stop_and_done_reach_the_screen_reader(qtbot) -> None:  # noqa: ANN001
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(delay=0.1), speech_output=SpeechOutput.SCREEN_READER)
+    try:
+        with qtbot.waitSignal(rig.controller.answer_started, timeout=5000):
+            rig.controller.handle_action("describe_screen")
+        rig.controller.handle_action("stop")
+        assert rig.announcer.announced[-1] == (messages.STOPPED, True)
+        rig.controller.handle_action("stop")
+        assert rig.announcer.announced[-1] == (messages.NOTHING_TO_STOP, True)
+        rig.engine.delay = 0.01
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        heard = [t for t, _ in rig.announcer.announced]
+        assert heard[-4:] == [*SENTENCES, messages.DONE]  # after the last sentence
+        assert rig.announcer.announced[-1][1] is False  # polite: it does not cut the answer short
+        assert rig.speaker.texts == []
+    finally:
+        rig.client.shutdown()
+
+
+def test_recall_says_the_last_answer_again_in_voice_mode(rig, qtbot) -> None:  # noqa: ANN001
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+    rig.speaker.spoken.clear()
+    with qtbot.waitSignal(rig.controller.transcript_requested, timeout=1000) as opened:
+        rig.controller.handle_action("recall")
+    assert opened.args == [True]  # the transcript opens at the last answer, too
+    assert rig.speaker.texts == SENTENCES
+    assert rig.speaker.spoken[0][1] is Priority.NOW

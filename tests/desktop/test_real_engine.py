@@ -47,7 +47,8 @@ def test_hotkey_signal_capture_engine_streamed_speech(real, qtbot) -> None:  # n
     assert answer.strip() and len(deltas) > 1  # streamed in pieces
     said = real.speaker.texts
     assert said[0] == messages.DESCRIBING_SCREEN
-    assert normal(" ".join(said[1:])) == normal(answer)  # every word spoken, in order, nothing else
+    assert said[-1] == messages.DONE
+    assert normal(" ".join(said[1:-1])) == normal(answer)  # every word spoken, in order, nothing else
     assert real.controller.last_stats.images_encoded == 1
 
 
