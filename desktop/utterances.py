@@ -1,8 +1,10 @@
 """Split streamed answer text into speakable chunks: whole sentences, or a clause after a wait.
 
 Pure and Qt-free. The controller feeds each ``TextDelta`` and speaks what comes back; a timer calls
-``flush_due`` so a long sentence without a full stop still starts speaking after ``max_wait``
-seconds, cut at a clause boundary (or at least a word boundary), never inside a word.
+``flush_due`` so a long sentence still starts speaking after ``max_wait`` seconds, cut at a clause
+boundary. On a slow machine a sentence can take many seconds to stream: it is never cut into two or
+three words; only a sentence that runs long without a clause (``long_phrase_chars``) is cut at a
+word boundary, and never inside a word.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ class SentenceSplitter:
         max_wait: float = 1.5,
         max_chars: int = 220,
         min_flush_chars: int = 12,
+        long_phrase_chars: int = 60,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_wait = max_wait
         self.max_chars = max_chars
-        self.min_flush_chars = min_flush_chars
+        self.min_flush_chars = min_flush_chars  # the shortest clause spoken on its own
+        self.long_phrase_chars = long_phrase_chars  # a phrase this long may be cut between words
         self._clock = clock
         self._pending = ""
         self._since: float | None = None  # when the oldest unspoken text arrived
@@ -61,20 +65,18 @@ class SentenceSplitter:
         return out
 
     def seconds_until_due(self) -> float | None:
-        """How long until ``flush_due`` would flush, or None when nothing is pending."""
-        if self._since is None or not self._pending.strip():
+        """How long until ``flush_due`` would flush, or None when it cannot until more text comes."""
+        if self._since is None or self._due_cut() is None:
             return None
         return max(0.0, self._since + self.max_wait - self._clock())
 
     def flush_due(self) -> list[str]:
-        """After ``max_wait``: speak up to the last clause or word boundary that is safe to cut."""
+        """After ``max_wait``: speak up to the last clause boundary (or word boundary of a long phrase)."""
         due = self.seconds_until_due()
-        if due is None or due > 0 or len(self._pending.strip()) < self.min_flush_chars:
+        if due is None or due > 0:
             return []
-        cut = self._clause_end(self._pending) or self._word_end(self._pending)
         out: list[str] = []
-        if cut is not None:
-            self._emit(out, cut)
+        self._emit(out, self._due_cut())
         return out
 
     def finish(self) -> list[str]:
@@ -84,6 +86,15 @@ class SentenceSplitter:
         return [text] if text else []
 
     # ------------------------------------------------------------ helpers
+    def _due_cut(self) -> int | None:
+        """Where a flush may cut the pending text, or None: wait for the sentence to go on."""
+        cut = self._clause_end(self._pending)
+        if cut is not None and len(self._pending[:cut].strip()) >= self.min_flush_chars:
+            return cut
+        if len(self._pending.strip()) >= self.long_phrase_chars:
+            return self._word_end(self._pending)
+        return None
+
     def _emit(self, out: list[str], cut: int) -> None:
         chunk, self._pending = self._pending[:cut].strip(), self._pending[cut:]
         if chunk:

@@ -233,3 +233,12 @@ def test_recall_says_the_last_answer_again_in_voice_mode(rig, qtbot) -> None:  #
     assert opened.args == [True]  # the transcript opens at the last answer, too
     assert rig.speaker.texts == SENTENCES
     assert rig.speaker.spoken[0][1] is Priority.NOW
+
+
+def test_a_slow_engine_is_still_spoken_in_whole_sentences(qtbot) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine(delay=0.2))  # a word every 0.2 s, the flush timer at 0.3 s
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"), timeout=10000)
+        assert rig.speaker.texts == [messages.DESCRIBING_SCREEN, *SENTENCES, messages.DONE]
+    finally:
+        rig.client.shutdown()
