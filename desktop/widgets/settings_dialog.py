@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QEvent, QKeyCombination, Qt
+from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QKeySequenceEdit,
     QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QTabWidget, QToolButton, QVBoxLayout, QWidget,
@@ -32,6 +32,47 @@ _DEVICES = [("auto", "Automatic"), ("cuda", "GPU (CUDA)"), ("cpu", "Processor (s
 _LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
               ("nl", "Dutch"), ("pt", "Portuguese"), ("pl", "Polish"), ("sv", "Swedish")]
 _TARGETS = [(CaptureTarget.ALL_SCREENS, "All monitors"), (CaptureTarget.MONITOR, "Monitor under the mouse")]
+
+
+class HotkeyEdit(QKeySequenceEdit):
+    """Records one key combination. Tab and Shift+Tab move on, and Alt with a letter or digit is this
+    dialog's own Alt key (a row's number, a section): none is recorded. The accessible name carries the
+    current key, so a screen reader says it on focus and again when a new key is recorded."""
+
+    def __init__(self, value: str, name: str) -> None:
+        super().__init__(QKeySequence(value))
+        self._name = name
+        self.setMaximumSequenceLength(1)
+        self.setClearButtonEnabled(True)
+        tab, backtab = Qt.Key.Key_Tab, Qt.Key.Key_Backtab
+        self.setFinishingKeyCombinations([QKeyCombination(tab), QKeyCombination(backtab),
+                                          QKeyCombination(Qt.KeyboardModifier.ShiftModifier, backtab)])
+        self.keySequenceChanged.connect(self._name_with_key)
+        self._name_with_key()
+
+    def _name_with_key(self) -> None:
+        key = self.keySequence().toString(QKeySequence.SequenceFormat.NativeText) or messages.tr("not set")
+        self.setAccessibleName(messages.tr("{name}: {key}").format(name=self._name, key=key))
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if e.key() in _MODIFIER_KEYS:
+            return  # Qt would clear the field already: Shift of a Shift+Tab must not erase the key
+        super().keyPressEvent(e)
+
+    def event(self, e: QEvent) -> bool:  # noqa: N802 - Qt override
+        if e.type() == QEvent.Type.ShortcutOverride and _is_dialog_key(e):
+            e.ignore()  # let the dialog's Alt key (mnemonic) act instead of recording it
+            return True
+        return super().event(e)
+
+
+_MODIFIER_KEYS = (Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_AltGr, Qt.Key.Key_Meta)
+
+
+def _is_dialog_key(e: QKeyEvent) -> bool:
+    alt_only = e.modifiers() & ~Qt.KeyboardModifier.KeypadModifier == Qt.KeyboardModifier.AltModifier
+    key = e.key()
+    return alt_only and (Qt.Key.Key_0 <= key <= Qt.Key.Key_9 or Qt.Key.Key_A <= key <= Qt.Key.Key_Z)
 
 
 def _combo(choices, current, name: str, description: str) -> QComboBox:  # noqa: ANN001
@@ -87,13 +128,12 @@ class SettingsDialog(QDialog):
 
     def _hotkeys_tab(self, hotkeys: Hotkeys) -> QWidget:
         page, form = self._form()
-        self.hotkey_edits: dict[str, QKeySequenceEdit] = {}
+        self.hotkey_edits: dict[str, HotkeyEdit] = {}
         for number, (action, value) in enumerate(hotkeys.items(), start=1):
             name = messages.tr(messages.HOTKEY_ACTIONS[action])
-            edit = accessible(QKeySequenceEdit(QKeySequence(value)), name,
-                              messages.tr("Press the new key combination; Backspace clears it."))
-            edit.setMaximumSequenceLength(1)
-            edit.setClearButtonEnabled(True)
+            edit = HotkeyEdit(value, name)
+            edit.setAccessibleDescription(messages.tr("Press the new key combination; Backspace clears it."))
+            edit.setToolTip(edit.accessibleDescription())
             # The focus goes to Qt's inner line edit: it must carry the name too, and the clear button.
             for inner in edit.findChildren(QLineEdit):
                 accessible(inner, name, edit.accessibleDescription())

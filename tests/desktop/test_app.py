@@ -237,3 +237,32 @@ def test_f1_opens_the_keyboard_help(lumen, qtbot) -> None:  # noqa: ANN001
     qtbot.keyClick(lumen.window, Qt.Key.Key_F1)
     qtbot.waitUntil(lambda: bool(seen), timeout=3000)
     assert seen == ["Lumen keyboard help"]
+
+
+def test_hotkey_fields_keep_tab_shift_tab_and_alt_digit_for_moving(lumen, qtbot) -> None:  # noqa: ANN001
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(lumen.settings, parent=lumen.window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=3000)
+    edits = list(dialog.hotkey_edits.values())
+    before = dialog.hotkeys()
+    edits[0].setFocus()
+    qtbot.waitUntil(edits[0].hasFocus, timeout=3000)
+
+    def press(key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
+        qtbot.keyClick(QApplication.focusWidget(), key, modifier)
+
+    press(Qt.Key.Key_Tab)
+    assert edits[1].hasFocus()
+    press(Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert edits[0].hasFocus()
+    press(Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)  # the third row's Alt key
+    assert edits[2].hasFocus()
+    assert dialog.hotkeys() == before  # nothing was recorded on the way
+    assert edits[2].accessibleName() == f"{messages.HOTKEY_ACTIONS['describe_window']}: Ctrl+Shift+F6"
+    press(Qt.Key.Key_F3, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: dialog.hotkeys().describe_window == "Ctrl+Shift+F3", timeout=3000)
+    assert edits[2].accessibleName() == f"{messages.HOTKEY_ACTIONS['describe_window']}: Ctrl+Shift+F3"
