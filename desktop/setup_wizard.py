@@ -36,6 +36,7 @@ from desktop import setup_messages as m
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
+from desktop.widgets import status_line
 from engine.catalogue import CATALOGUE, ModelSpec, Precision
 from engine.downloads import DownloadError, FailureKind
 from engine.hardware import Hardware, detect, gigabytes, recommend
@@ -108,8 +109,7 @@ class SetupWizard(QDialog):
         self.token_label.setBuddy(self.token)
         self.progress = QProgressBar(minimum=0, maximum=100, value=0)
         self._named(self.progress, m.PROGRESS, m.PROGRESS)
-        self.status = QLabel(tr(m.CHECKING_GPU), wordWrap=True)
-        self._named(self.status, m.STATUS, m.STATUS)
+        self.status = status_line(tr(m.CHECKING_GPU), tr(m.STATUS), tr(m.STATUS))
         self.download_button = self._button(m.DOWNLOAD, m.DOWNLOAD_DESC, self.start_download)
         self.import_button = self._button(m.IMPORT, m.IMPORT_DESC, self.start_import)
         self.add_button = self._button(m.ADD_FILE, m.ADD_FILE_DESC, self.add_file)

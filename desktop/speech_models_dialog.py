@@ -26,6 +26,7 @@ from desktop import setup_messages as m
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
+from desktop.widgets import status_line
 from engine.catalogue import SPEECH_CATALOGUE, SpeechModelSpec
 from engine.downloads import DownloadError
 from engine.hardware import gigabytes
@@ -83,7 +84,7 @@ class SpeechModelsDialog(QDialog):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setTabChangesFocus(True)
         self.progress = self._named(QProgressBar(minimum=0, maximum=100, value=0), m.PROGRESS, m.PROGRESS)
-        self.status = self._named(QLabel(tr(m.SPEECH_IDLE), wordWrap=True), m.STATUS, m.STATUS)
+        self.status = status_line(tr(m.SPEECH_IDLE), tr(m.STATUS), tr(m.STATUS))
         self.download_button = self._button(m.DOWNLOAD, m.SPEECH_DOWNLOAD_DESC, self.start_download)
         self.remove_button = self._button(m.SPEECH_REMOVE, m.SPEECH_REMOVE_DESC, self.remove)
         self.cancel_button = self._button(m.CANCEL, m.SPEECH_CANCEL_DESC, self.cancel)

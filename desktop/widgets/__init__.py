@@ -22,6 +22,53 @@ def accessible(widget, name: str, description: str = ""):  # noqa: ANN001, ANN20
     return widget
 
 
+def status_line(text: str, name: str, description: str = ""):  # noqa: ANN201
+    """A status line a screen reader can read: read-only text with a keyboard caret (a QLabel's text
+    is hidden behind its accessible name), wrapped, as tall as its text so the window grows rather
+    than squeezing the controls below it. ``setText``/``text`` as on a label."""
+    from math import ceil
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QFrame, QSizePolicy, QTextEdit
+
+    class StatusLine(QTextEdit):
+        def __init__(self) -> None:
+            super().__init__()
+            self.setReadOnly(True)
+            self.setAcceptRichText(False)
+            self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
+                                         | Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.setTabChangesFocus(True)
+            self.setFrameShape(QFrame.Shape.NoFrame)
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            self.viewport().setBackgroundRole(QPalette.ColorRole.Window)  # looks like a label
+            self.document().setDocumentMargin(2)
+            self.document().documentLayout().documentSizeChanged.connect(lambda _size: self._fit())
+            self.setText(text)
+            self._fit()
+
+        def setText(self, value: str) -> None:  # noqa: N802 - the QLabel name its callers use
+            self.setPlainText(value)
+
+        def text(self) -> str:
+            return self.toPlainText()
+
+        def _fit(self) -> None:
+            margins = self.contentsMargins()
+            height = ceil(self.document().size().height()) + margins.top() + margins.bottom()
+            if height != self.height():
+                self.setFixedHeight(height)
+
+        def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+            super().resizeEvent(event)
+            self._fit()
+
+    return accessible(StatusLine(), name, description)
+
+
 def copy_last_answer(controller) -> None:  # noqa: ANN001
     """Copy the conversation's last answer to the clipboard and say so (window and transcript)."""
     from PySide6.QtWidgets import QApplication

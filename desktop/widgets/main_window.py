@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from desktop import image_input, messages
 from desktop.image_input import ImageRejected
 from desktop.resources import icon_path
-from desktop.widgets import accessible, copy_last_answer
+from desktop.widgets import accessible, copy_last_answer, status_line
 
 log = logging.getLogger(__name__)
 _FILTER = "Images (" + " ".join(f"*{s}" for s in image_input.SUFFIXES) + ");;All files (*)"
@@ -42,12 +42,8 @@ class MainWindow(QMainWindow):
         self.hide_on_close = False  # set by the tray icon when there is one
         accessible(self, messages.APP_NAME, messages.tr("Describes your screen or a photo and answers questions."))
 
-        self.status_label = accessible(QLabel(messages.tr(messages.STARTING)), messages.tr("Status"),
-                                       messages.tr("What Lumen is doing; messages are also announced."))
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
-                                                  | Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status_label.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.status_label = status_line(messages.tr(messages.STARTING), messages.tr("Status"),
+                                        messages.tr("What Lumen is doing; messages are also announced."))
 
         self.question = accessible(QLineEdit(), messages.tr("Question"),
                                    messages.tr("Type a question about the last image and press Enter."))

@@ -46,8 +46,15 @@ def main() -> None:
     app.start(lumen, hotkeys=False, first_run_setup=False)
     from desktop.widgets.settings_dialog import SettingsDialog
 
+    from desktop.setup_wizard import SetupWizard
+    from engine.hardware import Hardware
+    from engine.model_store import ModelStore
+
     dialog = SettingsDialog(lumen.settings, parent=lumen.window)
     dialog.show()
+    wizard = SetupWizard(lambda *_: None, ModelStore(work / "models"), parent=lumen.window,
+                         detect_hardware=lambda: Hardware((), 16 * 2**30, "test"))
+    wizard.show()
     lumen.transcript.open()
     lumen.window.activateWindow()
     qt.processEvents()

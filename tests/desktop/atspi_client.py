@@ -26,15 +26,24 @@ def on_event(event):
         GLib.timeout_add(300, finish)
 
 
-def walk(node, depth=0, out=None):
+def text_of(node):
+    """What a screen reader reads as the object's text (None: it has no Text interface)."""
+    try:
+        return node.queryText().getText(0, -1)
+    except NotImplementedError:
+        return None
+
+
+def walk(node, depth=0, out=None, window=""):
     out = [] if out is None else out
     if node is None or depth > 25:
         return out
     try:
+        window = node.name if depth == 1 else window
         out.append({"role": node.getRoleName(), "name": node.name, "description": node.description,
-                    "depth": depth})
+                    "depth": depth, "text": text_of(node), "window": window})
         for i in range(node.childCount):
-            walk(node.getChildAtIndex(i), depth + 1, out)
+            walk(node.getChildAtIndex(i), depth + 1, out, window)
     except Exception as exc:  # a window closing mid-walk
         out.append({"error": repr(exc)})
     return out
@@ -55,7 +64,7 @@ def poll():
         return False
     if not state["dumped"]:
         app = find_app()
-        if app is None or app.childCount < 3:  # main window, settings, transcript
+        if app is None or app.childCount < 4:  # main window, settings, transcript, setup wizard
             return True
         (work / "tree.json").write_text(json.dumps(walk(app)))
         state["dumped"] = True

@@ -79,3 +79,19 @@ def test_screen_reader_hears_the_acknowledgement_and_every_sentence(atspi_run) -
     answer = next(e for e in atspi_run["announcements"] if e["text"] == sentences[0])
     assert ack["politeness"] != answer["politeness"]  # the acknowledgement interrupts, answers queue
     assert all(e["source"] == "Status" for e in atspi_run["announcements"])
+
+
+def test_status_lines_are_readable_text(atspi_run) -> None:  # noqa: ANN001
+    """A screen reader reads the status line's text, not just the word Status (main window, wizard)."""
+    status = {n["window"]: n for n in atspi_run["tree"] if n.get("name") == "Status"}
+    assert set(status) >= {"Lumen", "Set up a model"}
+    for window, node in status.items():
+        assert node["role"] == "text" and node["text"], f"{window}: the status text is not exposed: {node}"
+    main = status["Lumen"]["text"]
+    assert main.startswith((messages.STARTING, messages.MODEL_LOADING, "Model ready")), main
+
+
+def test_hotkey_fields_say_their_current_key(atspi_run) -> None:  # noqa: ANN001
+    names = {n.get("name") for n in atspi_run["tree"]}
+    assert f"{messages.HOTKEY_ACTIONS['describe_screen']}: Ctrl+Shift+F5" in names
+    assert f"{messages.HOTKEY_ACTIONS['stop']}: Ctrl+Shift+F11" in names

@@ -266,3 +266,18 @@ def test_hotkey_fields_keep_tab_shift_tab_and_alt_digit_for_moving(lumen, qtbot)
     press(Qt.Key.Key_F3, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: dialog.hotkeys().describe_window == "Ctrl+Shift+F3", timeout=3000)
     assert edits[2].accessibleName() == f"{messages.HOTKEY_ACTIONS['describe_window']}: Ctrl+Shift+F3"
+
+
+def test_a_wrapped_status_grows_the_window_and_clips_no_button(lumen, qtbot) -> None:  # noqa: ANN001
+    window = lumen.window
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.status_label.text() == messages.MODEL_READY_CPU, timeout=5000)
+    height = window.height()
+    lumen.controller.notify(messages.CAPTURE_UNSUPPORTED)  # three lines at the window's width
+    qtbot.wait(100)
+    status = window.status_label
+    assert status.text() == messages.CAPTURE_UNSUPPORTED
+    for button in window.buttons.values():
+        assert button.height() >= button.minimumSizeHint().height(), f"{button.text()} is clipped"
+    assert window.height() > height
+    assert status.document().size().height() <= status.height()  # every line of the status shows
