@@ -34,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--engine-in-process", action="store_true",
                         help="developers: run the engine in a thread of this process instead of its own process")
     parser.add_argument("--no-hotkeys", action="store_true", help="do not register global hotkeys")
+    parser.add_argument("--show", action="store_true",
+                        help="if Lumen is already running, bring its window forward (the desktop menu entry does)")
     parser.add_argument("--debug", action="store_true",
                         help="debug logging (this includes answers and questions: use only to report a problem)")
     return parser.parse_known_args(argv)[0]
@@ -62,30 +64,78 @@ def setup_logging(debug: bool) -> Path | None:
         return None
 
 
-def _already_running(name: str) -> bool:
-    """If another Lumen runs, ask it to show its window and return True."""
+INSTANCE_TIMEOUT_S = 5.0  # a first copy still starting up needs a moment before it listens
+
+
+def claim_instance() -> tuple[object | None, str]:
+    """(lock, socket name): the lock when this is the only Lumen of this user, else None.
+
+    The lock and socket live in the user's private runtime folder (XDG_RUNTIME_DIR on Linux), not a
+    shared tmp: a lock left by a crash names a dead process and is taken over, and a stale socket
+    is removed before listening.
+    """
+    from PySide6.QtCore import QLockFile, QStandardPaths
+
+    folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.RuntimeLocation)
+                  or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.TempLocation))
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"lumen-{getpass.getuser()}" if sys.platform == "win32" else str(folder / "lumen.socket")
+    lock = QLockFile(str(folder / "lumen.lock"))
+    lock.setStaleLockTime(0)  # only a dead owner makes it stale, never its age
+    return (lock if lock.tryLock(0) else None), name
+
+
+def tell_running(name: str, show: bool) -> int:
+    """The second copy: tell the running one (it says so aloud, and comes forward only with
+    ``--show``), print the same, exit."""
+    import time
+
     from PySide6.QtNetwork import QLocalSocket
 
-    socket = QLocalSocket()
-    socket.connectToServer(name)
-    if socket.waitForConnected(300):
-        socket.write(b"show\n")
-        socket.waitForBytesWritten(300)
-        socket.disconnectFromServer()
-        return True
-    return False
+    from desktop import messages
+
+    deadline = time.monotonic() + INSTANCE_TIMEOUT_S
+    while True:
+        socket = QLocalSocket()
+        socket.connectToServer(name)
+        if socket.waitForConnected(300):
+            socket.write(b"show\n" if show else b"started\n")
+            socket.waitForBytesWritten(1000)
+            socket.disconnectFromServer()
+            break
+        if time.monotonic() > deadline:
+            log.warning("the running Lumen did not answer on %s", name)
+            break
+        time.sleep(0.2)
+    print(messages.tr(messages.ALREADY_RUNNING), file=sys.stderr)
+    return 0
 
 
-def _listen(name: str, window) -> object:  # noqa: ANN001
+def listen(name: str, lumen) -> object:  # noqa: ANN001 - a LumenApp
+    """The running copy: a later start says "Lumen is already running" here; with --show it also
+    brings the window forward (the user asked for it; nothing else takes the focus)."""
     from PySide6.QtNetwork import QLocalServer
 
-    QLocalServer.removeServer(name)  # a stale socket from a crashed instance
+    from desktop import messages
+    from desktop.speech import Priority
+
+    QLocalServer.removeServer(name)  # a stale socket from a crashed instance (we hold the lock)
     server = QLocalServer()
-    server.listen(name)
+    server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+    if not server.listen(name):
+        log.warning("single-instance socket unavailable: %s", server.errorString())
+
+    def on_message(conn) -> None:  # noqa: ANN001
+        while conn.canReadLine():
+            if bytes(conn.readLine()).strip() == b"show":
+                lumen.window.show()
+                lumen.window.raise_()
+                lumen.window.activateWindow()
+            lumen.controller.notify(messages.tr(messages.ALREADY_RUNNING), Priority.NOW)
 
     def on_connection() -> None:
         conn = server.nextPendingConnection()
-        conn.readyRead.connect(lambda: (window.show(), window.raise_(), window.activateWindow()))
+        conn.readyRead.connect(lambda: on_message(conn))
         conn.disconnected.connect(conn.deleteLater)
 
     server.newConnection.connect(on_connection)
@@ -104,17 +154,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from desktop import app as lumen_app
-    from desktop import messages
-
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("Lumen")
     qt_app.setApplicationDisplayName("Lumen")
     qt_app.setQuitOnLastWindowClosed(False)  # quit from the menu or tray; the window may only be hidden
-    instance_name = f"lumen-{getpass.getuser()}"
-    if _already_running(instance_name):
-        print("Lumen is already running; its window was brought forward.", file=sys.stderr)
-        return 0
+    lock, instance_name = claim_instance()
+    if lock is None:
+        return tell_running(instance_name, args.show)
+
+    from desktop import app as lumen_app
+    from desktop import messages
 
     launcher = None
     if args.engine_in_process:
@@ -123,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
         launcher = thread_launcher(serve)
     lumen = lumen_app.build(args.settings, launcher=launcher)
-    server = _listen(instance_name, lumen.window)  # noqa: F841 - kept alive by this frame
+    server = listen(instance_name, lumen)  # noqa: F841 - kept alive by this frame, like the lock
 
     def excepthook(kind, value, tb) -> None:  # noqa: ANN001
         log.critical("unexpected error", exc_info=(kind, value, tb))
@@ -132,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = excepthook
     qt_app.aboutToQuit.connect(lumen.shutdown)
     lumen_app.start(lumen, hotkeys=not args.no_hotkeys)
-    return qt_app.exec()
+    try:
+        return qt_app.exec()
+    finally:
+        lock.unlock()
 
 
 if __name__ == "__main__":

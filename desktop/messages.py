@@ -105,6 +105,7 @@ ASK_PROMPT = "Type your question and press Enter"
 
 # ---------------------------------------------------------------- engine and model
 STARTING = "Lumen is starting"
+ALREADY_RUNNING = "Lumen is already running"
 MODEL_LOADING = "Loading the model"
 MODEL_PROGRESS = "Loading the model, {percent} percent"
 MODEL_READY = "Model ready"

@@ -12,7 +12,7 @@ fi
 mkdir -p "$HOME/.local/bin" "${XDG_DATA_HOME:-$HOME/.local/share}/applications" "${XDG_DATA_HOME:-$HOME/.local/share}/icons/hicolor/256x256/apps"
 ln -sf "$DEST/lumen" "$HOME/.local/bin/lumen"
 cp "$DEST/lumen.png" "${XDG_DATA_HOME:-$HOME/.local/share}/icons/hicolor/256x256/apps/lumen.png"
-sed "s|^Exec=.*|Exec=$DEST/lumen|" "$DEST/lumen.desktop" > "${XDG_DATA_HOME:-$HOME/.local/share}/applications/lumen.desktop"
+sed "s|^Exec=lumen|Exec=$DEST/lumen|" "$DEST/lumen.desktop" > "${XDG_DATA_HOME:-$HOME/.local/share}/applications/lumen.desktop"
 if [ "${1:-}" = "--autostart" ]; then
   mkdir -p "${XDG_CONFIG_HOME:-$HOME/.config}/autostart"
   cp "${XDG_DATA_HOME:-$HOME/.local/share}/applications/lumen.desktop" "${XDG_CONFIG_HOME:-$HOME/.config}/autostart/lumen.desktop"

@@ -82,7 +82,7 @@ step "install.sh into a fresh home, then run the installed copy"
 HOME="$T/home" XDG_DATA_HOME="$T/home/.local/share" XDG_CONFIG_HOME="$T/home/.config" bash "$APP_DIR/install.sh" --autostart >/dev/null \
   || fail "install.sh"
 [ -L "$T/home/.local/bin/lumen" ] || fail "no ~/.local/bin/lumen link"
-grep -q "^Exec=$T/home/.local/opt/lumen/lumen$" "$T/home/.local/share/applications/lumen.desktop" || fail "menu entry"
+grep -q "^Exec=$T/home/.local/opt/lumen/lumen --show$" "$T/home/.local/share/applications/lumen.desktop" || fail "menu entry"
 [ -f "$T/home/.config/autostart/lumen.desktop" ] || fail "autostart entry"
 "$T/home/.local/bin/lumen" models list > /dev/null || fail "the installed copy does not start"
 echo "SMOKE OK in $(( $(date +%s) - t0 )) s"

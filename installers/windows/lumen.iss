@@ -40,10 +40,10 @@ Name: "autostart"; Description: "Start Lumen when I sign in"; Flags: unchecked
 Source: "{#SourceDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 
 [Icons]
-Name: "{group}\Lumen"; Filename: "{app}\lumen.exe"; Comment: "Describes your screen or a photo aloud"
+Name: "{group}\Lumen"; Filename: "{app}\lumen.exe"; Parameters: "--show"; Comment: "Describes your screen or a photo aloud"
 Name: "{group}\Check Lumen setup"; Filename: "{cmd}"; Parameters: "/k ""{app}\lumen-cli.exe"" --check"; Comment: "Report GPU, model, speech and hotkey readiness"
 Name: "{group}\Uninstall Lumen"; Filename: "{uninstallexe}"
-Name: "{autodesktop}\Lumen"; Filename: "{app}\lumen.exe"; Tasks: desktopicon
+Name: "{autodesktop}\Lumen"; Filename: "{app}\lumen.exe"; Parameters: "--show"; Tasks: desktopicon
 
 [Registry]
 Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: string; ValueName: "Lumen"; ValueData: """{app}\lumen.exe"""; Flags: uninsdeletevalue; Tasks: autostart

@@ -33,3 +33,67 @@ def test_check_flag_goes_to_desktop_check_with_the_other_arguments(monkeypatch) 
 def test_missing_optional_command_gives_a_clear_message(capsys) -> None:  # noqa: ANN001
     assert entry._delegate("desktop.no_such_module", "main", [], "the frobnicator") == 2
     assert "the frobnicator is not available" in capsys.readouterr().err
+
+
+def _second_copy(tmp_path, runtime, *flags: str) -> subprocess.Popen:  # noqa: ANN001
+    env = {**__import__("os").environ, "XDG_RUNTIME_DIR": str(runtime), "QT_QPA_PLATFORM": "offscreen",
+           "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.Popen([sys.executable, "-m", "desktop", "--no-hotkeys", "--settings", str(tmp_path / "s2.json"),
+                             *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_exit(qtbot, proc: subprocess.Popen) -> str:  # noqa: ANN001
+    qtbot.waitUntil(lambda: proc.poll() is not None, timeout=30000)  # the running copy answers meanwhile
+    assert proc.returncode == 0
+    return proc.stderr.read()
+
+
+def test_a_second_copy_says_lumen_is_already_running_and_comes_forward_only_when_asked(
+        qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from desktop import app, messages
+    from desktop.engine_client import thread_launcher
+    from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    lock, name = entry.claim_instance()
+    assert lock is not None and name.startswith(str(runtime))  # private to the user, not a shared tmp
+    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(ScriptedEngine().serve),
+                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
+    qtbot.addWidget(lumen.window)
+    lumen.controller.settings = __import__("dataclasses").replace(lumen.settings, speech_output="voice")
+    server = entry.listen(name, lumen)
+    try:
+        assert entry.claim_instance()[0] is None  # the lock is held
+
+        out = _wait_exit(qtbot, _second_copy(tmp_path, runtime))
+        assert messages.ALREADY_RUNNING in out
+        qtbot.waitUntil(lambda: messages.ALREADY_RUNNING in lumen.speaker.texts, timeout=5000)
+        assert not lumen.window.isVisible()  # a plain start never brings the window forward
+
+        out = _wait_exit(qtbot, _second_copy(tmp_path, runtime, "--show"))
+        assert messages.ALREADY_RUNNING in out
+        qtbot.waitUntil(lumen.window.isVisible, timeout=5000)  # the menu entry asks for it
+    finally:
+        server.close()
+        lock.unlock()
+        lumen.engine.shutdown()
+    relock, _ = entry.claim_instance()  # the next start is the first again
+    assert relock is not None
+    relock.unlock()
+
+
+def test_a_lock_left_by_a_crashed_copy_does_not_block_the_next_start(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    code = ("import os, sys; sys.path.insert(0, '.'); import desktop.__main__ as m;"
+            "from PySide6.QtCore import QCoreApplication; app = QCoreApplication([]);"
+            "lock, _ = m.claim_instance(); assert lock is not None; os._exit(9)")  # dies holding the lock
+    env = {**__import__("os").environ, "XDG_RUNTIME_DIR": str(runtime)}
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=60).returncode == 9
+    assert (runtime / "lumen.lock").exists()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    lock, _ = entry.claim_instance()
+    assert lock is not None
+    lock.unlock()
