@@ -25,7 +25,7 @@ from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
 from desktop.image_input import Photo, new_image_id
-from desktop.resources import demo_model_dir, question_for
+from desktop.resources import demo_model_dir, question_for, question_label
 from desktop.settings import CaptureTarget, Settings, SpeechOutput
 from desktop.speech import Priority, Speaker
 from desktop.utterances import SentenceSplitter
@@ -86,6 +86,7 @@ class AssistantController(QObject):
         self._splitter = SentenceSplitter(max_wait=max_wait)
         self._flush = QTimer(self, singleShot=True, timeout=self._flush_due)
         self._active: Describe | None = None
+        self._shown_as = ""  # how the transcript shows the active request's question
         self._answer = ""
         self._spoken_first = False
         self._sentences = 0
@@ -216,7 +217,7 @@ class AssistantController(QObject):
             self._pending_question = False
             self.request_question()
         else:
-            self.ask(question_for(self.settings), acknowledged=True)
+            self.ask(question_for(self.settings), acknowledged=True, shown_as=question_label(self.settings))
 
     def _on_capture_failed(self, token: int, reason: str) -> None:
         if token == self._token:
@@ -230,14 +231,15 @@ class AssistantController(QObject):
         self.conversation.attach_image(photo.image, photo.label)
         self.conversation_changed.emit()
         self._acknowledge(messages.DESCRIBING_PHOTO)
-        self.ask(question_for(self.settings), acknowledged=True)
+        self.ask(question_for(self.settings), acknowledged=True, shown_as=question_label(self.settings))
 
     def reject_photo(self, reason: str) -> None:
         why = messages.tr(messages.IMAGE_REASONS.get(reason, messages.IMAGE_REASONS["corrupt"]))
         self.fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
 
-    def ask(self, question: str, context: str = "", acknowledged: bool = False) -> bool:
-        """Ask about the conversation's images (pending ones attached). The push-to-talk seam."""
+    def ask(self, question: str, context: str = "", acknowledged: bool = False, shown_as: str = "") -> bool:
+        """Ask about the conversation's images (pending ones attached). The push-to-talk seam.
+        ``shown_as``: the transcript's words for a built-in question (the preset prompt)."""
         question = question.strip()
         if not question:
             self.notify(messages.tr(messages.EMPTY_QUESTION), Priority.NOW)
@@ -260,6 +262,7 @@ class AssistantController(QObject):
             return False
         self.timeline["sent"] = time.monotonic()
         self._active, self._answer, self._spoken_first, self._sentences = request, "", False, 0
+        self._shown_as = shown_as
         self._splitter.reset()
         self._set_state(State.DESCRIBING)
         self.answer_started.emit()
@@ -403,7 +406,7 @@ class AssistantController(QObject):
         self.earcons.stop_waiting()
         self._set_state(State.IDLE)
         if request is not None and text.strip():
-            self.conversation.record_exchange(request, text.strip(), cancelled)
+            self.conversation.record_exchange(request, text.strip(), cancelled, self._shown_as)
             self.conversation_changed.emit()
         self.answer_finished.emit(text)
 

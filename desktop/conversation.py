@@ -23,6 +23,7 @@ class Entry:
     time: float
     image_labels: tuple[str, ...] = ()
     cancelled: bool = False
+    shown_as: str = ""  # the transcript's words for a built-in question (e.g. "Preset prompt: Detailed")
 
 
 @dataclass
@@ -86,11 +87,13 @@ class Conversation:
             return small
         return self.images[image_id]
 
-    def record_exchange(self, request: Describe, answer: str, cancelled: bool = False) -> None:
-        """Store the question and its (possibly partial) answer; the images are no longer pending."""
+    def record_exchange(self, request: Describe, answer: str, cancelled: bool = False, shown_as: str = "") -> None:
+        """Store the question and its (possibly partial) answer; the images are no longer pending.
+        ``shown_as``: what the transcript shows instead of a question the user did not type."""
         now = time.time()
         labels = tuple(self.labels.get(i, "image") for i in request.new_image_ids)
-        self.entries.append(Entry(Turn("user", request.question, request.new_image_ids), now, labels))
+        self.entries.append(Entry(Turn("user", request.question, request.new_image_ids), now, labels,
+                                  shown_as=shown_as))
         self.entries.append(Entry(Turn("assistant", answer), now, (), cancelled))
         self.pending_image_ids = [i for i in self.pending_image_ids if i not in request.new_image_ids]
 
@@ -110,7 +113,7 @@ class Conversation:
             if entry.turn.role == "user":
                 for label in entry.image_labels:
                     lines.append(f"[{stamp}] Image: {label}")
-                lines.append(f"[{stamp}] You: {entry.turn.text}")
+                lines.append(f"[{stamp}] {entry.shown_as}" if entry.shown_as else f"[{stamp}] You: {entry.turn.text}")
             else:
                 suffix = " (stopped)" if entry.cancelled else ""
                 lines.append(f"[{stamp}] Lumen{suffix}: {entry.turn.text}")

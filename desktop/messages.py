@@ -102,6 +102,10 @@ ANSWER_COPIED = "Last answer copied"
 CONVERSATION_SAVED = "Conversation saved to {path}"
 SAVE_FAILED = "The conversation could not be saved: {reason}"
 ASK_PROMPT = "Type your question and press Enter"
+# Translators: the prompt presets (Settings, Descriptions), by desktop.settings.PromptPreset value.
+PROMPT_PRESETS = {"brief": "Brief", "detailed": "Detailed", "text": "Text-focused", "custom": "Custom"}
+# Translators: the transcript's line for the built-in question sent with a capture or photo.
+PRESET_PROMPT_ASKED = "Preset prompt: {name}"
 
 # ---------------------------------------------------------------- engine and model
 STARTING = "Lumen is starting"

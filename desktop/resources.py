@@ -27,12 +27,24 @@ def preset_prompt(preset: PromptPreset) -> str:
     return (resources_dir() / "prompts" / f"{preset.value}.txt").read_text(encoding="utf-8").strip()
 
 
+def _preset_used(settings: Settings) -> PromptPreset:
+    if settings.prompt_preset is PromptPreset.CUSTOM and not settings.custom_prompt.strip():
+        return PromptPreset.DETAILED  # Custom with nothing typed
+    return settings.prompt_preset
+
+
 def question_for(settings: Settings) -> str:
     """The question sent with a capture when the user did not type one."""
-    if settings.prompt_preset is PromptPreset.CUSTOM and settings.custom_prompt.strip():
-        return settings.custom_prompt.strip()
-    preset = PromptPreset.DETAILED if settings.prompt_preset is PromptPreset.CUSTOM else settings.prompt_preset
-    return preset_prompt(preset)
+    preset = _preset_used(settings)
+    return settings.custom_prompt.strip() if preset is PromptPreset.CUSTOM else preset_prompt(preset)
+
+
+def question_label(settings: Settings) -> str:
+    """How the transcript shows ``question_for``: as the preset, not as if the user had typed it."""
+    from desktop import messages
+
+    name = messages.tr(messages.PROMPT_PRESETS[_preset_used(settings).value])
+    return messages.tr(messages.PRESET_PROMPT_ASKED).format(name=name)
 
 
 def demo_model_dir() -> Path | None:

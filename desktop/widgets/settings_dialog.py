@@ -22,8 +22,7 @@ from desktop.settings import CaptureTarget, Hotkeys, PromptPreset, Settings, Spe
 from desktop.widgets import accessible
 from desktop.widgets.speech_model_picker import SpeechModelPicker
 
-_PRESETS = [(PromptPreset.BRIEF, "Brief"), (PromptPreset.DETAILED, "Detailed"),
-            (PromptPreset.TEXT, "Text-focused"), (PromptPreset.CUSTOM, "Custom")]
+_PRESETS = [(p, messages.PROMPT_PRESETS[p.value]) for p in PromptPreset]
 _OUTPUTS = [(SpeechOutput.AUTO, "Screen reader if running, else Lumen's voice"),
             (SpeechOutput.SCREEN_READER, "Screen reader only"), (SpeechOutput.VOICE, "Lumen's voice only"),
             (SpeechOutput.BOTH, "Both")]

@@ -281,3 +281,19 @@ def test_a_wrapped_status_grows_the_window_and_clips_no_button(lumen, qtbot) -> 
         assert button.height() >= button.minimumSizeHint().height(), f"{button.text()} is clipped"
     assert window.height() > height
     assert status.document().size().height() <= status.height()  # every line of the status shows
+
+
+def test_the_transcript_labels_the_built_in_prompt_as_the_preset(lumen, qtbot) -> None:  # noqa: ANN001
+    from desktop.resources import question_for
+
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.handle_action("describe_screen")
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
+        lumen.controller.ask("What does the button say?")
+    lumen.controller.handle_action("recall")
+    shown = lumen.transcript.text.toPlainText()
+    assert "] Preset prompt: Detailed\n" in shown
+    assert question_for(lumen.settings) not in shown and "You: Describe" not in shown
+    assert "] You: What does the button say?\n" in shown  # what the user typed stays theirs
+    assert lumen.controller.conversation.entries[0].turn.text == question_for(lumen.settings)  # sent as is
+    lumen.transcript.close()
