@@ -28,7 +28,14 @@ def _delegate(module: str, function: str, argv: list[str], what: str) -> int:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lumen", description="Lumen: describes your screen or a photo, offline.")
+    parser = argparse.ArgumentParser(
+        prog="lumen", description="Lumen: describes your screen or a photo, offline.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="models:\n"
+               "  lumen models list                  the models, which one Lumen uses, what fits this computer\n"
+               "  lumen models download vicuna0-7b   download and set up MiniGPT-4 (also: import, verify, remove,\n"
+               "                                     quantize; see lumen models --help)\n"
+               "  lumen --check                      is this computer ready? (--engine: a real test answer)")
     parser.add_argument("--check", action="store_true", help="check this computer and the model setup, then exit")
     parser.add_argument("--settings", type=Path, help="settings file to use (default: the platform config folder)")
     parser.add_argument("--engine-in-process", action="store_true",

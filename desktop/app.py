@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QDialog
 
-from desktop import integrations, messages, settings as settings_store
+from desktop import integrations, messages, model_choice, settings as settings_store
 from desktop.announcements import Announcer
 from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, Launcher, process_launcher
@@ -45,6 +45,7 @@ class LumenApp:
     transcript: TranscriptDialog
     hotkeys: HotkeyService
     startup_message: str | None = None
+    first_start: bool = False  # no settings file yet: the setup wizard is offered once
     tray: object | None = None
     extensions: list[object] = field(default_factory=list)
 
@@ -85,10 +86,20 @@ class LumenApp:
             self.controller.notify(messages.error_text(ErrorKind.UNAVAILABLE))
             return
         wizard = SetupWizard(notify=self.controller.notify, parent=self.window)
-        wizard.model_ready.connect(lambda d, q, dev: self.apply_settings(
-            dataclasses.replace(self.settings, model_dir=d, quantization=q, device=dev)))
+        wizard.model_ready.connect(self.use_installed_model)
         self.extensions.append(wizard)  # keep it alive; open() does not block the event loop
         wizard.open()
+
+    def use_installed_model(self, folder: str, quantization: str, device: str) -> None:
+        """The wizard installed a model: use it now (a store model through the automatic rule, so
+        a later ``lumen models download`` is used in turn)."""
+        new = dataclasses.replace(self.settings, model_dir=model_choice.setting_for(Path(folder)),
+                                  quantization=quantization, device=device)
+        unchanged = (new.model_dir, new.quantization, new.device) == (
+            self.settings.model_dir, self.settings.quantization, self.settings.device)
+        self.apply_settings(new)
+        if unchanged:  # apply_settings reloads only on a change; the model itself is new
+            self.controller.load_model()
 
     def show_help(self) -> None:
         self.window.show_help(self.settings.hotkeys.items())
@@ -109,6 +120,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
         if not app.property("lumen_focus_ring"):
             install_focus_ring(app)
     path = settings_path or settings_store.default_path()
+    first_start = not path.exists()
     loaded = settings_store.load(path)
     settings_store.upgrade_file(loaded, path)  # a file from an older Lumen: keep a copy, write the new version
     s = loaded.settings
@@ -122,7 +134,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     transcript = TranscriptDialog(controller, window)
     hotkeys = HotkeyService()
     lumen = LumenApp(s, path, engine, speaker, announcer, earcons, controller, window, transcript, hotkeys,
-                     loaded.message)
+                     loaded.message, first_start)
 
     controller.transcript_requested.connect(transcript.open)
     window.save_requested.connect(lambda: transcript.save())
@@ -148,8 +160,17 @@ def start(lumen: LumenApp, hotkeys: bool = True, first_run_setup: bool = True) -
         lumen.controller.notify(lumen.startup_message, Priority.NEXT)
     if hotkeys:
         lumen.start_hotkeys()
-    if not lumen.controller.load_model() and first_run_setup and _has_module("desktop.setup_wizard"):
+    loaded = lumen.controller.load_model()
+    if not first_run_setup or not _has_module("desktop.setup_wizard"):
+        return
+    demo_only = lumen.controller.model_choice is not None and lumen.controller.model_choice.demo
+    if not loaded or (demo_only and lumen.first_start):  # no model: every start; only the demo: the first
         lumen.open_setup_wizard()
+    if lumen.first_start:
+        try:
+            settings_store.save(lumen.settings, lumen.settings_path)  # the next start is not a first one
+        except OSError as exc:
+            log.warning("could not write the settings file: %s", exc)
 
 
 def _add_setup_action(lumen: LumenApp) -> None:

@@ -20,12 +20,12 @@ from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from desktop import capture, messages
+from desktop import capture, messages, model_choice
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
 from desktop.image_input import Photo, new_image_id
-from desktop.resources import demo_model_dir, question_for, question_label
+from desktop.resources import question_for, question_label
 from desktop.settings import CaptureTarget, Settings, SpeechOutput
 from desktop.speech import Priority, Speaker
 from desktop.utterances import SentenceSplitter
@@ -82,6 +82,7 @@ class AssistantController(QObject):
         self.extra_actions: dict[str, Callable[[], None]] = {}  # e.g. "voice" -> start recording
         self.last_stats = None
         self.model_image_size: int | None = None  # the loaded model's input side (ModelReady)
+        self.model_choice: model_choice.ModelChoice | None = None  # the model last sent to the engine
         self.timeline: dict[str, float] = {}
         self._splitter = SentenceSplitter(max_wait=max_wait)
         self._flush = QTimer(self, singleShot=True, timeout=self._flush_due)
@@ -361,8 +362,8 @@ class AssistantController(QObject):
             self._on_progress(event)
         elif isinstance(event, ModelReady):
             self.model_image_size = event.image_size
-            ready = messages.MODEL_READY_CPU if event.device.startswith("cpu") else messages.MODEL_READY
-            self.notify(messages.tr(ready), Priority.NEXT)
+            choice = self.model_choice or model_choice.ModelChoice(None, model_choice.Origin.NONE)
+            self.notify(model_choice.ready_text(choice, event.device, event.quantization), Priority.NEXT)
 
     def _on_delta(self, text: str) -> None:
         self.timeline.setdefault("first_delta", time.monotonic())
@@ -437,11 +438,16 @@ class AssistantController(QObject):
 
     # ------------------------------------------------------------ model
     def load_model(self) -> bool:
-        model_dir = self.settings.model_dir or (str(demo_model_dir()) if demo_model_dir() else "")
-        if not model_dir:
-            self.notify(messages.tr(messages.NO_MODEL_CONFIGURED), Priority.NEXT)
+        """Load the model ``desktop.model_choice`` picks for the settings; False when there is none."""
+        self.model_choice = choice = model_choice.choose(self.settings.model_dir)
+        if choice.notice:
+            self.notify(choice.notice, Priority.NEXT)
+        if choice.path is None:
+            self.notify(f"{messages.tr(messages.NO_MODEL_CONFIGURED)} {messages.tr(messages.SET_UP_MINIGPT4)}",
+                        Priority.NEXT)
             return False
+        log.info("loading %s (%s): %s", choice.title, choice.origin.value, choice.path)
         self._last_progress = -1
-        self.engine.send(LoadModel(model_dir, Quantization(self.settings.quantization), self.settings.device))
+        self.engine.send(LoadModel(str(choice.path), Quantization(self.settings.quantization), self.settings.device))
         self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
         return True

@@ -112,9 +112,17 @@ STARTING = "Lumen is starting"
 ALREADY_RUNNING = "Lumen is already running"
 MODEL_LOADING = "Loading the model"
 MODEL_PROGRESS = "Loading the model, {percent} percent"
-MODEL_READY = "Model ready"
-MODEL_READY_CPU = "Model ready. It runs on the processor, so answers will be slow."
-NO_MODEL_CONFIGURED = "No model is set up yet. Open Settings, Model, to choose the model folder."
+# Translators: {title} is a model's name, {runtime} one of the MODEL_ON_* phrases.
+MODEL_READY = "Model ready: {title}, {runtime}."
+MODEL_ON_GPU = "{precision}, on the graphics card"
+MODEL_ON_CPU = "on the processor, so answers will be slow"
+MODEL_PRECISIONS = {"none": "full precision", "int8": "8-bit", "nf4": "4-bit"}
+SET_UP_MINIGPT4 = "To set up MiniGPT-4, open Tools, Set up model, in the Lumen window: Alt+T, then M."
+MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows coloured shapes, not real screens or "
+                    "photos.")
+CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
+                         "in Settings, Model, or empty that field to use the installed model.")
+NO_MODEL_CONFIGURED = "No model is set up yet."
 ENGINE_RESTARTED = "The engine stopped unexpectedly and was restarted. Your conversation is kept; ask again to continue."
 ENGINE_GAVE_UP = "The engine keeps stopping, so it was not restarted. Your conversation is kept. Restart Lumen to try again."
 ENGINE_NOT_RUNNING = "The engine is not running."

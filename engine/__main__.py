@@ -27,14 +27,32 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_model() -> str | None:
+    """The model the app would load (desktop.model_choice), said on stderr."""
+    from desktop.model_choice import choose_from_settings
+
+    choice = choose_from_settings()
+    if choice.notice:
+        print(f"note: {choice.notice}", file=sys.stderr)
+    if choice.path is None:
+        return None
+    demo = " (it only knows coloured shapes)" if choice.demo else ""
+    print(f"note: using {choice.title}{demo}, {choice.path}", file=sys.stderr)
+    return str(choice.path)
+
+
 def _describe(args: argparse.Namespace) -> int:
     from engine.describer import Describer
     from engine.image_io import ImageError
     from engine.loading import ModelLoadError, load_model
     from engine.protocol import Describe, GenerationSettings, ImageInput, Turn
 
+    model = args.model or _default_model()
+    if model is None:
+        print("error: no model is set up; pass --model DIR or run: lumen models download vicuna0-7b", file=sys.stderr)
+        return 1
     try:
-        loaded = load_model(args.model, device=args.device, dtype=args.dtype, quantization=Quantization(args.quantization))
+        loaded = load_model(model, device=args.device, dtype=args.dtype, quantization=Quantization(args.quantization))
     except ModelLoadError as exc:
         print(f"error ({exc.kind.value}): {exc}", file=sys.stderr)
         return 1
@@ -88,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     desc = sub.add_parser("describe", help="describe an image, streaming to stdout")
     desc.add_argument("image")
     desc.add_argument("-q", "--question", action="append", help="repeat for follow-up questions")
-    desc.add_argument("--model", required=True, help="a Lumen model folder")
+    desc.add_argument("--model", help="a Lumen model folder (default: the one the app uses)")
     desc.add_argument("--device", default="auto")
     desc.add_argument("--dtype", default="auto")
     desc.add_argument("--quantization", default="none", choices=[q.value for q in Quantization])

@@ -64,8 +64,43 @@ def _progress_printer() -> object:
     return show
 
 
+def _in_use(store: ModelStore) -> dict | None:
+    """The model the app would load (desktop.model_choice: the settings' folder, else the model
+    installed last, else the demo), or None where the desktop is not installed."""
+    try:
+        from desktop.model_choice import choose_from_settings
+    except ImportError:
+        return None
+    choice = choose_from_settings(store)
+    return {"path": str(choice.path) if choice.path else None, "title": choice.title, "origin": choice.origin.value,
+            "demo": choice.demo, "notice": choice.notice, "installed_newest_first": list(choice.installed)}
+
+
+def _in_use_line(in_use: dict) -> str:
+    if in_use["path"] is None:
+        return "Lumen uses: no model; none is set up."
+    if in_use["demo"]:
+        return (f"Lumen uses: the small demo model ({in_use['path']}). It only knows coloured shapes, not real screens "
+                "or photos: it is not MiniGPT-4. Download a model below to replace it.")
+    why = {"settings": "chosen in the settings", "store": "the model installed last"}[in_use["origin"]]
+    return f"Lumen uses: {in_use['title']}, {why} ({in_use['path']})."
+
+
+def _say_what_lumen_uses(store: ModelStore, out: Path) -> None:
+    """After an install: whether Lumen will use the new model (the settings' folder wins)."""
+    in_use = _in_use(store)
+    if in_use is None:
+        return
+    if in_use["path"] and Path(in_use["path"]) == out:
+        print("Lumen uses this model from its next start.")
+    else:
+        print(f"{_in_use_line(in_use)} To use the new model, empty the model folder in Lumen's Settings, Model.")
+
+
 def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
     hardware = detect()
+    in_use = _in_use(store)
+    used = Path(in_use["path"]) if in_use and in_use["path"] else None
     rows = []
     for spec in CATALOGUE:
         rec = recommend(spec, hardware)
@@ -74,6 +109,7 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
                 "id": spec.model_id,
                 "title": spec.title,
                 "installed": store.is_installed(spec.model_id),
+                "in_use": used == store.model_dir(spec.model_id),
                 "download_bytes": spec.approx_download_bytes,
                 "gpu_memory_bytes": {p.value: gpu_memory_bytes(spec, p) for p in Precision},
                 "recommended": {"device": rec.device, "precision": rec.precision, "fits": rec.fits},
@@ -87,13 +123,19 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
         for s in SPEECH_CATALOGUE
     ]
     if args.json:
-        print(json.dumps({"gpus": describe_gpus(hardware.gpus), "models": rows, "speech_models": speech_rows}, indent=1))
+        print(json.dumps({"gpus": describe_gpus(hardware.gpus), "in_use": in_use, "models": rows,
+                          "speech_models": speech_rows}, indent=1))
         return 0
     print(f"Graphics cards: {describe_gpus(hardware.gpus)}")
+    if in_use is not None:
+        if in_use["notice"]:
+            print(in_use["notice"])
+        print(_in_use_line(in_use))
     for spec, row in zip(CATALOGUE, rows):
         mem = row["gpu_memory_bytes"]
         rec = row["recommended"]
-        print(f"{spec.model_id}: {spec.title}. {'Installed' if row['installed'] else 'Not installed'}.")
+        state = "Installed, used by Lumen" if row["in_use"] else "Installed" if row["installed"] else "Not installed"
+        print(f"{spec.model_id}: {spec.title}. {state}.")
         print(f"  Download about {gigabytes(row['download_bytes'])}.")
         print(f"  GPU memory: full precision {gigabytes(mem['fp16'])}, 8-bit {gigabytes(mem['int8'])}, 4-bit {gigabytes(mem['nf4'])}.")
         if not rec["fits"]:
@@ -159,6 +201,7 @@ def cmd_download(store: ModelStore, args: argparse.Namespace) -> int:
         if not args.keep_downloads:
             store.discard_llm_download(spec)
         print(f"Installed {spec.title} in {out}")
+        _say_what_lumen_uses(store, out)
 
     return _run(job, cancel)
 
@@ -187,7 +230,13 @@ def cmd_import(store: ModelStore, args: argparse.Namespace) -> int:
             print(f"Missing: {MISSING_WORDS[key]}", file=sys.stderr)
         return 1
     cancel = threading.Event()
-    return _run(lambda: print(f"Installed in {store.install(spec, found, _progress_printer(), cancel, preset=args.preset)}"), cancel)
+
+    def job() -> None:
+        out = store.install(spec, found, _progress_printer(), cancel, preset=args.preset)
+        print(f"Installed in {out}")
+        _say_what_lumen_uses(store, out)
+
+    return _run(job, cancel)
 
 
 def cmd_verify(store: ModelStore, args: argparse.Namespace) -> int:

@@ -52,6 +52,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
 
 
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read or write the real user's settings, nor use the real user's model store (the app,
+    ``lumen --check`` and ``lumen models`` decide from both which model Lumen loads)."""
+    monkeypatch.setenv("LUMEN_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LUMEN_MODELS_DIR", str(tmp_path / "models"))
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     if not (REFERENCE / "manifest.json").exists():

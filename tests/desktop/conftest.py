@@ -13,12 +13,6 @@ from desktop.settings import Settings, SpeechOutput
 from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
 
-@pytest.fixture(autouse=True)
-def isolated_config(tmp_path, monkeypatch):
-    """Never read or write the real user's settings."""
-    monkeypatch.setenv("LUMEN_CONFIG_DIR", str(tmp_path / "config"))
-
-
 @dataclass
 class Rig:
     controller: AssistantController

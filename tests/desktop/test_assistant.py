@@ -135,13 +135,14 @@ def test_screen_reader_output_announces_instead_of_speaking(qtbot) -> None:  # n
         rig.client.shutdown()
 
 
-def test_model_loading_progress_is_announced_in_quarters(qtbot, tmp_path) -> None:  # noqa: ANN001
-    rig = make_rig(ScriptedEngine(), model_dir=str(tmp_path))
+def test_model_loading_progress_is_announced_in_quarters(qtbot) -> None:  # noqa: ANN001
+    rig = make_rig(ScriptedEngine())  # no model set up: the bundled demo model
     try:
         assert rig.controller.load_model()
-        qtbot.waitUntil(lambda: messages.MODEL_READY_CPU in rig.speaker.texts, timeout=5000)
+        qtbot.waitUntil(lambda: any(t.startswith("Model ready") for t in rig.speaker.texts), timeout=5000)
         said = rig.speaker.texts
         assert said[0] == messages.MODEL_LOADING
+        assert said[-1].startswith("Model ready. This is the small demo model: it only knows coloured shapes")
         assert "Loading the model, 50 percent" in said and "Loading the model, 100 percent" in said
     finally:
         rig.client.shutdown()

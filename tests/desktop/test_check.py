@@ -34,7 +34,16 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     areas = [line.split(":")[0] for line in out[1:]]
     assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Hotkeys"]
     assert out[1].startswith("GPU: ready. Found NVIDIA GeForce RTX 3060")
-    assert out[2].startswith("Model: NOT READY. The model folder is missing or damaged.")
+    assert out[2].startswith(f"Model: NOT READY. The model folder chosen in the settings, {tmp_path / 'gone'}, is missing")
+    assert "Lumen uses the small demo model" in out[2]  # what answers instead, as what it is
+
+
+def test_only_the_demo_model_is_a_note_that_says_what_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["--models-dir", str(tmp_path / "models"), "--json"]) == 0  # it answers: Lumen works
+    model = {c["area"]: c for c in json.loads(capsys.readouterr().out)["checks"]}["Model"]
+    assert model["ready"] is None
+    assert model["summary"].startswith("Lumen uses the small demo model: it only knows coloured shapes")
+    assert "lumen models download vicuna0-7b" in model["summary"] and model["detail"].endswith("demo_model")
 
 
 def test_wayland_or_no_display_explains_hotkeys(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -49,6 +58,7 @@ def test_engine_round_trip_with_an_installed_model(tiny_model: Path, capsys: pyt
     report = json.loads(capsys.readouterr().out)
     by_area = {c["area"]: c for c in report["checks"]}
     assert by_area["Model"]["ready"] and by_area["Model"]["detail"] == str(tiny_model)
+    assert by_area["Model"]["summary"] == "MiniGPT-4 with Vicuna 7B, installed."
     assert by_area["Engine"]["ready"], by_area["Engine"]
     assert "described a test picture" in by_area["Engine"]["summary"]
     assert code == 0

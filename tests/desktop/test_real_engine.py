@@ -25,7 +25,7 @@ def real(qtbot, tiny_model_dir):  # noqa: ANN001
     rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=24)
     with qtbot.waitSignal(rig.client.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
         assert rig.controller.load_model()
-    assert messages.MODEL_READY_CPU in rig.speaker.texts
+    assert "Model ready: minigpt4-tiny, on the processor, so answers will be slow." in rig.speaker.texts
     rig.speaker.spoken.clear()
     yield rig
     rig.client.shutdown()

@@ -1,0 +1,158 @@
+"""Which MiniGPT-4 model Lumen loads, decided here and only here: for the app (at start-up and after
+a settings change), ``lumen --check``, ``lumen models list``, the setup wizard's result and
+``python -m engine describe`` without ``--model``. Torch-free and Qt-free.
+
+The rule, in order:
+
+1. The model folder chosen in the settings (Settings, Model folder) wins. If that folder is gone or
+   incomplete, that is said (``ModelChoice.notice``) and the rule goes on, so Lumen still answers.
+2. Otherwise the model installed last in the model store (``lumen models download``, ``import``,
+   ``quantize`` or the setup wizard; ``LUMEN_MODELS_DIR``, else the user data folder). So a newly
+   installed model is used from the next start; the wizard's model is used at once.
+3. Otherwise the bundled demo model, which knows only coloured shapes; the app says so at start-up.
+
+"Usable" is checked cheaply (the model files are there and ``lumen_model.json`` can be read); the
+engine checks every tensor when it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from desktop.resources import demo_model_dir
+from engine.catalogue import CATALOGUE
+from engine.model_store import CHECKSUMS, MODEL_MANIFEST, ModelStore
+
+log = logging.getLogger(__name__)
+MODEL_FILES = ("visual.safetensors", "llm", "tokenizer.model")
+DEMO_TITLE = "the small demo model"
+_PRECOMPUTED = ("-nf4", "-int8")  # lumen models quantize: <model_id>-<quantization>
+
+
+class Origin(StrEnum):
+    SETTINGS = "settings"  # the folder chosen in the settings
+    STORE = "store"  # the model installed last in the model store
+    DEMO = "demo"  # the bundled demo model
+    NONE = "none"  # nothing usable
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    path: Path | None  # the folder the engine loads; None: there is no usable model
+    origin: Origin
+    title: str = ""  # the model's name in words ("MiniGPT-4 with Vicuna 7B", "the small demo model")
+    demo: bool = False  # the demo model (bundled, or chosen in the settings): it knows only coloured shapes
+    notice: str | None = None  # the folder chosen in the settings is unusable: say this first
+    installed: tuple[str, ...] = ()  # the store's usable models, newest first
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` is not a usable model folder (for logs and support), or None."""
+    if not path.is_dir():
+        return f"{path} does not exist"
+    missing = [name for name in (MODEL_MANIFEST, *MODEL_FILES) if not (path / name).exists()]
+    if missing:
+        return f"{path} lacks {', '.join(missing)}"
+    try:
+        manifest = json.loads((path / MODEL_MANIFEST).read_text(encoding="utf-8"))
+        manifest["config"]["name"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return f"{path / MODEL_MANIFEST} cannot be read: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _found(path: Path, origin: Origin, notice: str | None, installed: tuple[str, ...]) -> ModelChoice:
+    title = model_title(path)
+    return ModelChoice(path, origin, title, title == DEMO_TITLE, notice, installed)
+
+
+def model_title(path: Path) -> str:
+    """The model's name for people: the catalogue title for a converted official model, the demo
+    model as such (its manifest says ``"demo": true``), the configured name otherwise."""
+    try:
+        manifest = json.loads((path / MODEL_MANIFEST).read_text(encoding="utf-8"))
+        name = str(manifest["config"]["name"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return path.name
+    if manifest.get("demo") is True:
+        return DEMO_TITLE
+    folder = path.name
+    for suffix in _PRECOMPUTED:
+        folder = folder.removesuffix(suffix)
+    titles = {spec.model_id: spec.title for spec in CATALOGUE}
+    return titles.get(name.removeprefix("minigpt4-")) or titles.get(folder) or name
+
+
+def installed_newest_first(store: ModelStore) -> list[str]:
+    """The store's usable models, the one installed last first (the checksum list is written last,
+    by every install and quantize; ties by name)."""
+    def installed_at(model_id: str) -> float:
+        folder = store.model_dir(model_id)
+        for name in (CHECKSUMS, MODEL_MANIFEST):
+            try:
+                return (folder / name).stat().st_mtime
+            except OSError:
+                continue
+        return 0.0
+
+    usable = [m for m in store.installed() if folder_problem(store.model_dir(m)) is None]
+    return sorted(sorted(usable), key=installed_at, reverse=True)
+
+
+def choose(model_dir: str = "", store: ModelStore | None = None, demo: Path | None = None) -> ModelChoice:
+    """The model Lumen loads for the settings' ``model_dir`` ("" = automatic). ``demo`` defaults to
+    the bundled demo model."""
+    from desktop import messages
+
+    store = store or ModelStore()
+    installed = tuple(installed_newest_first(store))
+    notice = None
+    if model_dir.strip():
+        chosen = Path(model_dir.strip()).expanduser()
+        problem = folder_problem(chosen)
+        if problem is None:
+            return _found(chosen, Origin.SETTINGS, None, installed)
+        log.warning("the model folder in the settings is unusable: %s", problem)
+        notice = messages.tr(messages.CHOSEN_MODEL_UNUSABLE).format(folder=chosen)
+    if installed:
+        return _found(store.model_dir(installed[0]), Origin.STORE, notice, installed)
+    demo = demo if demo is not None else demo_model_dir()
+    if demo is not None and folder_problem(demo) is None:
+        return _found(demo, Origin.DEMO, notice, installed)
+    return ModelChoice(None, Origin.NONE, notice=notice, installed=installed)
+
+
+def choose_from_settings(store: ModelStore | None = None) -> ModelChoice:
+    """What the app would load now, from the saved settings (for the command-line tools)."""
+    from desktop.settings import load
+
+    return choose(load().settings.model_dir, store)
+
+
+def setting_for(folder: Path, store: ModelStore | None = None) -> str:
+    """The ``model_dir`` setting that makes Lumen use ``folder`` (a model just installed): automatic
+    ("") for a model of the store, which is then the newest one, else the folder itself."""
+    store = store or ModelStore()
+    try:
+        in_store = folder.resolve().parent == store.root.resolve()
+    except OSError:
+        in_store = False
+    return "" if in_store else str(folder)
+
+
+def ready_text(choice: ModelChoice, device: str, quantization: str) -> str:
+    """What "Model ready" says: which model, how and where it runs; for the demo, that it is one."""
+    from desktop import messages
+
+    if choice.demo:
+        return f"{messages.tr(messages.MODEL_READY_DEMO)} {messages.tr(messages.SET_UP_MINIGPT4)}"
+    if device.startswith("cpu"):
+        runtime = messages.tr(messages.MODEL_ON_CPU)
+    else:
+        precision = messages.tr(messages.MODEL_PRECISIONS.get(quantization, quantization))
+        runtime = messages.tr(messages.MODEL_ON_GPU).format(precision=precision)
+    return messages.tr(messages.MODEL_READY).format(title=choice.title or messages.tr("the model"), runtime=runtime)
