@@ -84,7 +84,7 @@ class Settings:
     volume: float = 1.0  # 0..1
     earcons: bool = True
     waiting_sound: bool = True
-    model_dir: str = ""  # "" = the bundled demo model if present
+    model_dir: str = ""  # "" = automatic: the model installed last, else the demo (desktop.model_choice)
     quantization: str = "none"  # engine.protocol.Quantization values
     device: str = "auto"
     ocr: bool = True

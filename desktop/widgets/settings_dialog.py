@@ -197,7 +197,7 @@ class SettingsDialog(QDialog):
     def _model_tab(self, s: Settings) -> QWidget:
         page, form = self._form()
         self.model_dir = accessible(QLineEdit(s.model_dir), messages.tr("Model folder"),
-                                    messages.tr("The folder with lumen_model.json. Empty: the bundled demo model."))
+                                    messages.tr("The folder with lumen_model.json. Empty: the model installed last, else the demo model."))
         browse = accessible(QPushButton(messages.tr("&Browse…")), messages.tr("Browse for the model folder"),
                             messages.tr("Choose the model folder with a folder dialog."))
         browse.clicked.connect(self._browse)
