@@ -1,7 +1,8 @@
 """``lumen --check``: a readiness report in plain words, for the user and for support requests.
 
-Checks the graphics card, the model, speech output, speech input (the Whisper model for spoken
-questions), the screen reader and global hotkeys without importing torch. ``--engine`` also starts
+Checks the graphics card, the model (the one the app loads: desktop.model_choice), speech output (a
+synthesizer and a sound output device), speech input (the Whisper model for spoken questions and a
+microphone), the screen reader and global hotkeys without importing torch. ``--engine`` also starts
 the real engine process (as the app does), loads the model and asks it to describe a generated test
 picture: the proof that the whole chain works (the installers' smoke test runs exactly this from the
 frozen bundle).
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,7 +74,28 @@ def check_model(models_dir: Path | None) -> CheckItem:
     return CheckItem("Model", False if notice else True, f"{notice}{choice.title}, {origin}.", str(choice.path))
 
 
-def check_speech() -> CheckItem:
+def sound_outputs() -> list[str]:
+    """The sound output devices the system reports to QtMultimedia, which plays Lumen's voice."""
+    try:
+        from PySide6.QtMultimedia import QMediaDevices
+    except ImportError:
+        return []
+    return [device.description() for device in QMediaDevices.audioOutputs()]
+
+
+def microphone_problem() -> tuple[str, str] | None:
+    """(reason, detail) when the microphone cannot be opened as a spoken question opens it
+    (desktop.voice_input: PortAudio, 16 kHz mono), else None. Opened and closed, never started."""
+    from desktop.voice_input import MicrophoneUnavailable, sounddevice_stream
+
+    try:
+        sounddevice_stream(lambda block: None).close()
+    except MicrophoneUnavailable as exc:
+        return exc.reason, str(exc)
+    return None
+
+
+def check_speech(outputs: Callable[[], list[str]] | None = None) -> CheckItem:
     import importlib.util
 
     voices = []
@@ -88,11 +111,18 @@ def check_speech() -> CheckItem:
         pass
     if not voices:
         return CheckItem("Speech", False, "No speech output is available.")
-    return CheckItem("Speech", True, "Speech output is available.", ", ".join(voices))
+    devices = (outputs or sound_outputs)()
+    if not devices:
+        return CheckItem("Speech", False, "No sound output device was found, so Lumen's voice cannot be heard. Connect "
+                         "speakers or headphones. Lumen's messages still appear in its window, for a braille display.",
+                         ", ".join(voices))
+    return CheckItem("Speech", True, "Speech output is available.", f"{', '.join(voices)}; sound output: {', '.join(devices)}")
 
 
-def check_speech_input(models_dir: Path | None) -> CheckItem:
-    """The Whisper model spoken questions use (Settings, Speech), checked as before each question."""
+def check_speech_input(models_dir: Path | None,
+                       microphone: Callable[[], tuple[str, str] | None] | None = None) -> CheckItem:
+    """The Whisper model spoken questions use (Settings, Speech), checked as before each question,
+    and the microphone they are recorded with."""
     import importlib.util
 
     from desktop import messages, setup_messages as m
@@ -121,6 +151,10 @@ def check_speech_input(models_dir: Path | None) -> CheckItem:
         chosen = get_speech_model(settings.speech_model).title
         summary = messages.tr(messages.SPEECH_MODEL_MISSING).format(title=chosen)
         return CheckItem("Speech input", False, f"{summary} {messages.tr(m.CHECK_SPEECH_STANDIN).format(title=choice.spec.title)}", path)
+    problem = (microphone or microphone_problem)()
+    if problem:
+        reason, detail = problem
+        return CheckItem("Speech input", False, f"{messages.voice_failure_text(reason)} {words}", f"{path}; {detail}")
     return CheckItem("Speech input", True, words, path)
 
 

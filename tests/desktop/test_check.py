@@ -70,3 +70,69 @@ def test_engine_failure_is_reported(tmp_path: Path) -> None:
     (bad / "lumen_model.json").write_text("{}")
     item = check.check_engine(bad, device="cpu", timeout=120)
     assert item.ready is False and "could not load" in item.summary and "model_missing" in item.detail
+
+
+def test_no_sound_device_and_no_microphone_are_not_ready(tmp_path: Path) -> None:
+    """The decision, from what the system reports (QtMultimedia's outputs, PortAudio's microphone)."""
+    speech = check.check_speech(outputs=lambda: [])
+    assert speech.ready is False and speech.summary.startswith("No sound output device was found")
+    assert check.check_speech(outputs=lambda: ["Speakers"]).ready is True
+    mic = check.check_speech_input(tmp_path, microphone=lambda: ("no_microphone", "Error querying device -1"))
+    assert mic.ready is False and mic.summary.startswith("No microphone was found.") and "device -1" in mic.detail
+    assert check.check_speech_input(tmp_path, microphone=lambda: None).ready is True
+
+
+@pytest.fixture
+def null_sound(tmp_path: Path):  # noqa: ANN201
+    """A private PulseAudio server with a null output and a null microphone (no sound card needed):
+    QtMultimedia sees the output, PortAudio (through ALSA's pulse plugin) the microphone."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    if not shutil.which("pulseaudio") or not glob.glob("/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so"):
+        pytest.skip("needs pulseaudio and ALSA's pulse plugin (apt-get install pulseaudio libasound2-plugins)")
+    run, home = tmp_path / "run", tmp_path / "home"
+    run.mkdir(mode=0o700)
+    home.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(home)}
+    server = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes",
+         "-L", "module-native-protocol-unix", "-L", "module-null-sink sink_name=lumen_test_output",
+         "-L", "module-null-source source_name=lumen_test_microphone"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (run / "pulse" / "native").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (run / "pulse" / "native").exists(), "pulseaudio did not start"
+        yield env, server
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_check_finds_a_sound_output_and_a_microphone_and_misses_them_when_gone(null_sound, tmp_path: Path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    env, server = null_sound
+    env = {**env, "QT_QPA_PLATFORM": "offscreen"}
+
+    def speech_checks() -> dict[str, dict]:
+        out = subprocess.run([sys.executable, "-m", "desktop", "--check", "--json"], env=env, capture_output=True,
+                             text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+        return {c["area"]: c for c in json.loads(out.stdout)["checks"] if c["area"].startswith("Speech")}
+
+    found = speech_checks()
+    assert found["Speech"]["ready"] is True and "sound output: Null Output" in found["Speech"]["detail"]
+    assert found["Speech input"]["ready"] is True, found["Speech input"]
+    server.terminate()
+    server.wait(10)
+    if Path("/dev/snd").exists():
+        return  # a real sound card still answers without the server: only the positive case is proven here
+    gone = speech_checks()
+    assert gone["Speech"]["ready"] is False and gone["Speech"]["summary"].startswith("No sound output device")
+    assert gone["Speech input"]["ready"] is False and gone["Speech input"]["summary"].startswith("No microphone")

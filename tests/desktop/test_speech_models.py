@@ -297,9 +297,11 @@ def test_escape_cancels_a_download_and_the_next_one_resumes(qtbot, store, hub_on
 # ---------------------------------------------------------------- lumen --check
 
 
-def test_check_reports_the_speech_model_in_use(store, bundled, capsys) -> None:  # noqa: ANN001
+def test_check_reports_the_speech_model_in_use(store, bundled, capsys, monkeypatch) -> None:  # noqa: ANN001
     from desktop import check
     from desktop.settings import Settings, save
+
+    monkeypatch.setattr(check, "microphone_problem", lambda: None)  # the model is tested here (test_check: the microphone)
 
     item = check.check_speech_input(store.root)
     assert item.ready and item.summary == "Whisper tiny.en, bundled, for questions in English." and item.detail == str(bundled)
