@@ -121,8 +121,9 @@ SET_UP_MINIGPT4 = "To set up MiniGPT-4, open Tools, Set up model, in the Lumen w
 MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows coloured shapes, not real screens or "
                     "photos.")
 CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
-                         "in Settings, Model, or empty that field to use the installed model.")
+                         "in Settings, Model, or empty that field to let Lumen choose.")
 NO_MODEL_CONFIGURED = "No model is set up yet."
+UNNAMED_MODEL = "the model"
 ENGINE_RESTARTED = "The engine stopped unexpectedly and was restarted. Your conversation is kept; ask again to continue."
 ENGINE_GAVE_UP = "The engine keeps stopping, so it was not restarted. Your conversation is kept. Restart Lumen to try again."
 ENGINE_NOT_RUNNING = "The engine is not running."

@@ -1,6 +1,7 @@
 """Which MiniGPT-4 model Lumen loads, decided here and only here: for the app (at start-up and after
 a settings change), ``lumen --check``, ``lumen models list``, the setup wizard's result and
-``python -m engine describe`` without ``--model``. Torch-free and Qt-free.
+``python -m engine describe`` without ``--model``. Torch-free and window-free (the command-line
+tools use it).
 
 The rule, in order:
 
@@ -155,4 +156,4 @@ def ready_text(choice: ModelChoice, device: str, quantization: str) -> str:
     else:
         precision = messages.tr(messages.MODEL_PRECISIONS.get(quantization, quantization))
         runtime = messages.tr(messages.MODEL_ON_GPU).format(precision=precision)
-    return messages.tr(messages.MODEL_READY).format(title=choice.title or messages.tr("the model"), runtime=runtime)
+    return messages.tr(messages.MODEL_READY).format(title=choice.title or messages.tr(messages.UNNAMED_MODEL), runtime=runtime)
