@@ -1,8 +1,9 @@
 """Describer: a loaded model plus the per-conversation image cache; one ``Describe`` -> one reply.
 
 Each image is decoded, preprocessed and encoded once per conversation; every follow-up reuses its
-embeddings. The cache is only a cache: the desktop sends the whole conversation (with image bytes)
-every time, so a restarted engine rebuilds it without losing anything.
+embeddings. The cache is only a cache: the desktop sends the whole conversation every time, and an
+image's bytes again whenever the engine says it lacks them (``MissingImage`` -> ``ImagesNeeded``),
+so a restarted engine rebuilds it without losing anything.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ MAX_CACHED_IMAGES = 64
 
 
 class MissingImage(ValueError):
-    kind = ErrorKind.BAD_REQUEST  # the caller did not send the bytes of an image the prompt refers to
+    """The prompt refers to images this engine has neither cached nor been sent (the worker answers
+    ``ImagesNeeded`` and the desktop sends the request again with their bytes)."""
+
+    kind = ErrorKind.BAD_REQUEST
+
+    def __init__(self, image_ids: tuple[str, ...]) -> None:
+        super().__init__(f"image bytes not sent for {list(image_ids)}")
+        self.image_ids = image_ids
 
 
 class Describer:
@@ -44,25 +52,30 @@ class Describer:
         """Embeddings of every image the prompt refers to, in prompt order; (embeds, encoded, cached, secs)."""
         order = [i for turn in request.history if turn.role == "user" for i in turn.image_ids]
         order += list(request.new_image_ids)
+        keys = [(request.conversation_id, i) for i in order]
         data = {img.image_id: img for img in request.images}
         todo = [i for i in dict.fromkeys(order) if (request.conversation_id, i) not in self._cache]
         start = time.perf_counter()
         if todo:
-            missing = [i for i in todo if i not in data]
+            missing = tuple(i for i in todo if i not in data)
             if missing:
-                raise MissingImage(f"image bytes not sent for {missing}")
+                raise MissingImage(missing)
             config = self.loaded.config
             pixels = preprocess([open_image(data[i]) for i in todo], config.vision.image_size,
                                 config.image_mean, config.image_std)
             embeds = self.loaded.model.encode_image(pixels)
             for image_id, emb in zip(todo, embeds):
                 self._cache[(request.conversation_id, image_id)] = emb
-        for image_id in order:
-            self._cache.move_to_end((request.conversation_id, image_id))
-        while len(self._cache) > MAX_CACHED_IMAGES:
+        for key in keys:
+            self._cache.move_to_end(key)
+        embeds = [self._cache[key] for key in keys]
+        # Evict the least recently used images, never one this request needs (they are at the end):
+        # a request with more images than the limit keeps them all until the next request.
+        needed = set(keys)
+        while len(self._cache) > MAX_CACHED_IMAGES and next(iter(self._cache)) not in needed:
             self._cache.popitem(last=False)
         cached = len(set(order)) - len(todo)
-        return [self._cache[(request.conversation_id, i)] for i in order], len(todo), cached, time.perf_counter() - start
+        return embeds, len(todo), cached, time.perf_counter() - start
 
     @torch.inference_mode()
     def context(self, request: Describe, images: list[torch.Tensor]) -> torch.Tensor:

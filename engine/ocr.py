@@ -222,13 +222,14 @@ def available_backends() -> tuple[str, ...]:
     return tuple(names)
 
 
-def read_text(image: Image.Image, backend: str | None = None) -> tuple[TextLine, ...]:
+def read_text(image: Image.Image, backend: str | OcrBackend | None = None) -> tuple[TextLine, ...]:
     """OCR ``image`` and return its text lines in reading order (see ``reading_order``).
 
+    ``backend``: a backend's name or object; None = the first usable one.
     Raises ``OcrUnavailable`` when no backend is installed and ``OcrFailed`` when one fails.
     An image without text gives ``()``.
     """
-    reader = get_backend(backend)
+    reader = backend if backend is not None and not isinstance(backend, str) else get_backend(backend)
     return reading_order(reader.read(_as_rgb(image)))
 
 

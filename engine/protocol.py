@@ -5,8 +5,10 @@ The desktop imports only this module (and the torch-free ``engine.model_store`` 
 frozen dataclasses pickled through a ``multiprocessing`` pipe (see ``engine.worker``).
 
 Rules (docs/design.md section 2.3):
-* The conversation belongs to the desktop and is sent in full with every ``Describe``. The engine
-  keeps only a recomputable cache: image embeddings keyed by (conversation_id, image_id).
+* The conversation belongs to the desktop and its turns are sent in full with every ``Describe``.
+  Image bytes go once: the engine keeps a recomputable cache (image embeddings keyed by
+  (conversation_id, image_id)) and answers ``ImagesNeeded`` when it lacks one (a restarted engine,
+  an evicted image); the desktop then sends the same request again with those bytes.
 * The engine never writes user-facing text. ``Failed.detail`` is for the log; the desktop maps
   ``ErrorKind`` to words.
 * Text is streamed as deltas (``TextDelta``), never as the cumulative text.
@@ -103,8 +105,9 @@ class Describe:
     """Answer ``question`` as the next user turn after ``history``.
 
     ``new_image_ids`` are the images attached to this question (e.g. the capture just taken).
-    ``images`` must hold the bytes of every image the conversation refers to (history and new);
-    the engine decodes and encodes only those it has not cached for this conversation.
+    ``images`` holds the bytes of the images the engine may not have (those not sent before in
+    this conversation); the engine decodes and encodes only those it has not cached, and answers
+    ``ImagesNeeded`` when an image the prompt refers to is neither cached nor in ``images``.
     ``context`` is optional grounding text (e.g. OCR of the capture) given to the model as a
     clearly separated part of the question.
     """
@@ -121,10 +124,14 @@ class Describe:
 
 @dataclass(frozen=True)
 class ReadText:
-    """OCR an image (works with no MiniGPT-4 model loaded). Answered by ``TextRead``."""
+    """OCR an image (works with no MiniGPT-4 model loaded). Answered by ``TextRead``.
+
+    Served off the describing path (``engine.ocr_jobs``): never delays a ``Describe``, and ``Cancel``
+    ends it at once. ``background`` (grounding) jobs wait behind the user's own ("read the text")."""
 
     request_id: int
     image: ImageInput
+    background: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,15 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class ImagesNeeded:
+    """The ``Describe`` refers to images this engine has neither cached nor been sent (it was
+    restarted, or evicted them): nothing was generated; send it again with these images' bytes."""
+
+    request_id: int
+    image_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TextLine:
     text: str
     box: tuple[int, int, int, int]  # left, top, right, bottom in image pixels
@@ -217,6 +233,7 @@ class TextRead:
     request_id: int
     lines: tuple[TextLine, ...]
     seconds: float = 0.0
+    cancelled: bool = False  # a Cancel ended it; ``lines`` is empty
 
     @property
     def text(self) -> str:
@@ -237,4 +254,4 @@ class Failed:
     detail: str  # for the log; never spoken
 
 
-Event = Progress | ModelReady | TextDelta | Finished | TextRead | Transcribed | Failed
+Event = Progress | ModelReady | TextDelta | Finished | ImagesNeeded | TextRead | Transcribed | Failed

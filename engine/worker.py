@@ -2,9 +2,10 @@
 
 In the app it runs in a ``spawn``ed process (crash isolation, guaranteed VRAM release, a UI that never
 imports torch); tests and ``--engine-in-process`` run the very same loop in a thread. A receiver
-thread reads the pipe so that ``Cancel`` reaches a running generation within one decoding step; all
-events are sent from the serving thread. Every failure becomes a typed ``Failed`` event: the caller
-is never left hanging.
+thread reads the pipe so that ``Cancel`` reaches a running generation within one decoding step. OCR
+(``ReadText``) never takes the serving thread: the receiver hands it to ``engine.ocr_jobs.OcrJobs``
+(its own thread and process), so it never delays a ``Describe`` and ``Cancel`` ends it. Every
+failure becomes a typed ``Failed`` event: the caller is never left hanging.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, LoadModel,
-                             ModelReady, Progress, ReadText, Request, Shutdown, TextDelta, TextRead,
+from engine.ocr_jobs import BackendFactory, OcrJobs
+from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
+                             LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
                              Transcribe, Transcribed)
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ log = logging.getLogger(__name__)
 class _Session:
     """State of one serving loop (the loaded model lives here, never in a module global)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
         self.conn = conn
+        self._send_lock = threading.Lock()  # the serving thread and the OCR thread both send
+        self.ocr = OcrJobs(self.send, ocr_backend)
         self.describer = None
         self.inbox: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
@@ -39,7 +43,8 @@ class _Session:
         self.running_cancel: threading.Event | None = None
 
     def send(self, event: object) -> None:
-        self.conn.send(event)
+        with self._send_lock:
+            self.conn.send(event)
 
     # ---------------------------------------------------------------- receiving
     def receive_forever(self) -> None:
@@ -50,10 +55,15 @@ class _Session:
                 self.inbox.put(Shutdown())
                 return
             if isinstance(request, Cancel):
+                if self.ocr.cancel(request.request_id):
+                    continue
                 with self.lock:
                     self.cancelled.add(request.request_id)
                     if self.running_id == request.request_id and self.running_cancel is not None:
                         self.running_cancel.set()
+                continue
+            if isinstance(request, ReadText):
+                self.ocr.submit(request)
                 continue
             self.inbox.put(request)
             if isinstance(request, Shutdown):
@@ -65,8 +75,6 @@ class _Session:
             self.load(request)
         elif isinstance(request, Describe):
             self.describe(request)
-        elif isinstance(request, ReadText):
-            self.read_text(request)
         elif isinstance(request, Transcribe):
             self.transcribe(request)
         elif isinstance(request, ForgetConversation):
@@ -115,25 +123,19 @@ class _Session:
                 self.send(Finished(rid, "", cancelled=True))
                 return
             self.send(Progress("describing", None, rid))
-            reply, stats = self.describer.describe(
-                request, cancel=cancel, on_delta=lambda text: self.send(TextDelta(rid, text)))
+            from engine.describer import MissingImage
+
+            try:
+                reply, stats = self.describer.describe(
+                    request, cancel=cancel, on_delta=lambda text: self.send(TextDelta(rid, text)))
+            except MissingImage as exc:  # restarted or evicted: the desktop sends them and asks again
+                self.send(ImagesNeeded(rid, exc.image_ids))
+                return
             self.send(Finished(rid, reply.text, cancelled=reply.cancelled, stats=stats))
         finally:
             with self.lock:
                 self.running_id, self.running_cancel = None, None
                 self.cancelled.discard(rid)
-
-    def read_text(self, request: ReadText) -> None:
-        from engine.image_io import open_image
-
-        try:
-            from engine import ocr
-        except ImportError as exc:
-            self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"OCR is not installed: {exc}"))
-            return
-        start = time.perf_counter()
-        lines = ocr.read_text(open_image(request.image))
-        self.send(TextRead(request.request_id, tuple(lines), time.perf_counter() - start))
 
     def transcribe(self, request: Transcribe) -> None:
         try:
@@ -172,9 +174,10 @@ def _empty_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def serve(conn: Connection) -> None:
-    """Serve requests until ``Shutdown`` or until the other end of the pipe closes."""
-    session = _Session(conn)
+def serve(conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
+    """Serve requests until ``Shutdown`` or until the other end of the pipe closes.
+    ``ocr_backend``: makes the ``engine.ocr`` backend (picklable); None = the first usable one."""
+    session = _Session(conn, ocr_backend)
     receiver = threading.Thread(target=session.receive_forever, name="engine-receiver", daemon=True)
     receiver.start()
     while True:
@@ -196,6 +199,7 @@ def serve(conn: Connection) -> None:
                 session.send(failed)
             except (OSError, EOFError):
                 break
+    session.ocr.close()
     session.unload()
 
 
@@ -241,9 +245,9 @@ def spawn_worker(log_level: int = logging.WARNING) -> WorkerHandle:
     return WorkerHandle(parent, process=process)
 
 
-def start_thread_worker() -> WorkerHandle:
+def start_thread_worker(ocr_backend: BackendFactory | None = None) -> WorkerHandle:
     """The same loop in a thread of this process (tests, ``--engine-in-process``)."""
     parent, child = multiprocessing.Pipe(duplex=True)
-    thread = threading.Thread(target=serve, args=(child,), name="lumen-engine", daemon=True)
+    thread = threading.Thread(target=serve, args=(child, ocr_backend), name="lumen-engine", daemon=True)
     thread.start()
     return WorkerHandle(parent, thread=thread)

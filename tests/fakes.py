@@ -1,7 +1,9 @@
 """Recording fakes at the seams (the way NVDA's speechSpySynthDriver records speech).
 
 * ``ScriptedEngine``: a ``serve(conn)`` loop speaking the real protocol with scripted answers,
-  honouring Cancel between deltas, caching images per conversation like the real engine.
+  honouring Cancel between deltas, caching images per conversation like the real engine (and
+  answering ``ImagesNeeded`` for an image it has neither cached nor been sent).
+* ``SlowOcr``: an ``engine.ocr`` backend that takes its time (a busy CPU), for the real worker.
 * ``RecordingSpeaker`` / ``RecordingAnnouncer`` / ``RecordingEarcons``: record what the user would hear.
 * ``FakeCapture``: a grabber returning a fixed picture (or a black one), counting grabs.
 """
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from desktop.capture import Capture, Rect
 from desktop.speech import Priority, Speaker
 from engine.protocol import (
-    Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationStats, LoadModel,
+    Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationStats, ImagesNeeded, LoadModel,
     ModelReady, Progress, Quantization, ReadText, Shutdown, TextDelta, TextLine, TextRead, Transcribe,
     Transcribed,
 )
@@ -88,6 +90,10 @@ class ScriptedEngine:
             return None
         cached = self._cache.setdefault(msg.conversation_id, set())
         needed = {i for t in msg.history for i in t.image_ids} | set(msg.new_image_ids)
+        missing = needed - cached - {image.image_id for image in msg.images}
+        if missing:
+            conn.send(ImagesNeeded(msg.request_id, tuple(sorted(missing))))
+            return None
         encoded = len(needed - cached)
         cached |= needed
         text = ""
@@ -105,6 +111,19 @@ class ScriptedEngine:
                                 images_from_cache=len(needed) - encoded)
         conn.send(Finished(msg.request_id, text.strip(), stats=stats))
         return None
+
+
+@dataclass
+class SlowOcr:
+    """An ``engine.ocr`` backend taking ``seconds`` per image, then reading one line. Picklable, for
+    ``engine.worker.serve(conn, ocr_backend=functools.partial(SlowOcr, seconds))``."""
+
+    seconds: float = 60.0
+    name: str = "slow"
+
+    def read(self, image) -> list[TextLine]:  # noqa: ANN001
+        time.sleep(self.seconds)
+        return [TextLine("Slow text", (0, 0, 90, 12), 0.9)]
 
 
 class RecordingSpeaker(Speaker):

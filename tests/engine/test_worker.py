@@ -159,3 +159,98 @@ def test_spawned_engine_process_answers_and_exits(tiny_model_dir):
     finally:
         handle.stop()
     assert not handle.process.is_alive()
+
+
+def test_a_conversation_with_more_images_than_the_cache_holds_keeps_working(worker, monkeypatch):
+    """The cache limit used to evict images the same request needed, then fail with a KeyError on
+    this and every later question of the conversation."""
+    from engine import describer
+
+    monkeypatch.setattr(describer, "MAX_CACHED_IMAGES", 2)
+    images = tuple(ImageInput(f"i{n}", png((60 * n, 0, 0))) for n in range(3))
+    history = (Turn("user", "First?", ("i0", "i1")), Turn("assistant", "red"))
+    quick = GenerationSettings.greedy(max_new_tokens=4)
+    worker.conn.send(describe(12, conv="c8", history=history, new=("i2",), images=images, settings=quick))
+    done = collect(worker, 12)[-1]
+    assert isinstance(done, Finished) and done.stats.images_encoded == 3, done
+    history += (Turn("user", "Second?", ("i2",)), Turn("assistant", "black"))
+    worker.conn.send(describe(13, conv="c8", history=history, new=(), images=(), settings=quick))
+    done = collect(worker, 13)[-1]
+    assert isinstance(done, Finished) and done.stats.images_from_cache == 3, done
+
+
+def test_an_image_neither_cached_nor_sent_is_asked_for(worker):
+    from engine.protocol import ImagesNeeded
+
+    quick = GenerationSettings.greedy(max_new_tokens=4)
+    history = (Turn("user", "What is this?", ("img1",)), Turn("assistant", "red"))
+    worker.conn.send(describe(14, conv="c9", history=history, new=(), images=(), settings=quick))
+    events = collect_until(worker, lambda e: isinstance(e, (ImagesNeeded, Finished, Failed)))
+    assert events[-1] == ImagesNeeded(14, ("img1",))
+    worker.conn.send(describe(14, conv="c9", history=history, new=(), settings=quick))  # again, with the bytes
+    done = collect(worker, 14)[-1]
+    assert isinstance(done, Finished) and done.stats.images_encoded == 1
+
+
+def collect_until(handle: WorkerHandle, last, timeout: float = 60.0) -> list[object]:  # noqa: ANN001
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.conn.poll(0.1):
+            events.append(handle.conn.recv())
+            if last(events[-1]):
+                return events
+    raise AssertionError(f"no final event within {timeout}s: {events}")
+
+
+@pytest.fixture(scope="module")
+def slow_ocr_worker(tiny_model_dir):
+    """The real worker with an OCR that takes a minute per image (a busy CPU)."""
+    import functools
+
+    from tests.fakes import SlowOcr
+
+    handle = start_thread_worker(ocr_backend=functools.partial(SlowOcr, 60.0))
+    handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
+    assert isinstance(collect(handle, None)[-1], ModelReady)
+    yield handle
+    handle.stop()
+
+
+def test_ocr_never_delays_a_describe_and_cancel_ends_it(slow_ocr_worker):
+    from engine.protocol import ReadText, TextRead
+
+    w = slow_ocr_worker
+    w.conn.send(ReadText(30, ImageInput("img1", png()), background=True))  # starts the minute-long OCR
+    w.conn.send(ReadText(31, ImageInput("img1", png()), background=True))  # queued behind it
+    start = time.monotonic()
+    w.conn.send(describe(32, conv="o1", settings=GenerationSettings.greedy(max_new_tokens=8)))
+    done = collect(w, 32)[-1]
+    assert isinstance(done, Finished) and time.monotonic() - start < 30  # not behind the OCR
+    start = time.monotonic()
+    w.conn.send(Cancel(31))  # queued: dropped
+    w.conn.send(Cancel(30))  # running: its process is ended
+    ended = collect_until(w, lambda e: isinstance(e, TextRead) and e.request_id == 30, timeout=20)
+    assert time.monotonic() - start < 20
+    reads = [e for e in ended if isinstance(e, TextRead)]
+    assert reads == [TextRead(31, (), cancelled=True), TextRead(30, (), cancelled=True)]
+
+
+def test_the_users_own_read_goes_before_background_ocr(tiny_model_dir):
+    """A "read the text" queued behind a background OCR that is running pre-empts it."""
+    import functools
+
+    from engine.protocol import ReadText, TextRead
+    from tests.fakes import SlowOcr
+
+    handle = start_thread_worker(ocr_backend=functools.partial(SlowOcr, 3.0))
+    try:
+        handle.conn.send(ReadText(1, ImageInput("a", png()), background=True))
+        handle.conn.send(ReadText(2, ImageInput("b", png()), background=True))
+        time.sleep(1.0)  # 1 is running
+        handle.conn.send(ReadText(3, ImageInput("c", png())))
+        events = collect_until(handle, lambda e: isinstance(e, TextRead) and e.request_id == 2, timeout=60)
+        order = [e.request_id for e in events if isinstance(e, TextRead)]
+        assert order == [3, 1, 2] and all(e.lines[0].text == "Slow text" for e in events)
+    finally:
+        handle.stop()
