@@ -6,9 +6,14 @@ word), speaks the answer sentence by sentence while it streams, and can be stopp
 (speech and generation together). ``notify`` is the one way to tell the user something: it
 speaks and/or announces (per settings), shows the status line and logs (never content above DEBUG).
 
+Each capture or photo starts a new conversation (``Conversation.next``; MiniGPT-4 was trained on
+one image per chat and its answers decay with more); follow-up questions stay in it. The one
+before is kept whole until the new image has an answer: if the new image's request fails, it is
+dropped and the earlier conversation is current again.
+
 Seams for optional features (wired in ``desktop.integrations``): ``ask(question)`` (push-to-talk),
-``read_text_handler`` and ``context_provider`` (OCR), ``request_sent``, ``extra_actions``,
-``speak_chunks`` (any spoken result).
+``read_text_handler`` (given a fresh capture of the screen) and ``context_provider`` (OCR),
+``request_sent``, ``interrupted``, ``extra_actions``, ``speak_chunks`` (any spoken result).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
@@ -30,8 +36,8 @@ from desktop.settings import CaptureTarget, Settings, SpeechOutput
 from desktop.speech import Priority, Speaker
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (
-    Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, LoadModel, ModelReady,
-    Progress, Quantization, TextDelta,
+    Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
+    LoadModel, ModelReady, Progress, Quantization, TextDelta,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,7 @@ class AssistantController(QObject):
     modal_requested = Signal(bool)  # grab (True) / release (False) the keyboard for layer/region keys
     state_changed = Signal(str)
     request_sent = Signal(object)  # each Describe sent (e.g. to OCR its new images afterwards)
+    interrupted = Signal(bool)  # what was in flight was cancelled: True by Stop, False by a new request
 
     def __init__(self, engine, speaker: Speaker, announcer, earcons, settings: Settings,  # noqa: ANN001
                  grabber: Grabber = capture.grab, max_wait: float = 1.5) -> None:
@@ -75,8 +82,9 @@ class AssistantController(QObject):
         self.settings = settings
         self.grabber = grabber
         self.conversation = Conversation()
+        self._previous: Conversation | None = None  # until the current one's image has an answer
         self.state = State.IDLE
-        self.read_text_handler: Callable[[], None] | None = None
+        self.read_text_handler: Callable[[ImageInput], None] | None = None  # OCR a capture and speak it
         # Grounding text for a question, given the conversation's image ids (desktop.integrations).
         self.context_provider: Callable[[tuple[str, ...]], str] | None = None
         self.extra_actions: dict[str, Callable[[], None]] = {}  # e.g. "voice" -> start recording
@@ -92,7 +100,7 @@ class AssistantController(QObject):
         self._spoken_first = False
         self._sentences = 0
         self._token = 0
-        self._pending_question = False  # capture then let the user type the question (region "Q")
+        self._then: Callable[[Capture], None] = lambda shot: None  # what the capture in flight is for
         self._target = "screen"  # what the capture in flight was asked for
         self.keys = CommandKeys(self)
         self._pool = QThreadPool(self)  # one long-lived capture thread: it keeps its mss instance
@@ -169,17 +177,24 @@ class AssistantController(QObject):
         return "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"
 
     def describe(self, target: str, rect: Rect | None = None, then_ask: bool = False) -> None:
-        """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it."""
+        """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it
+        in a new conversation (``then_ask``: let the user type the question instead)."""
+        ack = (_CAPTURE_ACK if then_ask else _ACK)[target]
+        self._capture(target, rect, ack, lambda shot: self._describe_capture(shot, then_ask))
+
+    def _capture(self, target: str, rect: Rect | None, ack: str, then: Callable[[Capture], None],
+                 for_model: bool = True) -> None:
+        """Acknowledge, capture ``target`` in the pool thread, then ``then(capture)`` (GUI thread)."""
         self._interrupt()
-        self._acknowledge((_CAPTURE_ACK if then_ask else _ACK)[target])
+        self._acknowledge(ack)
         if not capture.capture_supported():
             self.fail(messages.CAPTURE_UNSUPPORTED)
             return
         self._token += 1
-        self._pending_question, self._target = then_ask, target
+        self._then, self._target = then, target
         self._set_state(State.CAPTURING)
         cursor = capture.cursor_position() if target == "monitor" else None
-        token, side, timeline = self._token, self.model_image_size, self.timeline
+        token, side, timeline = self._token, self.model_image_size if for_model else None, self.timeline
         self._pool.start(lambda: self._capture_job(token, target, rect, cursor, side, timeline))
 
     def _capture_job(self, token: int, target: str, rect: Rect | None, cursor,  # noqa: ANN001
@@ -211,14 +226,35 @@ class AssistantController(QObject):
             return
         if shot.label == "screen" and self._target in ("window", "monitor"):
             self.notify(messages.tr(messages.NO_ACTIVE_WINDOW), Priority.NEXT)
+        self._then(shot)
+
+    def _describe_capture(self, shot: Capture, then_ask: bool) -> None:
         image_id = new_image_id()
-        self.conversation.attach_image(shot.to_image_input(image_id), shot.label, shot.model_input(image_id))
-        self.conversation_changed.emit()
-        if self._pending_question:
-            self._pending_question = False
+        self._new_image(shot.to_image_input(image_id), shot.label, shot.model_input(image_id))
+        if then_ask:
             self.request_question()
         else:
             self.ask(question_for(self.settings), acknowledged=True, shown_as=question_label(self.settings))
+
+    def _new_image(self, image: ImageInput, label: str, model_input: ImageInput | None = None) -> None:
+        """Start a new conversation with ``image``. The current one, if it has answers, stays in
+        reserve until the image has one (``_settle``); one without answers is dropped."""
+        old = self.conversation
+        if old.entries:
+            if self._previous is not None:
+                self.engine.send(ForgetConversation(self._previous.id))
+            self._previous = old
+        elif old.images:
+            self.engine.send(ForgetConversation(old.id))
+        self.conversation = old.next()
+        self.conversation.attach_image(image, label, model_input)
+        self.conversation_changed.emit()
+
+    def _settle(self) -> None:
+        """The current conversation has an answer: the one kept in reserve is not needed any more."""
+        if self._previous is not None:
+            self.engine.send(ForgetConversation(self._previous.id))
+            self._previous = None
 
     def _on_capture_failed(self, token: int, reason: str) -> None:
         if token == self._token:
@@ -229,8 +265,7 @@ class AssistantController(QObject):
         """A dropped, opened or pasted photo: attach it and describe it."""
         self.timeline = {"hotkey": time.monotonic()}
         self._interrupt()
-        self.conversation.attach_image(photo.image, photo.label)
-        self.conversation_changed.emit()
+        self._new_image(photo.image, photo.label)
         self._acknowledge(messages.DESCRIBING_PHOTO)
         self.ask(question_for(self.settings), acknowledged=True, shown_as=question_label(self.settings))
 
@@ -261,6 +296,7 @@ class AssistantController(QObject):
         if not self.engine.send(request):
             self.fail(messages.ENGINE_NOT_RUNNING)
             return False
+        self.conversation.mark_sent(request)
         self.timeline["sent"] = time.monotonic()
         self._active, self._answer, self._spoken_first, self._sentences = request, "", False, 0
         self._shown_as = shown_as
@@ -305,21 +341,26 @@ class AssistantController(QObject):
                 self.speaker.say(sentence, Priority.NOW if i == 0 else Priority.NORMAL)
 
     def read_text(self) -> None:
-        if self.read_text_handler is None:
+        """Read the words of the screen as it is now (a fresh capture, outside the conversation)."""
+        handler = self.read_text_handler
+        if handler is None:
             self.notify(messages.error_text(ErrorKind.UNAVAILABLE), Priority.NOW)
             return
-        self.read_text_handler()
+        self._capture(self._screen_target(), None, messages.READING_TEXT,
+                      lambda shot: handler(shot.to_image_input(new_image_id())), for_model=False)
 
     def stop(self) -> None:
         """Stop speech and generation together."""
         busy = self._active is not None or self.state is State.CAPTURING or self.speaker.speaking
         self.keys.end()
-        self._interrupt()
+        self._interrupt(stopped=True)
         self.earcons.play("stopped" if busy else "error")
         self.notify(messages.tr(messages.STOPPED if busy else messages.NOTHING_TO_STOP), Priority.NOW)
 
     def new_conversation(self) -> None:
+        """Forget every image and answer so far (the transcript starts empty)."""
         self._interrupt()
+        self._settle()
         self.engine.send(ForgetConversation(self.conversation.id))
         self.conversation = Conversation()
         self.conversation_changed.emit()
@@ -330,9 +371,10 @@ class AssistantController(QObject):
         self.keys.end()
         self._interrupt()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, stopped: bool = False) -> None:
         """Cancel the capture and answer in flight and silence speech (a new request or a stop)."""
         self._token += 1
+        self.interrupted.emit(stopped)
         if self._active is not None:
             self.engine.cancel(self._active.request_id)
             self._finish_answer(self._answer, cancelled=True)
@@ -356,6 +398,9 @@ class AssistantController(QObject):
             if self._active is not None and event.request_id == self._active.request_id:
                 self.last_stats = event.stats
                 self._on_finished(event)
+        elif isinstance(event, ImagesNeeded):
+            if self._active is not None and event.request_id == self._active.request_id:
+                self._send_images(event.image_ids)
         elif isinstance(event, Failed):
             self._on_failed(event)
         elif isinstance(event, Progress):
@@ -408,17 +453,50 @@ class AssistantController(QObject):
         self._set_state(State.IDLE)
         if request is not None and text.strip():
             self.conversation.record_exchange(request, text.strip(), cancelled, self._shown_as)
+            self._settle()
             self.conversation_changed.emit()
         self.answer_finished.emit(text)
+
+    def _send_images(self, image_ids: tuple[str, ...]) -> None:
+        """The engine lacks these images (it restarted, or evicted them): the same request again,
+        with their bytes. Asked twice for the same image, or for one we do not have, it fails."""
+        request = self._active
+        assert request is not None
+        already = {image.image_id for image in request.images}
+        if already & set(image_ids) or not set(image_ids) <= set(self.conversation.images):
+            self._on_failed(Failed(request.request_id, ErrorKind.BAD_REQUEST, f"images still missing: {image_ids}"))
+            return
+        request = replace(request, images=self.conversation.model_images(image_ids, self.model_image_size))
+        if not self.engine.send(request):
+            self._on_failed(Failed(request.request_id, ErrorKind.INTERNAL, "engine pipe closed"))
+            return
+        self.conversation.mark_sent(request)
+        self._active = request
 
     def _on_failed(self, event: Failed) -> None:
         log.warning("engine failure %s: %s", event.kind, event.detail)
         if event.request_id is not None and (self._active is None or event.request_id != self._active.request_id):
             return  # a request we already gave up on
         if event.request_id is not None:
-            self._active = None
+            request, self._active = self._active, None
             self._set_state(State.IDLE)
+            if event.kind is not ErrorKind.NO_MODEL_LOADED:
+                self._drop_failed_images(request)
         self.fail(messages.error_text(event.kind))
+
+    def _drop_failed_images(self, request: Describe) -> None:
+        """A request that brought new images failed (a photo too large for memory, a corrupt one):
+        drop those images, so the next question does not fail the same way, and go back to the
+        conversation before them if they were all it had."""
+        if not request.new_image_ids:
+            return
+        failed = self.conversation
+        failed.drop_images(request.new_image_ids)
+        if not failed.images and not failed.entries:
+            self.engine.send(ForgetConversation(failed.id))
+            self.conversation = self._previous or failed
+            self._previous = None
+        self.conversation_changed.emit()
 
     def _on_progress(self, event: Progress) -> None:
         if event.stage != "loading":

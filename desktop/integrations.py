@@ -1,9 +1,11 @@
 """Wires the optional features into the controller: screen text (OCR) and voice questions.
 
-* Screen text (``desktop.screen_text``): "read the text" sends ``ReadText`` for the last image and
-  speaks the lines in reading order. With OCR on (Settings, Capture), each new image is also read
-  right *after* its first description is requested (so the first answer is not delayed), and
-  follow-up questions are grounded in that text (``Describe.context``).
+* Screen text (``desktop.screen_text``): "read the text" sends ``ReadText`` for a fresh capture of
+  the screen and speaks the lines in reading order. With OCR on (Settings, Capture), each new image
+  is also read in the background right *after* its first description is requested (the engine runs
+  OCR off the describing path, so no answer waits for it), and follow-up questions are grounded in
+  that text (``Describe.context``). Stop cancels any OCR in flight, a newer image the background
+  one, and a new request an unfinished "read the text".
 * Voice questions (``desktop.voice_input``): hold the voice hotkey, speak, release; the recording
   is transcribed by the engine (``Transcribe``) and asked as a typed question would be.
 
@@ -18,7 +20,7 @@ from PySide6.QtCore import QObject
 
 from desktop import messages
 from desktop.speech import Priority
-from engine.protocol import Describe, ErrorKind, Failed, ReadText, TextRead, Transcribe, Transcribed
+from engine.protocol import Describe, ErrorKind, Failed, ImageInput, ReadText, TextRead, Transcribe, Transcribed
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class ScreenTextFeature(QObject):
         c.read_text_handler = self.read_text
         c.context_provider = self.context_for
         c.request_sent.connect(self._after_describe)
+        c.interrupted.connect(self._on_interrupted)
         lumen.engine.event.connect(self._on_event)
 
     def _sync(self) -> None:
@@ -43,38 +46,39 @@ class ScreenTextFeature(QObject):
         self.text.grounding = self.lumen.controller.settings.ocr
         if conversation.id != self._conversation_id:  # a new conversation: old texts are gone
             self._conversation_id = conversation.id
-            self.text.forget()
+            self._cancel(self.text.forget())
+
+    def _cancel(self, request_ids: list[int]) -> None:
+        for request_id in request_ids:
+            self.lumen.engine.cancel(request_id)
 
     def context_for(self, image_ids: tuple[str, ...]) -> str:
         self._sync()
         return self.text.context_for(image_ids)
 
-    def read_text(self) -> None:
-        self._sync()
-        c = self.lumen.controller
-        image_id = c.conversation.last_image_id
-        if image_id is None:
-            c.notify(messages.tr(messages.NO_IMAGE_YET), Priority.NOW)
-            return
-        c.earcons.play("ack")
-        c.notify(messages.tr(messages.READING_TEXT), Priority.NOW)
-        lines = self.text.lines_for(image_id)
-        if lines is not None:  # already read for grounding: no need to ask the engine again
-            self._speak(lines)
-            return
-        self._send(image_id, self._st.Purpose.READ)
+    def read_text(self, image: ImageInput) -> None:
+        """The controller's "read the text", with a capture of the screen taken just now."""
+        self._send(image, self._st.Purpose.READ)
 
-    def _send(self, image_id: str, purpose: object) -> None:
+    def _send(self, image: ImageInput, purpose: object) -> None:
         engine = self.lumen.engine
         request_id = engine.new_request_id()
-        self.text.requested(request_id, image_id, purpose)
-        engine.send(ReadText(request_id, self.lumen.controller.conversation.images[image_id]))
+        self.text.requested(request_id, image.image_id, purpose)
+        engine.send(ReadText(request_id, image, background=purpose == self._st.Purpose.GROUND))
+
+    def _on_interrupted(self, stopped: bool) -> None:
+        """Stop ends every OCR in flight; any new request ends a "read the text" (its speech is cut)."""
+        purposes = None if stopped else (self._st.Purpose.READ,)
+        self._cancel(self.text.cancel_pending(purposes))
 
     def _after_describe(self, request: Describe) -> None:
         self._sync()
-        for image_id in request.new_image_ids:
+        if request.new_image_ids:  # a newer image: the background OCR of older ones is not wanted
+            self._cancel(self.text.cancel_pending((self._st.Purpose.GROUND,)))
+        images = self.lumen.controller.conversation.images
+        for image_id in images:  # new images, and any whose OCR a Stop cancelled
             if self.text.needs_ocr(image_id):
-                self._send(image_id, self._st.Purpose.GROUND)
+                self._send(images[image_id], self._st.Purpose.GROUND)
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, TextRead):

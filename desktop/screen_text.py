@@ -100,9 +100,10 @@ class ScreenText:
         self._pending[request_id] = (image_id, Purpose(purpose))
 
     def on_text_read(self, event: TextRead) -> TextResult | None:
-        """Store a ``TextRead``; None when it answers no request of ours (e.g. after ``forget``)."""
+        """Store a ``TextRead``; None when it answers no request of ours (e.g. after ``forget``) or
+        was cancelled."""
         found = self._pending.pop(event.request_id, None)
-        if found is None:
+        if found is None or event.cancelled:
             return None
         image_id, purpose = found
         self._lines[image_id] = tuple(event.lines)
@@ -117,10 +118,17 @@ class ScreenText:
     def lines_for(self, image_id: str) -> tuple[TextLine, ...] | None:
         return self._lines.get(image_id)
 
-    def forget(self) -> None:
-        """A new conversation: drop every stored text and pending request."""
+    def cancel_pending(self, purposes: Sequence[Purpose] | None = None) -> list[int]:
+        """Give up the pending requests (of ``purposes``; None: all); returns their ids to cancel."""
+        ids = [rid for rid, (_, purpose) in self._pending.items() if purposes is None or purpose in purposes]
+        for rid in ids:
+            del self._pending[rid]
+        return ids
+
+    def forget(self) -> list[int]:
+        """A new conversation: drop every stored text; returns the pending requests' ids to cancel."""
         self._lines.clear()
-        self._pending.clear()
+        return self.cancel_pending()
 
     # ------------------------------------------------------------ grounding
     def context_for(self, image_ids: Sequence[str]) -> str:

@@ -121,7 +121,9 @@ def test_paste_image_and_paste_file_path(lumen, qtbot, tmp_path) -> None:  # noq
     QApplication.clipboard().setText(str(photo))
     with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
         lumen.window.paste_photo()
-    assert lumen.controller.conversation.entries[2].image_labels == ("receipt.jpg",)
+    conversation = lumen.controller.conversation  # a new photo: a new conversation, the first one in its transcript
+    assert conversation.entries[0].image_labels == ("receipt.jpg",) and len(conversation.entries) == 2
+    assert "Image: pasted image" in conversation.to_text()
 
     QApplication.clipboard().setText("just some words")
     lumen.window.paste_photo()

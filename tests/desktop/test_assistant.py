@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from desktop import messages
 from desktop.speech import Priority
 from engine.protocol import Describe, ErrorKind, Finished
@@ -91,6 +94,9 @@ def test_engine_death_mid_answer_restarts_and_keeps_the_conversation(qtbot) -> N
         finished(rig, qtbot, lambda: rig.controller.ask("What else?"))
         assert rig.controller.conversation.last_answer == engine.answer
         assert rig.controller.last_stats.images_encoded == 1  # the new engine had to re-encode
+        asked, resent = [r for r in engine.requests if isinstance(r, Describe)][-2:]
+        assert asked.images == () and [i.image_id for i in resent.images] == [before[0].turn.image_ids[0]]
+        assert resent.request_id == asked.request_id  # the same request again, after ImagesNeeded
     finally:
         rig.client.shutdown()
 
@@ -113,11 +119,57 @@ def test_engine_failure_is_spoken_and_the_app_stays_usable(qtbot) -> None:  # no
         rig.controller.handle_action("describe_screen")
         text = messages.error_text(ErrorKind.OUT_OF_MEMORY)
         qtbot.waitUntil(lambda: text in rig.speaker.texts, timeout=5000)
-        assert rig.controller.state.value == "idle" and rig.controller.conversation.has_images
+        assert rig.controller.state.value == "idle"
         engine.fail_with = None
-        finished(rig, qtbot, lambda: rig.controller.ask("Try again"))
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
     finally:
         rig.client.shutdown()
+
+
+def test_a_failed_photo_is_dropped_and_the_next_question_is_about_the_one_that_worked(qtbot) -> None:  # noqa: ANN001
+    from desktop.image_input import Photo, new_image_id
+    from engine.protocol import ImageInput
+
+    engine = ScriptedEngine()
+    rig = make_rig(engine)
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        worked = rig.controller.conversation
+        engine.fail_with = ErrorKind.OUT_OF_MEMORY  # e.g. a photo too large for the memory left
+        photo = Photo(ImageInput(new_image_id(), b"a huge photo"), "huge.jpg", (9000, 7000))
+        rig.controller.add_photo(photo)
+        qtbot.waitUntil(lambda: messages.error_text(ErrorKind.OUT_OF_MEMORY) in rig.speaker.texts, timeout=5000)
+        assert rig.controller.conversation is worked and photo.image.image_id not in worked.images
+        engine.fail_with = None
+        finished(rig, qtbot, lambda: rig.controller.ask("What colour is the button?"))
+        follow = [r for r in engine.requests if isinstance(r, Describe)][-1]
+        assert follow.new_image_ids == () and follow.images == ()  # nothing of the failed photo
+        assert follow.conversation_id == worked.id and len(worked.entries) == 4
+    finally:
+        rig.client.shutdown()
+
+
+def test_each_capture_starts_a_new_conversation_and_follow_ups_stay_in_it(rig, qtbot) -> None:  # noqa: ANN001
+    from engine.protocol import ForgetConversation
+
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+    first = rig.controller.conversation
+    finished(rig, qtbot, lambda: rig.controller.ask("What does the button say?"))
+    finished(rig, qtbot, lambda: rig.controller.handle_action("describe_window"))
+    second = rig.controller.conversation
+    assert second.id != first.id and len(second.images) == 1 and len(second.entries) == 2
+    request = [r for r in rig.engine.requests if isinstance(r, Describe)][-1]
+    assert request.history == () and request.conversation_id == second.id  # one image per chat
+    assert not second.images.keys() & first.images.keys()
+    text = second.to_text()  # the earlier conversation stays in the transcript
+    assert text.count("Image: ") == 2 and "You: What does the button say?" in text and "New conversation" in text
+    qtbot.waitUntil(lambda: ForgetConversation(first.id) in rig.engine.requests, timeout=3000)  # its cache freed
+    finished(rig, qtbot, lambda: rig.controller.ask("And now?"))
+    assert rig.controller.conversation is second and len(second.entries) == 4
+    gone = weakref.ref(first)  # nothing holds the earlier conversation's images any more
+    del first
+    gc.collect()
+    assert gone() is None
 
 
 def test_screen_reader_output_announces_instead_of_speaking(qtbot) -> None:  # noqa: ANN001

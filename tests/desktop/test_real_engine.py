@@ -65,7 +65,23 @@ def test_capture_crosses_the_pipe_at_the_model_size_and_stays_full_size_here(rea
     kept = real.controller.conversation.images[image.image_id]
     assert kept.size == (320, 200)  # the full capture stays for OCR and the transcript
     answer_of(real, qtbot, lambda: real.controller.ask("And the colours?"))
-    assert sent[1].images == sent[0].images and real.controller.last_stats.images_from_cache == 1
+    assert sent[1].images == () and real.controller.last_stats.images_from_cache == 1  # sent once
+
+
+def test_follow_ups_of_a_long_conversation_send_no_image_again(real, qtbot) -> None:  # noqa: ANN001
+    """The pipe traffic of a follow-up stays bounded (it used to carry every image of the
+    conversation again, and the app's memory grew with each one)."""
+    import pickle
+
+    sent: list = []
+    real.controller.request_sent.connect(sent.append)
+    answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
+    for n in range(4):
+        answer_of(real, qtbot, lambda: real.controller.ask(f"Question {n}?"))
+        assert real.controller.last_stats.images_from_cache == 1
+    assert [len(r.images) for r in sent] == [1, 0, 0, 0, 0]
+    history_bytes = len(pickle.dumps(sent[-1].history))
+    assert len(pickle.dumps(sent[-1])) < history_bytes + 2000 < len(pickle.dumps(sent[0].images))
 
 
 def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: ANN001
@@ -156,3 +172,74 @@ def test_dropped_photo_with_the_real_engine(real, qtbot, tmp_path) -> None:  # n
     assert blocker.args[0].strip()
     assert real.controller.last_stats.images_encoded == 1
     assert real.speaker.texts[0] == messages.DESCRIBING_PHOTO
+
+
+@pytest.fixture
+def slow_ocr_app(qtbot, tmp_path, tiny_model_dir):  # noqa: ANN001
+    """The app as built by desktop.app.build (screen text wired in), the real worker in a thread with
+    the tiny model, and an OCR backend that takes a minute per image (a busy CPU)."""
+    import dataclasses
+    import functools
+
+    from desktop import app
+    from desktop.engine_client import thread_launcher
+    from engine.worker import serve
+    from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, SlowOcr
+
+    launcher = thread_launcher(functools.partial(serve, ocr_backend=functools.partial(SlowOcr, 60.0)))
+    lumen = app.build(tmp_path / "settings.json", launcher=launcher, speaker=RecordingSpeaker(),
+                      earcons=RecordingEarcons())
+    lumen.controller.grabber = FakeCapture()
+    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice", model_dir=str(tiny_model_dir),
+                                                    device="cpu", max_new_tokens=16, ocr=True)
+    lumen.sent, lumen.events = [], []
+    send = lumen.engine.send
+    lumen.engine.send = lambda request: (lumen.sent.append(request), send(request))[1]
+    lumen.engine.event.connect(lumen.events.append)
+    qtbot.addWidget(lumen.window)
+    with qtbot.waitSignal(lumen.engine.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+        app.start(lumen, hotkeys=False, first_run_setup=False)
+    yield lumen
+    lumen.engine.shutdown()
+
+
+def test_background_ocr_never_delays_an_answer_and_stop_or_a_newer_image_cancels_it(slow_ocr_app, qtbot) -> None:  # noqa: ANN001
+    import dataclasses
+    import time
+
+    from engine.protocol import Cancel, ReadText, TextRead
+
+    lumen = slow_ocr_app
+
+    def reads() -> list[ReadText]:
+        return [r for r in lumen.sent if isinstance(r, ReadText)]
+
+    def cancelled(read: ReadText) -> bool:
+        return TextRead(read.request_id, (), cancelled=True) in lumen.events
+
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=60000):
+        lumen.controller.handle_action("describe_screen")
+    qtbot.waitUntil(lambda: len(reads()) == 1, timeout=5000)
+    first = reads()[0]
+    assert first.background  # grounding for follow-ups, requested after the answer
+    qtbot.wait(1500)  # the minute-long OCR is running now
+    start = time.monotonic()
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=30000):  # behind the OCR it would take 60 s
+        lumen.controller.handle_action("describe_screen")
+    assert time.monotonic() - start < 30 and lumen.controller.last_stats.images_encoded == 1
+    assert Cancel(first.request_id) in lumen.sent  # the newer image cancelled it ...
+    qtbot.waitUntil(lambda: cancelled(first), timeout=10000)  # ... and the engine ended it
+
+    qtbot.waitUntil(lambda: len(reads()) == 2, timeout=5000)
+    second = reads()[1]
+    qtbot.wait(1000)
+    lumen.controller.handle_action("stop")
+    qtbot.waitUntil(lambda: cancelled(second), timeout=10000)  # Stop ends the OCR too
+
+    lumen.controller.settings = dataclasses.replace(lumen.controller.settings, ocr=False)
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=60000):
+        lumen.controller.handle_action("describe_screen")
+    with qtbot.waitSignal(lumen.controller.answer_finished, timeout=60000):
+        lumen.controller.ask("And the title?")
+    qtbot.wait(500)
+    assert len(reads()) == 2  # grounding off: never run
