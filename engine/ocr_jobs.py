@@ -125,10 +125,15 @@ class OcrJobs:
                     return
                 job = self._running = self._jobs.pop(0)
                 self._ending = None
-                conn = self._conn if self._process is not None and self._process.is_alive() else self._start()
+                try:
+                    conn = self._conn if self._process is not None and self._process.is_alive() else self._start()
+                except Exception as exc:  # noqa: BLE001 - e.g. no process can be started: a typed failure
+                    log.exception("the OCR process could not be started")
+                    conn, event = None, Failed(job.request_id, ErrorKind.INTERNAL, f"OCR process: {exc!r}")
             try:
-                conn.send(job)
-                event = conn.recv()
+                if conn is not None:
+                    conn.send(job)
+                    event = conn.recv()
             except (EOFError, OSError):
                 with self._cond:
                     ending = self._ending

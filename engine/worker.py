@@ -232,6 +232,10 @@ class WorkerHandle:
 
 def _process_main(conn: Connection, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="engine %(levelname)s %(name)s: %(message)s")
+    # The app starts this process daemonic (so it ends with the app), and multiprocessing refuses
+    # children to a daemonic process: let it start the OCR process (engine.ocr_jobs; a daemon of
+    # its own, ended when this one exits).
+    multiprocessing.current_process().daemon = False
     serve(conn)
 
 

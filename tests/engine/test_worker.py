@@ -254,3 +254,23 @@ def test_the_users_own_read_goes_before_background_ocr(tiny_model_dir):
         assert order == [3, 1, 2] and all(e.lines[0].text == "Slow text" for e in events)
     finally:
         handle.stop()
+
+
+def test_the_engine_process_runs_ocr_in_a_process_of_its_own():
+    """The engine process is daemonic (the app ends it on exit), and a daemonic multiprocessing
+    process may not start children unless it says so: OCR must still work there."""
+    from engine.protocol import ReadText, TextRead
+    from tests import ocr_screens
+
+    handle = spawn_worker()
+    try:
+        out = io.BytesIO()
+        ocr_screens.save_dialog().image.save(out, format="PNG")
+        handle.conn.send(ReadText(1, ImageInput("dialog", out.getvalue())))
+        event = collect_until(handle, lambda e: getattr(e, "request_id", None) == 1, timeout=120)[-1]
+        assert isinstance(event, TextRead) or event.kind is ErrorKind.UNAVAILABLE, event
+        if isinstance(event, TextRead):
+            assert "Save changes to document.txt?" in event.text
+    finally:
+        handle.stop()
+    assert not handle.process.is_alive()
