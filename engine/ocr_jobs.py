@@ -4,8 +4,8 @@ OCR takes 5-25 s on a busy CPU. On the engine's serving thread it would make the
 behind it and Stop could not end it, so ``OcrJobs`` runs it elsewhere:
 
 * one job at a time, in a child process started on the first job and reused (the OCR backend is
-  created once there); on POSIX it runs at the lowest CPU priority, so an answer the user is
-  waiting for gets the CPU first;
+  created once there); it runs at the lowest CPU priority (nice 19; Windows: idle class), so an
+  answer the user is waiting for gets the CPU first;
 * the user's own requests ("read the text") go before ``background`` ones (grounding): queued
   ahead of them, and a running background job is pre-empted (its process ended, the job queued
   again to start over after the user's);
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -30,14 +31,24 @@ log = logging.getLogger(__name__)
 BackendFactory = Callable[[], object]  # -> an engine.ocr.OcrBackend; None = the first usable one
 
 
+def _lowest_priority() -> None:
+    if hasattr(os, "nice"):
+        os.nice(19)
+    elif sys.platform == "win32":  # not tested here: no Windows machine
+        import ctypes
+
+        idle_priority_class = 0x40
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), idle_priority_class)
+
+
 def _ocr_process_main(conn: Connection, backend: BackendFactory | None) -> None:
     """The child: answer each ``ReadText`` with a ``TextRead`` or a typed ``Failed``."""
     import time
 
     from engine.worker import failure_for
 
-    if hasattr(os, "nice"):
-        os.nice(19)  # answers first: the OCR takes what CPU they leave
+    _lowest_priority()  # answers first: the OCR takes what CPU they leave
     reader = None
     while True:
         try:

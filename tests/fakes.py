@@ -126,6 +126,17 @@ class SlowOcr:
         return [TextLine("Slow text", (0, 0, 90, 12), 0.9)]
 
 
+class PriorityOcr:
+    """An ``engine.ocr`` backend that reads the CPU priority (niceness) of the process it runs in."""
+
+    name = "priority"
+
+    def read(self, image) -> list[TextLine]:  # noqa: ANN001
+        import os
+
+        return [TextLine(f"nice {os.nice(0)}", (0, 0, 90, 12), 1.0)]
+
+
 class RecordingSpeaker(Speaker):
     """Records utterances and stops; 'speaks' each utterance instantly (started fires at once)."""
 

@@ -274,3 +274,20 @@ def test_the_engine_process_runs_ocr_in_a_process_of_its_own():
     finally:
         handle.stop()
     assert not handle.process.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "nice"), reason="POSIX niceness")
+def test_ocr_runs_at_the_lowest_cpu_priority():
+    """So that an answer the user waits for gets the CPU first, OCR running beside it or not."""
+    import os
+
+    from engine.protocol import ReadText, TextRead
+    from tests.fakes import PriorityOcr
+
+    handle = start_thread_worker(ocr_backend=PriorityOcr)
+    try:
+        handle.conn.send(ReadText(1, ImageInput("a", png())))
+        event = collect_until(handle, lambda e: isinstance(e, (TextRead, Failed)), timeout=60)[-1]
+        assert isinstance(event, TextRead) and event.text == "nice 19" and os.nice(0) < 19
+    finally:
+        handle.stop()
