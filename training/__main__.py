@@ -1,7 +1,7 @@
 """``python -m training stage1|stage2|stage2-paper|prepare|cache|curate|demo ... --field=value``.
 
-Multi-GPU: ``accelerate launch --config_file training/configs/ddp_4xa100.yaml -m training stage1 ...``
-(see training/configs/README.md for DDP, FSDP and DeepSpeed launch lines).
+Multi-GPU / multi-node: ``accelerate launch --multi_gpu --num_processes N ... -m training stage1 ...``
+(plain DDP; the exact launch lines are in training/README.md).
 """
 
 from __future__ import annotations
@@ -91,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handlers = {"stage1": _train, "stage2": _train, "stage2-paper": _train, "prepare": _prepare,
                 "cache": _cache, "curate": _curate, "demo": _demo}
+    from engine.checkpoints import CheckpointError
+
     try:
         return handlers[args.command](args)
-    except (config_mod.ConfigError, ImportError, FileNotFoundError) as exc:
+    except (config_mod.ConfigError, CheckpointError, ImportError, FileNotFoundError, ValueError) as exc:
         logging.getLogger("training").error("%s", exc)
         return 2
 

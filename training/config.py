@@ -160,9 +160,12 @@ def _problems(cfg: TrainConfig, need_data: bool) -> list[str]:
 
 
 def _data_problems(cfg: TrainConfig) -> list[str]:
-    if cfg.feature_cache:
-        ok = Path(cfg.feature_cache).is_file()
-        return [] if ok else [f"feature_cache {cfg.feature_cache!r} not found"]
+    if cfg.feature_cache:  # one cache, or "laion,ccsbu" mixed by sample_ratios
+        paths = cfg.feature_cache.split(",")
+        p = [f"feature_cache {path!r} not found" for path in paths if not Path(path).exists()]
+        if len(paths) > 1 and len(paths) != len(cfg.sample_ratios):
+            p.append(f"{len(paths)} feature caches need {len(paths)} sample_ratios, got {cfg.sample_ratios}")
+        return p
     if cfg.stage == "stage1":
         p = [] if cfg.laion_shards or cfg.ccsbu_shards else ["stage 1 needs laion_shards and/or ccsbu_shards"]
         if cfg.laion_shards and cfg.ccsbu_shards and (len(cfg.sample_ratios) != 2 or min(cfg.sample_ratios) <= 0):

@@ -212,16 +212,19 @@ class EpochBatchSampler(torch.utils.data.Sampler):
 # -- mixing sources -----------------------------------------------------------------------------
 class MixedBatches:
     """Each step takes a whole batch from one source, chosen with probability ~ ratio (official
-    ``MultiIterLoader``). The choice RNG is seeded by (seed, step) so a resumed run chooses the same."""
+    ``MultiIterLoader``). As there, every rank draws its own choice (the official RNG is seeded
+    with seed + rank), so one step mixes sources across GPUs; the choice RNG is seeded by
+    (seed, rank, step) so a resumed run chooses the same."""
 
-    def __init__(self, sources: Sequence[Iterator[Batch]], ratios: Sequence[float], seed: int, start_step: int = 0):
-        self.sources, self.ratios, self.seed, self.step = list(sources), list(ratios), seed, start_step
+    def __init__(self, sources: Sequence[Iterator[Batch]], ratios: Sequence[float], seed: int, start_step: int = 0,
+                 rank: int = 0):
+        self.sources, self.ratios, self.seed, self.step, self.rank = list(sources), list(ratios), seed, start_step, rank
 
     def __iter__(self) -> MixedBatches:
         return self
 
     def __next__(self) -> Batch:
-        rng = sample_rng(self.seed, -1, self.step)
+        rng = _choice_rng(self.seed, self.rank, self.step)
         self.step += 1
         return next(rng.choices(self.sources, weights=self.ratios, k=1)[0])
 
@@ -233,11 +236,15 @@ def _loader(dataset, batch_size: int, seed: int, rank: int, world: int, start_ba
                                             num_workers=workers, persistent_workers=workers > 0))
 
 
-def _consumed_per_source(ratios: Sequence[float], seed: int, steps: int) -> list[int]:
-    """How many batches each source gave in the first ``steps`` mixed steps (for exact resume)."""
+def _choice_rng(seed: int, rank: int, step: int) -> random.Random:
+    return sample_rng(seed, -1, rank, step)
+
+
+def _consumed_per_source(ratios: Sequence[float], seed: int, steps: int, rank: int) -> list[int]:
+    """How many batches each source gave this rank in its first ``steps`` mixed steps (for exact resume)."""
     counts = [0] * len(ratios)
     for step in range(steps):
-        rng = sample_rng(seed, -1, step)
+        rng = _choice_rng(seed, rank, step)
         counts[rng.choices(range(len(ratios)), weights=ratios, k=1)[0]] += 1
     return counts
 
@@ -261,10 +268,10 @@ def build_batches(cfg, image_size: int, mean, std, rank: int, world: int, start_
     if datasets is not None:
         if len(datasets) == 1:
             return _loader(datasets[0], cfg.batch_size, cfg.seed, rank, world, start, cfg.num_workers)
-        used = _consumed_per_source(cfg.sample_ratios, cfg.seed, start)
+        used = _consumed_per_source(cfg.sample_ratios, cfg.seed, start, rank)
         loaders = [_loader(d, cfg.batch_size, cfg.seed, rank, world, u, cfg.num_workers)
                    for d, u in zip(datasets, used)]
-        return MixedBatches(loaders, cfg.sample_ratios, cfg.seed, start)
+        return MixedBatches(loaders, cfg.sample_ratios, cfg.seed, start, rank)
     from training.shards import ShardBatches
 
     return ShardBatches(cfg, transform, rank, world, start_step, data_state)

@@ -6,8 +6,9 @@ projection trains, frozen parts stay in eval mode, seed + rank per process, a ch
 of every epoch. Additions: bf16 (or the official fp16 + GradScaler), gradient accumulation,
 optional cached Q-Former features, exact resume, TensorBoard, samples/s per device and MFU.
 
-Launch on one device with ``python -m training stage2 ...`` and on several with
-``accelerate launch --config_file training/configs/<file>.yaml -m training stage1 ...``.
+Launch on one device with ``python -m training stage2 ...`` and on several with plain DDP:
+``accelerate launch --multi_gpu --num_processes N [--num_machines M ...] -m training stage1 ...``
+(training/README.md; the launch guards are ``training.launch``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ RESUME_OVERRIDABLE = ("resume", "max_steps", "output_dir", "progress", "log_ever
 
 
 class TrainingModule(nn.Module):
-    """MiniGPT4 + objective behind one ``forward`` so DDP/FSDP see every trained computation."""
+    """MiniGPT4 + objective behind one ``forward`` so DDP sees every trained computation."""
 
     def __init__(self, model: nn.Module, objective: Objective):
         super().__init__()
@@ -116,12 +117,18 @@ def train(cfg: TrainConfig) -> RunResult:
     cfg = resolve_resume(cfg).validate()
     require("accelerate")
     from accelerate import Accelerator
-    from accelerate.utils import DistributedType
+
+    from training import launch
 
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
                               gradient_accumulation_steps=cfg.grad_accum, project_dir=cfg.output_dir,
                               log_with="tensorboard" if cfg.tensorboard else None)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    launch.exit_with_launcher()
+    launch.check_world(world)
+    if cfg.resume:
+        launch.check_resume_world(ckpt.load_state(cfg.resume).world_size, world, cfg.batch_size, cfg.grad_accum)
+    lock = launch.claim_output_dir(accelerator, cfg.output_dir)
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
@@ -135,19 +142,14 @@ def train(cfg: TrainConfig) -> RunResult:
     optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.init_lr,
                                   betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
     module, optimizer = accelerator.prepare(module, optimizer)
-    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     if cfg.resume:
-        if sharded:
-            accelerator.load_state(str(Path(cfg.resume) / "accelerate_state"))
-        else:
-            opt_state, scaler_state = ckpt.load_optimizer(cfg.resume)
-            optimizer.load_state_dict(opt_state)
-            if scaler_state is not None and accelerator.scaler is not None:
-                accelerator.scaler.load_state_dict(scaler_state)
+        opt_state, scaler_state = ckpt.load_optimizer(cfg.resume)
+        optimizer.load_state_dict(opt_state)
+        if scaler_state is not None and accelerator.scaler is not None:
+            accelerator.scaler.load_state_dict(scaler_state)
         ckpt.load_rng(Path(cfg.resume), rank)
 
     if main:
-        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         cfg.save(Path(cfg.output_dir) / "config.json")
         log.info("training %s on %d process(es); trainable: %d tensors in %s", cfg.stage, world, len(names),
                  ", ".join(sorted({n.split(".")[0] for n in names})))
@@ -207,7 +209,7 @@ def train(cfg: TrainConfig) -> RunResult:
         at_epoch_end = step % cfg.iters_per_epoch == 0
         if (cfg.save_every and step % cfg.save_every == 0) or at_epoch_end or step == cfg.total_steps:
             stream = batches.state() if hasattr(batches, "state") else None  # stage-1 shard positions
-            saved = _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded, stream)
+            saved = _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, stream)
     progress.close()
 
     exported = None
@@ -219,6 +221,8 @@ def train(cfg: TrainConfig) -> RunResult:
     log.info("rank %d/%d distributed=%s first-batch %s final weights sha256 %s", rank, world,
              accelerator.distributed_type, first_batch_digest, digest)
     accelerator.wait_for_everyone()
+    if lock is not None:
+        lock.release()
     accelerator.end_training()
     _release_accelerator_state()
     return RunResult(step, last_loss, rate, saved, exported, skipped, digest)
@@ -256,22 +260,16 @@ def _positions(batch: Batch, objective: Objective, image_tokens: int, instructio
     return 1 + image_tokens + prompt + min(width, objective.max_txt_len)
 
 
-def _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, sharded, data_state) -> Path:
+def _save(accelerator, module, optimizer, cfg, step, lr, skipped, last_loss, data_state) -> Path:
     path = ckpt.checkpoint_dir(cfg.output_dir, step)
     accelerator.wait_for_everyone()
-    full = accelerator.get_state_dict(module) if sharded else None
-    inner = accelerator.unwrap_model(module)
-    trainable = trainable_state(inner.model)
-    if full is not None:  # gathered from the shards
-        trainable = {k: full[f"model.{k}"].detach().cpu() for k in trainable}
+    trainable = trainable_state(accelerator.unwrap_model(module).model)
     scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
     state = ckpt.TrainerState(step=step, lr=lr, skipped_samples=skipped, world_size=accelerator.num_processes,
                               last_loss=last_loss)
-    ckpt.save(path, trainable=trainable, optimizer_state=None if sharded else optimizer.state_dict(), config=cfg,
+    ckpt.save(path, trainable=trainable, optimizer_state=optimizer.state_dict(), config=cfg,
               state=state, rank=accelerator.process_index, scaler_state=scaler, is_main=accelerator.is_main_process)
     accelerator.wait_for_everyone()
-    if sharded:
-        accelerator.save_state(str(path / "accelerate_state"))
     ckpt.save_rng(path, accelerator.process_index)
     ckpt.save_data_state(path, accelerator.process_index, data_state)
     accelerator.wait_for_everyone()

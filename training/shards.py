@@ -300,7 +300,8 @@ class ShardBatches:
             spec = StreamSpec(tuple(expand_urls(pattern)), transform, cfg.batch_size, cfg.shuffle_buffer,
                               cfg.seed, generation, k, rank)
             self.sources.append(_Tracked(ShardSource(spec, layout, consumed, batches % layout), workers, batches))
-        self.mixed = MixedBatches(self.sources, [r for _, r in patterns], cfg.seed, start_step * cfg.grad_accum)
+        self.mixed = MixedBatches(self.sources, [r for _, r in patterns], cfg.seed, start_step * cfg.grad_accum,
+                                  rank)
 
     def __iter__(self) -> ShardBatches:
         return self

@@ -84,6 +84,17 @@ def test_whole_batch_mixing_follows_115_to_14() -> None:
     assert [next(again) for _ in range(100)] == draws[500:600]  # a resumed run chooses the same
 
 
+def test_each_rank_draws_its_own_source_as_the_official_loader() -> None:
+    """Official ``MultiIterLoader`` uses the per-GPU RNG (seed + rank): ranks differ within one step."""
+    def source(tag: str):
+        while True:
+            yield tag
+
+    ranks = [MixedBatches([source("laion"), source("ccsbu")], (1, 1), seed=0, rank=r) for r in (0, 1)]
+    draws = [(next(ranks[0]), next(ranks[1])) for _ in range(200)]
+    assert any(a != b for a, b in draws) and any(a == b for a, b in draws)
+
+
 def test_random_resized_crop_box_follows_torchvision_rules() -> None:
     rng = random.Random(0)
     for _ in range(500):

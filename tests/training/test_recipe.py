@@ -208,3 +208,19 @@ def test_stage2_starts_from_a_stage1_checkpoint(tiny_model_dir, aligned, tmp_pat
         bad = {"language_projection.weight": torch.zeros(3, 3)}
         save_file(bad, str(tmp_path / "stage1" / "trainable.safetensors"))
         build_model(_cfg(tiny_model_dir, aligned, tmp_path, init_from=str(tmp_path / "stage1")))
+
+
+def test_the_documented_two_cache_stage1_command_runs(tiny_model_dir, aligned, tmp_path) -> None:
+    """training/README.md: ``stage1 --feature_cache=laion_feats,ccsbu_feats`` (mixed by sample_ratios)."""
+    from training.__main__ import main
+
+    for name in ("laion", "ccsbu"):
+        assert main(["cache", "stage2", str(tmp_path / f"{name}.safetensors"), f"--model_dir={tiny_model_dir}",
+                     f"--aligned_dir={aligned}", "--train_crop=current"]) == 0
+    caches = f"{tmp_path / 'laion.safetensors'},{tmp_path / 'ccsbu.safetensors'}"
+    common = [f"--model_dir={tiny_model_dir}", "--cpu=true", "--batch_size=4", "--max_steps=2", "--warmup_steps=1",
+              "--num_workers=0", "--mixed_precision=no", "--tensorboard=false", "--progress=false"]
+    assert main(["stage1", f"--feature_cache={caches}", f"--output_dir={tmp_path / 'run'}", *common]) == 0
+    assert (tmp_path / "run" / "checkpoint-000002" / "trainable.safetensors").is_file()
+    missing = f"{tmp_path / 'laion.safetensors'},{tmp_path / 'nope.safetensors'}"
+    assert main(["stage1", f"--feature_cache={missing}", f"--output_dir={tmp_path / 'bad'}", *common]) == 2
