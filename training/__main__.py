@@ -1,4 +1,4 @@
-"""``python -m training stage1|stage2|stage2-paper|prepare|cache|curate|demo ... --field=value``.
+"""``python -m training stage1|stage2|stage2-paper|prepare|cache|export|curate|demo ... --field=value``.
 
 Multi-GPU / multi-node: ``accelerate launch --multi_gpu --num_processes N ... -m training stage1 ...``
 (plain DDP; the exact launch lines are in training/README.md).
@@ -39,6 +39,17 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from training import checkpointing as ckpt
+
+    if args.format == "official":
+        out = ckpt.export_official(args.checkpoint, args.out)
+    else:
+        out = ckpt.export_model_dir(args.checkpoint, args.out)
+    logging.getLogger("training").info("exported %s -> %s", args.checkpoint, out)
+    return 0
+
+
 def _curate(args: argparse.Namespace) -> int:
     from training.curate import main as curate_main
 
@@ -72,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     ca.add_argument("--views", type=int, default=1)
     ca.add_argument("--limit", type=int, default=0, help="stage 1: samples to cache (0 = one pass over all shards)")
     config_mod.add_arguments(ca)
+    ex = sub.add_parser("export", help="a training checkpoint -> an engine model folder or the official .pth")
+    ex.add_argument("checkpoint", help="a checkpoint folder (<output_dir>/checkpoint-<step>)")
+    ex.add_argument("out", help="engine: the model folder to write; official: the .pth file")
+    ex.add_argument("--format", choices=("engine", "official"), default="engine",
+                    help="official: {'model': {'llama_proj.weight', 'llama_proj.bias'}} for MiniGPT-4's ckpt:")
     from training.curate import add_arguments as curate_args
 
     curate_args(sub.add_parser("curate", help="stage-2 data curation as in the paper"))
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     handlers = {"stage1": _train, "stage2": _train, "stage2-paper": _train, "prepare": _prepare,
-                "cache": _cache, "curate": _curate, "demo": _demo}
+                "cache": _cache, "export": _export, "curate": _curate, "demo": _demo}
     from engine.checkpoints import CheckpointError
 
     try:

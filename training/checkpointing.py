@@ -99,15 +99,21 @@ def load_state(path: str | Path) -> TrainerState:
 
 
 def load_trainable(path: str | Path) -> dict[str, torch.Tensor]:
-    """Trained tensors from a checkpoint directory, a ``trainable.safetensors`` file, or an engine
+    """Trained tensors from a checkpoint directory, a ``trainable.safetensors`` file, an official
+    projection checkpoint (``pretrained_minigpt4*.pth``: ``{'model': {'llama_proj.*'}}``) or an engine
     model directory (its ``language_projection.*``)."""
     path = Path(path)
     if path.is_dir() and (path / TRAINABLE_FILE).is_file():
         return load_file(str(path / TRAINABLE_FILE))
     if path.is_file() and path.suffix == ".safetensors":
         return load_file(str(path))
-    from engine.checkpoints import VISUAL_FILE
+    from engine.checkpoints import PROJECTION_RULES, VISUAL_FILE, ConversionReport, apply_rules, load_state_dict
 
+    if path.is_file():  # official .pth: tensors only (weights_only), llama_proj.* -> language_projection.*
+        found = apply_rules(load_state_dict(path), PROJECTION_RULES, str(path), ConversionReport())
+        if not found:
+            raise ValueError(f"{path}: no llama_proj.weight/bias (not a MiniGPT-4 projection checkpoint)")
+        return found
     if (path / VISUAL_FILE).is_file():
         visual = load_file(str(path / VISUAL_FILE))
         return {k: v for k, v in visual.items() if k.startswith("language_projection.")}
@@ -126,25 +132,63 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def export_model_dir(model, tokenizer_file: Path, out_dir: str | Path, notes: str | None = None,
-                     base_model_dir: str | Path | None = None) -> Path:
-    """Write the trained model as an engine model directory (``engine.checkpoints.save_model_dir``).
+def export_official(checkpoint: str | Path, out_file: str | Path) -> Path:
+    """A checkpoint's projection in the official format, loadable as MiniGPT-4's ``ckpt:`` (float32)."""
+    trained = load_trainable(checkpoint)
+    extra = sorted(k for k in trained if not k.startswith("language_projection."))
+    if extra:
+        raise ValueError(f"the official format holds only the projection; this checkpoint also trained {extra[:3]}")
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {f"llama_proj.{k.rsplit('.', 1)[1]}": v.contiguous() for k, v in trained.items()}}, out)
+    return out
 
-    When only the projection trained and ``base_model_dir`` is given, the frozen LLM is copied from
-    there instead of being re-serialised (fast, and bit-identical).
+
+def export_model_dir(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """A checkpoint -> an engine model directory: the run's base ``model_dir`` with the trained tensors in.
+
+    Frozen tensors keep their files and dtypes (the LLM folder and tokenizer are copied, untrained
+    visual tensors are taken over unchanged from the base ``visual.safetensors``); trained tensors are
+    stored as trained (float32). ``lumen_model.json`` records where it came from (``sources.training``).
+    A checkpoint that trained the LLM too is re-serialised through the model instead.
     """
-    from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, save_model_dir, write_model_json
+    from engine.checkpoints import LLM_DIR, MODEL_JSON, TOKENIZER_FILE, VISUAL_FILE
 
+    from training.config import TrainConfig
+
+    checkpoint = Path(checkpoint)
+    cfg = TrainConfig.load(checkpoint / "config.json")
+    state = load_state(checkpoint)
+    base = Path(cfg.model_dir)
+    trained = load_trainable(checkpoint)
     out = Path(out_dir)
-    llm_trained = any(p.requires_grad for p in model.language_model.parameters())
-    if base_model_dir is not None and not llm_trained:
-        out.mkdir(parents=True, exist_ok=True)
-        visual = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()
-                  if not k.startswith("language_model.")}
-        save_file(visual, str(out / VISUAL_FILE))
-        shutil.copytree(Path(base_model_dir) / LLM_DIR, out / LLM_DIR, dirs_exist_ok=True)
-        shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)
-        write_model_json(out, model.config, notes=notes)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if any(k.startswith("language_model.") for k in trained):
+        from training.model import load_for_training
+
+        model, tok = load_for_training(base)
+        model.load_state_dict(trained, strict=False)
+        from engine.checkpoints import save_model_dir
+
+        save_model_dir(model, model.config, tok.model_file, tmp)
     else:
-        save_model_dir(model, model.config, Path(tokenizer_file), out, notes=notes)
+        visual = load_file(str(base / VISUAL_FILE))
+        unknown = sorted(set(trained) - set(visual))
+        if unknown:
+            raise ValueError(f"{checkpoint}: tensors {unknown[:3]} are not in {base / VISUAL_FILE}")
+        visual.update({k: v.contiguous() for k, v in trained.items()})
+        save_file(visual, str(tmp / VISUAL_FILE))
+        shutil.copytree(base / LLM_DIR, tmp / LLM_DIR)
+        shutil.copyfile(base / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
+    meta = json.loads((base / MODEL_JSON).read_text())  # the base's description, plus where this came from
+    meta["sources"] = {**meta.get("sources", {}), "training": {
+        "checkpoint": str(checkpoint.resolve()), "stage": cfg.stage, "step": state.step,
+        "world_size": state.world_size, "last_loss": state.last_loss, "base_model_dir": str(base.resolve()),
+        "init_from": cfg.init_from, "trained": sorted(trained), "config": cfg.to_dict()}}
+    meta["notes"] = f"trained by `python -m training {cfg.stage}` ({state.step} steps) from {base.name}"
+    (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
     return out

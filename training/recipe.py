@@ -132,7 +132,7 @@ def train(cfg: TrainConfig) -> RunResult:
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    model, tok, objective, names = build_model(cfg)
+    model, _, objective, names = build_model(cfg)
     start, skipped = 0, 0
     if cfg.resume:
         state = ckpt.load_state(cfg.resume)
@@ -214,9 +214,7 @@ def train(cfg: TrainConfig) -> RunResult:
 
     exported = None
     if main:
-        exported = ckpt.export_model_dir(accelerator.unwrap_model(module).model, tok.model_file,
-                                         Path(cfg.output_dir) / "model", base_model_dir=cfg.model_dir,
-                                         notes=f"trained by `python -m training {cfg.stage}` ({step} steps)")
+        exported = ckpt.export_model_dir(saved or cfg.resume, Path(cfg.output_dir) / "model")
     digest = weights_digest(trainable_state(accelerator.unwrap_model(module).model))
     log.info("rank %d/%d distributed=%s first-batch %s final weights sha256 %s", rank, world,
              accelerator.distributed_type, first_batch_digest, digest)
