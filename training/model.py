@@ -57,6 +57,34 @@ def set_trainable(model: MiniGPT4, parts: tuple[str, ...]) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
+class TrainedProjection(nn.Linear):
+    """``language_projection`` as it trains: computes in the run's precision, whatever autocast is around it.
+
+    The engine runs the whole image path under fp16 autocast on a GPU (as the official inference);
+    the official trainer pairs that with a GradScaler, which a bf16 or fp32 run does not have. So the
+    trained layer leaves the surrounding autocast: ``None`` = float32, or autocast to ``dtype``.
+    Same parameter names as ``nn.Linear``, so checkpoints and exports are unchanged."""
+
+    def __init__(self, linear: nn.Linear, dtype: torch.dtype | None):
+        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                         device=linear.weight.device, dtype=linear.weight.dtype)
+        self.load_state_dict(linear.state_dict())
+        self.compute_dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if self.compute_dtype is None:
+            with torch.autocast(device, enabled=False):
+                return super().forward(x.to(self.weight.dtype))
+        with torch.autocast(device, dtype=self.compute_dtype):
+            return super().forward(x)
+
+
+def use_training_precision(model: MiniGPT4, mixed_precision: str) -> None:
+    dtype = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mixed_precision]
+    model.language_projection = TrainedProjection(model.language_projection, dtype)
+
+
 def reset_projection(model: MiniGPT4, seed: int) -> None:
     """Fresh ``nn.Linear`` initialisation, as the official stage 1 starts (seeded for determinism)."""
     with torch.random.fork_rng(devices=[]):
@@ -82,5 +110,5 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
-__all__ = ["load_for_training", "set_trainable", "reset_projection", "param_groups", "trainable_state",
+__all__ = ["load_for_training", "set_trainable", "TrainedProjection", "use_training_precision", "reset_projection", "param_groups", "trainable_state",
            "TOKENIZER_FILE"]

@@ -26,7 +26,8 @@ from torch import nn
 from training import checkpointing as ckpt
 from training.config import TrainConfig
 from training.data import Batch, build_batches, require, sample_rng
-from training.model import load_for_training, param_groups, reset_projection, set_trainable, trainable_state
+from training.model import (load_for_training, param_groups, reset_projection, set_trainable, trainable_state,
+                            use_training_precision)
 from training.objective import Objective, forward_loss, stage2_instructions
 from training.schedule import lr_at_step
 from training.throughput import flops_per_sample, mfu, peak_flops
@@ -91,6 +92,7 @@ def build_model(cfg: TrainConfig):
         reset_projection(model, cfg.seed)
     elif cfg.init_from:
         _load_into(model, ckpt.load_trainable(cfg.init_from), only_prefix="language_projection.")
+    use_training_precision(model, cfg.mixed_precision)
     names = set_trainable(model, cfg.trainable)
     instructions = None
     if cfg.use_prompts:

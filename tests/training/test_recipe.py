@@ -210,6 +210,30 @@ def test_stage2_starts_from_a_stage1_checkpoint(tiny_model_dir, aligned, tmp_pat
         build_model(_cfg(tiny_model_dir, aligned, tmp_path, init_from=str(tmp_path / "stage1")))
 
 
+@pytest.mark.parametrize(("precision", "expected"), [("no", torch.float32), ("bf16", torch.bfloat16)])
+def test_projection_trains_in_the_run_precision_under_the_engines_fp16_autocast(
+        tiny_model_dir, aligned, tmp_path, monkeypatch, precision, expected) -> None:
+    """On a GPU the engine runs the image path under fp16 autocast (no GradScaler in a bf16/fp32 run);
+    CPU autocast stands in for it here. The trained layer must leave it, the frozen parts stay in it."""
+    from engine.modeling_minigpt4 import MiniGPT4
+
+    model, *_ = build_model(_cfg(tiny_model_dir, aligned, tmp_path, mixed_precision=precision))
+    pixels = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        features = model.image_features(pixels)["image_embeds"].float()  # no autocast on the CPU: fp32
+    monkeypatch.setattr(MiniGPT4, "_autocast", lambda self, device: torch.autocast("cpu", dtype=torch.float16))
+    with model._autocast(pixels.device):  # a plain Linear would compute in fp16 here (the defect)
+        x = torch.randn(2, model.language_projection.in_features)
+        assert torch.nn.functional.linear(x, model.language_projection.weight).dtype == torch.float16
+    seen = {}
+    model.language_projection.register_forward_hook(lambda m, args, out: seen.update(y=out.dtype))
+    out = model.image_features(pixels)["image_embeds"]
+    assert seen["y"] == expected  # the projection computed in the run's precision
+    out.float().sum().backward()
+    assert model.language_projection.weight.grad.dtype == torch.float32  # fp32 master weights
+    assert torch.allclose(out.float(), features, rtol=0.02, atol=0.02)
+
+
 def test_the_documented_two_cache_stage1_command_runs(tiny_model_dir, aligned, tmp_path) -> None:
     """training/README.md: ``stage1 --feature_cache=laion_feats,ccsbu_feats`` (mixed by sample_ratios)."""
     from training.__main__ import main
