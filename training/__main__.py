@@ -35,7 +35,7 @@ def _cache(args: argparse.Namespace) -> int:
     from training.features import cache_from_config
 
     cfg = config_mod.from_args(args.stage, args)
-    cache_from_config(cfg, args.out, views=args.views, limit=args.limit)
+    cache_from_config(cfg, args.out, views=args.views, limit=args.limit, shard_size=args.shard_size)
     return 0
 
 
@@ -77,9 +77,10 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--image_size", type=int, default=224)
     pr.add_argument("--resize_mode", choices=("border", "center_crop", "keep"), default="border")
     pr.add_argument("--samples_per_shard", type=int, default=10000)
-    ca = sub.add_parser("cache", help="precompute frozen Q-Former outputs for a run config")
+    ca = sub.add_parser("cache", help="precompute frozen Q-Former outputs for a run config (resumable)")
     ca.add_argument("stage", choices=("stage1", "stage2"))
-    ca.add_argument("out")
+    ca.add_argument("out", help="the cache folder (an unfinished one is resumed)")
+    ca.add_argument("--shard_size", type=int, default=4096, help="samples per shard file")
     ca.add_argument("--views", type=int, default=1)
     ca.add_argument("--limit", type=int, default=0, help="stage 1: samples to cache (0 = one pass over all shards)")
     config_mod.add_arguments(ca)

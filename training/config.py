@@ -162,7 +162,8 @@ def _problems(cfg: TrainConfig, need_data: bool) -> list[str]:
 def _data_problems(cfg: TrainConfig) -> list[str]:
     if cfg.feature_cache:  # one cache, or "laion,ccsbu" mixed by sample_ratios
         paths = cfg.feature_cache.split(",")
-        p = [f"feature_cache {path!r} not found" for path in paths if not Path(path).exists()]
+        p = [f"feature_cache {path!r} is not a complete feature cache (no index.json; see `python -m training cache`)"
+             for path in paths if not (Path(path) / "index.json").is_file()]
         if len(paths) > 1 and len(paths) != len(cfg.sample_ratios):
             p.append(f"{len(paths)} feature caches need {len(paths)} sample_ratios, got {cfg.sample_ratios}")
         return p

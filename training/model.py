@@ -44,6 +44,21 @@ def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.floa
     return model, Tokenizer(model_dir / TOKENIZER_FILE)
 
 
+def load_vision_side(model_dir: str | Path, device: torch.device | str = "cpu") -> MiniGPT4:
+    """The frozen vision side (ViT, ln_vision, Q-Former, queries) and projection of a model directory,
+    without the LLM (only its config is read): enough for ``image_features`` (feature caching)."""
+    from engine.checkpoints import read_llm_config
+
+    model_dir = Path(model_dir)
+    config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
+    model = MiniGPT4(config, language_model=nn.Module())  # no LLM weights are built or loaded
+    missing, unexpected = model.load_state_dict(load_file(str(model_dir / VISUAL_FILE)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{model_dir / VISUAL_FILE} does not match the model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")
+    return model.to(device).eval()
+
+
 def set_trainable(model: MiniGPT4, parts: tuple[str, ...]) -> list[str]:
     """Freeze everything, then unfreeze the named top-level parts. Returns trainable tensor names."""
     model.freeze_frozen_parts()
@@ -110,5 +125,5 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
 
-__all__ = ["load_for_training", "set_trainable", "TrainedProjection", "use_training_precision", "reset_projection", "param_groups", "trainable_state",
+__all__ = ["load_for_training", "load_vision_side", "set_trainable", "TrainedProjection", "use_training_precision", "reset_projection", "param_groups", "trainable_state",
            "TOKENIZER_FILE"]

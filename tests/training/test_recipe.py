@@ -111,8 +111,9 @@ def test_cached_features_give_the_same_loss(tiny_model_dir, aligned, tmp_path) -
     model.eval()
     pairs = [(decode_image((aligned / "image" / f"{r['image_id']}.jpg").read_bytes()), r["caption"])
              for r in read_annotations(aligned)]
-    cache = build_cache(model, pairs, TrainTransform(56, model.config.image_mean, model.config.image_std, "current"),
-                        tmp_path / "cache.safetensors", dtype=torch.float32)
+    cache = build_cache(model, lambda start: ((i + 1, *p) for i, p in enumerate(pairs[start:], start)),
+                        TrainTransform(56, model.config.image_mean, model.config.image_std, "current"),
+                        tmp_path / "cache", dtype=torch.float32, shard_size=10)
     plain = train(_cfg(tiny_model_dir, aligned, tmp_path / "a", train_crop="current", max_steps=3))
     cached = train(_cfg(tiny_model_dir, aligned, tmp_path / "b", train_crop="current", max_steps=3,
                         feature_cache=str(cache)))
@@ -164,7 +165,7 @@ def test_cache_and_prepare_commands(tiny_model_dir, aligned, tmp_path) -> None:
     from training.__main__ import main
     from training.features import FeatureCache
 
-    out = tmp_path / "feats.safetensors"
+    out = tmp_path / "feats"
     assert main(["cache", "stage2", str(out), f"--model_dir={tiny_model_dir}", f"--aligned_dir={aligned}",
                  "--train_crop=april", "--views=2"]) == 0
     cache = FeatureCache(out, seed=0)
@@ -239,12 +240,12 @@ def test_the_documented_two_cache_stage1_command_runs(tiny_model_dir, aligned, t
     from training.__main__ import main
 
     for name in ("laion", "ccsbu"):
-        assert main(["cache", "stage2", str(tmp_path / f"{name}.safetensors"), f"--model_dir={tiny_model_dir}",
+        assert main(["cache", "stage2", str(tmp_path / f"{name}_feats"), f"--model_dir={tiny_model_dir}",
                      f"--aligned_dir={aligned}", "--train_crop=current"]) == 0
-    caches = f"{tmp_path / 'laion.safetensors'},{tmp_path / 'ccsbu.safetensors'}"
+    caches = f"{tmp_path / 'laion_feats'},{tmp_path / 'ccsbu_feats'}"
     common = [f"--model_dir={tiny_model_dir}", "--cpu=true", "--batch_size=4", "--max_steps=2", "--warmup_steps=1",
               "--num_workers=0", "--mixed_precision=no", "--tensorboard=false", "--progress=false"]
     assert main(["stage1", f"--feature_cache={caches}", f"--output_dir={tmp_path / 'run'}", *common]) == 0
     assert (tmp_path / "run" / "checkpoint-000002" / "trainable.safetensors").is_file()
-    missing = f"{tmp_path / 'laion.safetensors'},{tmp_path / 'nope.safetensors'}"
+    missing = f"{tmp_path / 'laion_feats'},{tmp_path / 'nope'}"
     assert main(["stage1", f"--feature_cache={missing}", f"--output_dir={tmp_path / 'bad'}", *common]) == 2
