@@ -1,4 +1,4 @@
-"""``python -m training stage1|stage2|stage2-paper|prepare|cache|export|curate|demo ... --field=value``.
+"""``python -m training stage1|stage2|stage2-paper|prepare|cache|export|curate|verify|demo ... --field=value``.
 
 Multi-GPU / multi-node: ``accelerate launch --multi_gpu --num_processes N ... -m training stage1 ...``
 (plain DDP; the exact launch lines are in training/README.md).
@@ -56,6 +56,14 @@ def _curate(args: argparse.Namespace) -> int:
     return curate_main(args)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from training.curate import apply_verification
+
+    summary = apply_verification(args.out)
+    logging.getLogger("training").info("filter_cap.json written: %s", summary)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from training.demo import build_demo
 
@@ -92,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     from training.curate import add_arguments as curate_args
 
     curate_args(sub.add_parser("curate", help="stage-2 data curation as in the paper"))
+    ve = sub.add_parser("verify", help="human_verification.csv (approved/edited/rejected) -> filter_cap.json")
+    ve.add_argument("out", help="the curate output folder")
     de = sub.add_parser("demo", help="train the tiny demo model on a synthetic set and export it")
     de.add_argument("--out", default="resources/demo_model")
     de.add_argument("--work_dir", default="runs/demo")
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     handlers = {"stage1": _train, "stage2": _train, "stage2-paper": _train, "prepare": _prepare,
-                "cache": _cache, "export": _export, "curate": _curate, "demo": _demo}
+                "cache": _cache, "export": _export, "curate": _curate, "verify": _verify, "demo": _demo}
     from engine.checkpoints import CheckpointError
 
     try:

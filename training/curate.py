@@ -8,17 +8,22 @@
    OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, llama.cpp, Ollama; stdlib urllib)
    or a local transformers chat model.
 3. **Filter**: hard-coded rules drop the frequent failures the paper names ("I'm sorry I made a
-   mistake...", "I apologize for that...") plus empty/short/non-English results; everything kept goes
-   to ``human_verification.csv`` for the manual check the paper describes.
+   mistake...", "I apologize for that...") plus empty/short/non-English results (a dictionary check:
+   the share of English words); everything kept goes to ``human_verification.csv``.
+4. **Verify** (the paper's manual check): a person marks every row ``approved``, ``edited`` (after
+   correcting its caption) or ``rejected``; ``python -m training verify OUT`` builds
+   ``filter_cap.json`` from those rows only, and refuses while any row is undecided.
 
 Outputs in ``--out``: ``descriptions.jsonl`` (resumable), ``fixed.jsonl``, ``rejected.jsonl``,
-``human_verification.csv``, and a ready ``cc_sbu_align`` folder: ``filter_cap.json`` + ``image/``.
+``human_verification.csv`` (rerunning ``curate`` keeps the rows already decided), ``image/``; after
+``verify``, ``filter_cap.json`` completes the ``cc_sbu_align`` folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import os
@@ -160,10 +165,47 @@ def reject_reason(text: str, min_words: int = 8) -> str | None:
             return f"matches {pattern.pattern!r}"
     if len(text.split()) < min_words:
         return f"shorter than {min_words} words"
-    letters = [c for c in text if c.isalpha()]
-    if not letters or sum(c.isascii() for c in letters) / len(letters) < 0.9:
-        return "not English"
+    share = english_share(text)
+    if share < MIN_ENGLISH_SHARE:
+        return f"not English ({share:.0%} English words)"
     return None
+
+
+MIN_ENGLISH_SHARE = 0.75  # fixed MiniGPT-4 descriptions: >= 0.9; other languages <= 0.5; gibberish ~0
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""),
+             ("er", ""), ("est", ""))
+
+
+@functools.cache
+def _english_words() -> frozenset[str]:
+    from training.data import require
+
+    require("english_words")
+    from english_words import get_english_words_set
+
+    return frozenset(get_english_words_set(["web2", "gcide"], lower=True))
+
+
+def _is_english_word(word: str, words: frozenset[str]) -> bool:
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word in words or all(part in words for part in word.split("-") if part):
+        return True
+    return any(word.endswith(suf) and word[: len(word) - len(suf)] + rep in words
+               for suf, rep in _SUFFIXES if len(word) > len(suf) + 2)
+
+
+def english_share(text: str) -> float:
+    """Share of a text's words (letters only; numbers ignored) found in an English dictionary (web2 +
+    GCIDE, plain inflections stripped). Catches other languages in any script and gibberish, which a
+    letters-are-ASCII test let through."""
+    found = _WORD.findall(text)
+    if not found:
+        return 0.0
+    words = _english_words()
+    return sum(_is_english_word(w, words) for w in found) / len(found)
 
 
 def curate(images_dir: Path, out: Path, fixer, model_dir: Path | None = None, min_tokens: int = 80,
@@ -200,13 +242,67 @@ def _write_outputs(out: Path, kept: list[dict], rejected: list[dict], by_id: dic
     (out / "image").mkdir(exist_ok=True)
     for rec in kept:  # the aligned folder wants <id>.jpg
         Image.open(by_id[rec["image_id"]]).convert("RGB").save(out / "image" / f"{rec['image_id']}.jpg", quality=95)
-    annotations = [{"image_id": r["image_id"], "caption": r["fixed"]} for r in kept]
+    done = {r["image_id"]: r for r in _read_verification(out) if r["verified"].strip()}  # a human's work stays
+    rows = [done.get(r["image_id"]) or {"image_id": r["image_id"], "image_path": f"image/{r['image_id']}.jpg",
+                                        "caption": r["fixed"], "stage1_description": r["raw"], "verified": "",
+                                        "notes": ""} for r in kept]
+    with (out / VERIFICATION_FILE).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=VERIFICATION_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: row.get(k, "") for k in VERIFICATION_COLUMNS} for row in rows)
+
+
+# -- step 3b: the manual check, applied ---------------------------------------------------------------
+VERIFICATION_FILE = "human_verification.csv"
+VERIFICATION_COLUMNS = ("image_id", "image_path", "caption", "stage1_description", "verified", "notes")
+VERDICTS = ("approved", "edited", "rejected")
+
+
+class VerificationError(ValueError):
+    """The verification sheet cannot be applied yet; the message says which rows and why."""
+
+
+def _read_verification(out: Path) -> list[dict[str, str]]:
+    path = out / VERIFICATION_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a sheet saved back by a spreadsheet
+        return [{k: (v or "") for k, v in row.items() if k} for row in csv.DictReader(fh)]
+
+
+def apply_verification(out: Path) -> dict[str, int]:
+    """The paper's step 3, applied: ``human_verification.csv`` -> ``filter_cap.json``.
+
+    Each row's ``verified`` is ``approved`` (the caption as written), ``edited`` (the caption column
+    as the person changed it) or ``rejected`` (left out). Every row must be decided and every kept
+    caption non-empty; otherwise nothing is written and the rows are named."""
+    out = Path(out)
+    rows = _read_verification(out)
+    if not rows:
+        raise VerificationError(f"{out / VERIFICATION_FILE} not found or empty: run `python -m training curate` first")
+    problems, annotations, counts = [], [], dict.fromkeys(VERDICTS, 0)
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        verdict = row.get("verified", "").strip().lower()
+        if verdict not in VERDICTS:
+            problems.append(f"line {line} ({row.get('image_id')}): verified is {row.get('verified', '')!r}, "
+                            f"expected one of {', '.join(VERDICTS)}")
+            continue
+        counts[verdict] += 1
+        if verdict == "rejected":
+            continue
+        caption = row.get("caption", "").strip()
+        if not caption:
+            problems.append(f"line {line} ({row['image_id']}): {verdict} with an empty caption")
+        elif not (out / "image" / f"{row['image_id']}.jpg").is_file():
+            problems.append(f"line {line} ({row['image_id']}): image/{row['image_id']}.jpg is missing")
+        else:
+            annotations.append({"image_id": row["image_id"], "caption": caption})
+    if problems:
+        raise VerificationError(f"{out / VERIFICATION_FILE}: {len(problems)} row(s) to fix before the set is "
+                                "built:\n  " + "\n  ".join(problems[:20]))
     (out / "filter_cap.json").write_text(json.dumps({"annotations": annotations}, indent=1), encoding="utf-8")
-    with (out / "human_verification.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image_id", "image_path", "caption", "stage1_description", "verified", "notes"])
-        for r in kept:
-            writer.writerow([r["image_id"], f"image/{r['image_id']}.jpg", r["fixed"], r["raw"], "", ""])
+    log.info("verified set: %d captions (%s)", len(annotations), counts)
+    return {**counts, "captions": len(annotations)}
 
 
 def _read_jsonl(path: Path) -> Iterable[dict]:

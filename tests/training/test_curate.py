@@ -8,7 +8,9 @@ import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from training.curate import FIX_PROMPT, OpenAIChatFixer, curate, reject_reason
+import pytest
+
+from training.curate import FIX_PROMPT, OpenAIChatFixer, VerificationError, apply_verification, curate, reject_reason
 
 CLEAN = "A small red square sits on a plain blue background, with nothing else visible in the picture."
 
@@ -61,7 +63,25 @@ def test_reject_rules() -> None:
     assert "apologi" in reject_reason("I apologize for that, the picture shows a cat on a sofa today.")
     assert reject_reason("") == "empty"
     assert "shorter" in reject_reason("A cat.")
-    assert reject_reason("Это кошка, которая сидит на диване у окна в большой светлой комнате.") == "not English"
+    assert reject_reason("Это кошка, которая сидит на диване у окна в большой светлой комнате.").startswith("not English")
+
+
+def test_not_english_is_a_language_check_not_an_ascii_check() -> None:
+    import random
+    import string
+
+    rng = random.Random(0)
+    gibberish = [" ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+                          for _ in range(rng.randint(12, 40))) for _ in range(10)]
+    gibberish.append("asdf qwer zxcv lkjh poiu mnbv ghjk tyui bnm, wert dfgh cvbn rtyu fghj vbnm ertyu.")
+    assert all(reject_reason(g).startswith("not English") for g in gibberish)  # 11 of 11 used to pass
+    for other in ("Une petite voiture rouge est garée devant la maison blanche, sous un ciel bleu sans nuages.",
+                  "Ein kleiner Hund läuft über die grüne Wiese, während die Sonne hinter den Bergen untergeht.",
+                  "Un perro pequeño corre por el parque verde mientras el sol se pone detrás de las montañas.",
+                  "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt."):
+        assert reject_reason(other).startswith("not English"), other
+    assert reject_reason("In this photograph, a young woman wearing a black t-shirt holds her smartphone while "
+                         "a brown dog runs across the grassy park. She's smiling; two cars are parked nearby.") is None
 
 
 def test_curation_end_to_end_with_the_stage1_model(tiny_model_dir, reference_dir, tmp_path, monkeypatch) -> None:
@@ -84,12 +104,15 @@ def test_curation_end_to_end_with_the_stage1_model(tiny_model_dir, reference_dir
     assert first["body"]["messages"] == [{"role": "system", "content": FIX_PROMPT},
                                          {"role": "user", "content": raw[0]["raw"]}]
     assert len(server.requests) == 2 + 2  # two answered, the third retried twice then given up
-    caps = json.loads((out / "filter_cap.json").read_text())["annotations"]
-    assert caps == [{"image_id": "gray_stripes", "caption": CLEAN}]
+    assert not (out / "filter_cap.json").exists()  # nothing is in the set before a person checked it
     rejected = {r["image_id"]: r["reason"] for r in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())}
     assert "sorry" in rejected["photo_office"] and rejected["shapes"].startswith("fixer failed")
     rows = list(csv.DictReader((out / "human_verification.csv").open()))
     assert [r["image_id"] for r in rows] == ["gray_stripes"] and rows[0]["verified"] == ""
+    _mark(out, {"gray_stripes": "approved"})
+    assert apply_verification(out)["captions"] == 1
+    caps = json.loads((out / "filter_cap.json").read_text())["annotations"]
+    assert caps == [{"image_id": "gray_stripes", "caption": CLEAN}]
     from training.data import AlignedDataset, TrainTransform
 
     ds = AlignedDataset(out, TrainTransform(56, (0.5,) * 3, (0.5,) * 3, "current"), seed=0)
@@ -99,6 +122,57 @@ def test_curation_end_to_end_with_the_stage1_model(tiny_model_dir, reference_dir
     with FakeChatServer() as server2:
         again = curate(images, out, OpenAIChatFixer(server2.url, "m", retries=1, backoff=0), model_dir=None)
     assert again["described"] == 3 and server2.requests[0]["auth"] is None
+
+
+def _mark(out, verdicts: dict[str, str], captions: dict[str, str] | None = None) -> None:
+    """What the person doing the manual check does: fill in ``verified`` (and edit captions)."""
+    path = out / "human_verification.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["verified"] = verdicts.get(row["image_id"], row["verified"])
+        row["caption"] = (captions or {}).get(row["image_id"], row["caption"])
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _SameFixer:
+    def fix(self, paragraph: str) -> str:
+        return paragraph
+
+
+def test_the_final_set_is_built_from_the_human_check(tmp_path) -> None:
+    from PIL import Image
+
+    from training.__main__ import main
+
+    images, out = tmp_path / "imgs", tmp_path / "out"
+    images.mkdir()
+    out.mkdir()
+    texts = {f"img{i}": f"A photo number {i} of a brown dog that runs across a green park on a sunny afternoon."
+             for i in range(4)}
+    for image_id in texts:
+        Image.new("RGB", (8, 8)).save(images / f"{image_id}.jpg")
+    (out / "descriptions.jsonl").write_text("".join(json.dumps({"image_id": k, "raw": v}) + "\n"
+                                                    for k, v in texts.items()))
+    assert curate(images, out, _SameFixer())["kept"] == 4
+    assert main(["verify", str(out)]) == 2  # nobody checked anything yet: refused, nothing written
+    _mark(out, {"img0": "approved", "img1": "edited", "img2": "rejected"},
+          {"img1": "A brown dog runs across a green park on a sunny afternoon."})
+    with pytest.raises(VerificationError, match=r"line 5 \(img3\): verified is ''"):
+        apply_verification(out)
+    assert not (out / "filter_cap.json").exists()
+    _mark(out, {"img3": "Rejected"})
+    curate(images, out, _SameFixer())  # a rerun of curate keeps the decisions made
+    assert main(["verify", str(out)]) == 0
+    caps = json.loads((out / "filter_cap.json").read_text())["annotations"]
+    assert caps == [{"image_id": "img0", "caption": texts["img0"]},
+                    {"image_id": "img1", "caption": "A brown dog runs across a green park on a sunny afternoon."}]
+    _mark(out, {"img0": "looks fine"})
+    with pytest.raises(VerificationError, match="expected one of approved, edited, rejected"):
+        apply_verification(out)
 
 
 def test_unreachable_endpoint_fails_each_item_not_the_run(tmp_path) -> None:
