@@ -131,6 +131,15 @@ def train(cfg: TrainConfig) -> RunResult:
     if cfg.resume:
         launch.check_resume_world(ckpt.load_state(cfg.resume).world_size, world, cfg.batch_size, cfg.grad_accum)
     lock = launch.claim_output_dir(accelerator, cfg.output_dir)
+    try:
+        return _run(cfg, accelerator)
+    finally:  # also when the run fails: the folder is free again for a retry in this process
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg: TrainConfig, accelerator) -> RunResult:
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
@@ -221,8 +230,6 @@ def train(cfg: TrainConfig) -> RunResult:
     log.info("rank %d/%d distributed=%s first-batch %s final weights sha256 %s", rank, world,
              accelerator.distributed_type, first_batch_digest, digest)
     accelerator.wait_for_everyone()
-    if lock is not None:
-        lock.release()
     accelerator.end_training()
     _release_accelerator_state()
     return RunResult(step, last_loss, rate, saved, exported, skipped, digest)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import config
+from training import config, recipe
 from training.config import ConfigError
 from training.recipe import train
 from training.synthetic import make_split
@@ -139,7 +139,10 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_model_dir, aligned, t
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(ConfigError, match="in use by another training run"):
             train(cfg)
-    assert train(cfg).steps == 1  # free again: the run goes ahead
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(RuntimeError, match="failed") as failed:
+        mp.setattr(recipe, "build_model", lambda cfg: (_ for _ in ()).throw(RuntimeError("failed")))
+        train(cfg)  # a run that fails; its traceback (and frames) are still held below
+    assert train(cfg).steps == 1 and failed.traceback  # the failed run freed the folder: the next one goes ahead
     assert train(dataclasses.replace(cfg, max_steps=2, resume=str(tmp_path / "run" / "checkpoint-000001"))).steps == 2
 
 
