@@ -28,11 +28,6 @@ class Announcer:
         """The widget the announcements come from (a visible one, e.g. the status line)."""
         self._source = source
 
-    @staticmethod
-    def screen_reader_active() -> bool:
-        """True while an assistive technology is listening to this application."""
-        return bool(QAccessible.isActive())
-
     def announce(self, text: str, assertive: bool = False) -> None:
         if self._source is None or not text:
             return

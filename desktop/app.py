@@ -22,6 +22,7 @@ from desktop.engine_client import EngineClient, Launcher, process_launcher
 from desktop.hotkeys import HotkeyService
 from desktop.settings import Settings
 from desktop.speech import Earcons, Priority, Speaker, VoiceOptions, VoiceSpeaker
+from desktop.speech_output import ReaderWatch
 from desktop.widgets import FOCUS_STYLE, install_focus_ring
 from desktop.widgets.conversation_view import TranscriptDialog
 from desktop.widgets.main_window import MainWindow
@@ -127,8 +128,9 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     engine = EngineClient(launcher or process_launcher)
     speaker = speaker or VoiceSpeaker(VoiceOptions(s.voice, s.rate, s.volume))
     earcons = earcons or Earcons(s.earcons, s.waiting_sound)
-    announcer = Announcer()
-    controller = AssistantController(engine, speaker, announcer, earcons, s)
+    announcer = Announcer()  # Qt announcements: for readers Lumen cannot address directly
+    readers = ReaderWatch(announcer=announcer)
+    controller = AssistantController(engine, speaker, readers, earcons, s)
     window = MainWindow(controller)
     announcer.set_source(window.status_label)
     transcript = TranscriptDialog(controller, window)

@@ -32,8 +32,9 @@ from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
 from desktop.image_input import Photo, new_image_id
 from desktop.resources import question_for, question_label
-from desktop.settings import CaptureTarget, Settings, SpeechOutput
+from desktop.settings import CaptureTarget, Settings
 from desktop.speech import Priority, Speaker
+from desktop.speech_output import SpeechRouter
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (
     Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
@@ -75,10 +76,11 @@ class AssistantController(QObject):
     request_sent = Signal(object)  # each Describe sent (e.g. to OCR its new images afterwards)
     interrupted = Signal(bool)  # what was in flight was cancelled: True by Stop, False by a new request
 
-    def __init__(self, engine, speaker: Speaker, announcer, earcons, settings: Settings,  # noqa: ANN001
+    def __init__(self, engine, speaker: Speaker, readers, earcons, settings: Settings,  # noqa: ANN001
                  grabber: Grabber = capture.grab, max_wait: float = 1.5) -> None:
         super().__init__()
-        self.engine, self.speaker, self.announcer, self.earcons = engine, speaker, announcer, earcons
+        self.engine, self.speaker, self.earcons = engine, speaker, earcons
+        self.output = SpeechRouter(speaker, readers)  # readers: a speech_output.ReaderWatch
         self.settings = settings
         self.grabber = grabber
         self.conversation = Conversation()
@@ -129,17 +131,11 @@ class AssistantController(QObject):
 
     def _voice_on(self) -> bool:
         """Whether Lumen's own voice speaks (else only the screen reader hears Lumen)."""
-        mode = self.settings.speech_output
-        return mode in (SpeechOutput.VOICE, SpeechOutput.BOTH) or (
-            mode is SpeechOutput.AUTO and not self.announcer.screen_reader_active())
+        return self.output.voice_on(self.settings.speech_output)
 
     def _output(self, text: str, priority: Priority, assertive: bool | None = None) -> None:
-        mode = self.settings.speech_output
-        reader = self.announcer.screen_reader_active()
-        if self._voice_on():
-            self.speaker.say(text, priority)
-        if mode in (SpeechOutput.SCREEN_READER, SpeechOutput.BOTH) or (mode is SpeechOutput.AUTO and reader):
-            self.announcer.announce(text, assertive=priority is Priority.NOW if assertive is None else assertive)
+        interrupt = priority is Priority.NOW if assertive is None else assertive
+        self.output.say(text, priority, interrupt, self.settings.speech_output)
 
     def _acknowledge(self, text: str) -> None:
         self.earcons.play("ack")
@@ -378,7 +374,7 @@ class AssistantController(QObject):
         if self._active is not None:
             self.engine.cancel(self._active.request_id)
             self._finish_answer(self._answer, cancelled=True)
-        self.speaker.stop()
+        self.output.stop()  # the own voice and what the screen reader was given
         self.earcons.stop_waiting()
         self._flush.stop()
         self._splitter.reset()

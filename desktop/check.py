@@ -20,7 +20,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-SCREEN_READERS = {"nvda.exe": "NVDA", "jfw.exe": "JAWS", "narrator.exe": "Narrator", "orca": "Orca"}
 
 
 @dataclass(frozen=True)
@@ -158,30 +156,17 @@ def check_speech_input(models_dir: Path | None,
     return CheckItem("Speech input", True, words, path)
 
 
-def _process_names() -> set[str]:
-    names: set[str] = set()
-    if sys.platform.startswith("linux"):
-        for comm in Path("/proc").glob("[0-9]*/comm"):
-            try:
-                names.add(comm.read_text().strip().lower())
-            except OSError:
-                continue
-    elif sys.platform == "win32":
-        try:
-            out = subprocess.run(["tasklist", "/fo", "csv", "/nh"], capture_output=True, text=True, timeout=10).stdout
-            names = {line.split('","')[0].strip('"').lower() for line in out.splitlines() if line}
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return names
-
-
 def check_screen_reader() -> CheckItem:
-    running = sorted(label for exe, label in SCREEN_READERS.items() if exe in _process_names())
-    if running:
-        return CheckItem("Screen reader", None, f"{', '.join(running)} is running; Lumen speaks through it.")
-    if sys.platform == "darwin":
-        return CheckItem("Screen reader", None, "VoiceOver cannot be detected from here; Lumen also speaks with its own voice.")
-    return CheckItem("Screen reader", None, "No screen reader found running; Lumen speaks with its own voice.")
+    """The reader Lumen speaks through now, as the app decides it (desktop.speech_output.probe)."""
+    from desktop.speech_output import probe
+
+    found = probe()
+    if found.kind is None:
+        note = f" {found.note}" if found.note else ""
+        return CheckItem("Screen reader", None, f"No screen reader is running; Lumen speaks with its own voice.{note}")
+    braille = ("Braille: messages and answers are also shown on the braille display." if found.braille
+               else "Braille: not available through this path.")
+    return CheckItem("Screen reader", None, f"Lumen speaks through {found.label}. {braille}", found.note)
 
 
 def check_hotkeys() -> CheckItem:

@@ -4,7 +4,7 @@
   honouring Cancel between deltas, caching images per conversation like the real engine (and
   answering ``ImagesNeeded`` for an image it has neither cached nor been sent).
 * ``SlowOcr``: an ``engine.ocr`` backend that takes its time (a busy CPU), for the real worker.
-* ``RecordingSpeaker`` / ``RecordingAnnouncer`` / ``RecordingEarcons``: record what the user would hear.
+* ``RecordingSpeaker`` / ``RecordingReader`` / ``RecordingEarcons``: record what the user would hear.
 * ``FakeCapture``: a grabber returning a fixed picture (or a black one), counting grabs.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from desktop.capture import Capture, Rect
 from desktop.speech import Priority, Speaker
+from desktop.speech_output import ReaderError, ScreenReader
 from engine.protocol import (
     Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationStats, ImagesNeeded, LoadModel,
     ModelReady, Progress, Quantization, ReadText, Shutdown, TextDelta, TextLine, TextRead, Transcribe,
@@ -162,16 +163,45 @@ class RecordingSpeaker(Speaker):
         return [t for t, _ in self.spoken]
 
 
-class RecordingAnnouncer:
-    def __init__(self, active: bool = False) -> None:
-        self.active = active
-        self.announced: list[tuple[str, bool]] = []
+class RecordingReader(ScreenReader):
+    """A screen reader that records what it is given, and the ``ReaderWatch`` seam the controller
+    asks (``current``: this reader while ``active``). ``fail`` makes every call raise ReaderError."""
 
-    def screen_reader_active(self) -> bool:
-        return self.active
+    name = "Recording reader"
+    supports_braille = True
 
-    def announce(self, text: str, assertive: bool = False) -> None:
-        self.announced.append((text, assertive))
+    def __init__(self, active: bool = False, fail: bool = False) -> None:
+        self.active, self.fail = active, fail
+        self.spoken: list[tuple[str, bool]] = []  # (text, interrupt)
+        self.brailled: list[str] = []
+        self.cancels = 0
+        self.forgotten = 0
+        self.qt_announced: list[tuple[str, bool]] = []  # Qt announcements (no reader took the text)
+
+    def current(self) -> ScreenReader | None:
+        return self if self.active else None
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+    def announce(self, text: str, interrupt: bool) -> None:
+        self.qt_announced.append((text, interrupt))
+
+    def _check(self) -> None:
+        if self.fail:
+            raise ReaderError("the reader is gone")
+
+    def speak(self, text: str, interrupt: bool = False) -> None:
+        self._check()
+        self.spoken.append((text, interrupt))
+
+    def braille(self, text: str) -> None:
+        self._check()
+        self.brailled.append(text)
+
+    def cancel(self) -> None:
+        self._check()
+        self.cancels += 1
 
 
 class RecordingEarcons:

@@ -10,7 +10,7 @@ import pytest
 from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, thread_launcher
 from desktop.settings import Settings, SpeechOutput
-from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+from tests.fakes import FakeCapture, RecordingReader, RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
 
 @dataclass
@@ -19,19 +19,19 @@ class Rig:
     client: EngineClient
     engine: ScriptedEngine
     speaker: RecordingSpeaker
-    announcer: RecordingAnnouncer
+    reader: RecordingReader
     earcons: RecordingEarcons
     grabber: FakeCapture
 
 
 def make_rig(engine, grabber=None, **settings) -> Rig:  # noqa: ANN001
     client = EngineClient(thread_launcher(engine.serve))
-    speaker, announcer, earcons = RecordingSpeaker(), RecordingAnnouncer(), RecordingEarcons()
+    speaker, reader, earcons = RecordingSpeaker(), RecordingReader(), RecordingEarcons()
     grabber = grabber or FakeCapture()
     cfg = dataclasses.replace(Settings(speech_output=SpeechOutput.VOICE), **settings)
-    controller = AssistantController(client, speaker, announcer, earcons, cfg, grabber=grabber, max_wait=0.3)
+    controller = AssistantController(client, speaker, reader, earcons, cfg, grabber=grabber, max_wait=0.3)
     client.start()
-    return Rig(controller, client, engine, speaker, announcer, earcons, grabber)
+    return Rig(controller, client, engine, speaker, reader, earcons, grabber)
 
 
 @pytest.fixture

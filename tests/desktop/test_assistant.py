@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
+
 from desktop import messages
 from desktop.speech import Priority
 from engine.protocol import Describe, ErrorKind, Finished
@@ -172,17 +174,64 @@ def test_each_capture_starts_a_new_conversation_and_follow_ups_stay_in_it(rig, q
     assert gone() is None
 
 
-def test_screen_reader_output_announces_instead_of_speaking(qtbot) -> None:  # noqa: ANN001
+def test_screen_reader_output_speaks_and_brailles_through_the_reader_instead_of_the_voice(qtbot) -> None:  # noqa: ANN001
     from desktop.settings import SpeechOutput
 
     rig = make_rig(ScriptedEngine(), speech_output=SpeechOutput.AUTO)
-    rig.announcer.active = True
+    rig.reader.active = True
     try:
         finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
         assert rig.speaker.texts == []
-        assert rig.announcer.announced[0] == (messages.DESCRIBING_SCREEN, True)  # assertive ack
-        assert [t for t, a in rig.announcer.announced[1:4]] == SENTENCES
-        assert not any(a for _, a in rig.announcer.announced[1:4])  # answers are polite
+        assert rig.reader.spoken[0] == (messages.DESCRIBING_SCREEN, True)  # the acknowledgement interrupts
+        assert [t for t, a in rig.reader.spoken[1:4]] == SENTENCES
+        assert not any(a for _, a in rig.reader.spoken[1:4])  # answers are polite
+        assert rig.reader.brailled[:4] == [messages.DESCRIBING_SCREEN, *SENTENCES]  # every sentence as it streams
+        assert rig.reader.qt_announced == []
+    finally:
+        rig.client.shutdown()
+
+
+def test_stop_cancels_the_readers_speech_too(qtbot) -> None:  # noqa: ANN001
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(), speech_output=SpeechOutput.SCREEN_READER)
+    rig.reader.active = True
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        cancels = rig.reader.cancels
+        rig.controller.handle_action("stop")
+        assert rig.reader.cancels == cancels + 1
+        assert rig.speaker.stops >= 1
+    finally:
+        rig.client.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["screen_reader", "auto"])
+def test_never_silent_without_a_running_reader_or_when_it_fails(qtbot, mode) -> None:  # noqa: ANN001
+    """The accessibility flag can be on with no reader running, and a reader can quit or refuse:
+    either way the own voice says everything (and the Qt announcement still goes out)."""
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(), speech_output=SpeechOutput(mode))
+    try:
+        rig.controller.notify("Model ready.")
+        assert rig.speaker.texts == ["Model ready."] and rig.reader.qt_announced == [("Model ready.", False)]
+        rig.reader.active, rig.reader.fail = True, True
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        assert rig.speaker.texts[1:5] == [messages.DESCRIBING_SCREEN, *SENTENCES]
+        assert rig.reader.spoken == [] and rig.reader.forgotten >= 4
+    finally:
+        rig.client.shutdown()
+
+
+def test_both_speaks_with_the_voice_and_the_reader(qtbot) -> None:  # noqa: ANN001
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(), speech_output=SpeechOutput.BOTH)
+    rig.reader.active = True
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        assert rig.speaker.texts[:4] == [t for t, _ in rig.reader.spoken[:4]] == [messages.DESCRIBING_SCREEN, *SENTENCES]
     finally:
         rig.client.shutdown()
 
@@ -261,18 +310,19 @@ def test_stopped_nothing_to_stop_and_done_reach_the_screen_reader(qtbot) -> None
     from desktop.settings import SpeechOutput
 
     rig = make_rig(ScriptedEngine(delay=0.1), speech_output=SpeechOutput.SCREEN_READER)
+    rig.reader.active = True
     try:
         with qtbot.waitSignal(rig.controller.answer_started, timeout=5000):
             rig.controller.handle_action("describe_screen")
         rig.controller.handle_action("stop")
-        assert rig.announcer.announced[-1] == (messages.STOPPED, True)
+        assert rig.reader.spoken[-1] == (messages.STOPPED, True)
         rig.controller.handle_action("stop")
-        assert rig.announcer.announced[-1] == (messages.NOTHING_TO_STOP, True)
+        assert rig.reader.spoken[-1] == (messages.NOTHING_TO_STOP, True)
         rig.engine.delay = 0.01
         finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
-        heard = [t for t, _ in rig.announcer.announced]
+        heard = [t for t, _ in rig.reader.spoken]
         assert heard[-4:] == [*SENTENCES, messages.DONE]  # after the last sentence
-        assert rig.announcer.announced[-1][1] is False  # polite: it does not cut the answer short
+        assert rig.reader.spoken[-1][1] is False  # polite: it does not cut the answer short
         assert rig.speaker.texts == []
     finally:
         rig.client.shutdown()

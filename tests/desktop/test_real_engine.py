@@ -96,7 +96,7 @@ def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: A
 @pytest.mark.slow
 def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
     """A real spawned engine process, killed in the middle of an answer."""
-    from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker
+    from tests.fakes import FakeCapture, RecordingReader, RecordingEarcons, RecordingSpeaker
     from desktop.assistant import AssistantController
     from desktop.settings import Settings, SpeechOutput
 
@@ -104,7 +104,7 @@ def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tin
     speaker = RecordingSpeaker()
     settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=str(tiny_model_dir), device="cpu",
                         max_new_tokens=200)
-    controller = AssistantController(client, speaker, RecordingAnnouncer(), RecordingEarcons(), settings,
+    controller = AssistantController(client, speaker, RecordingReader(), RecordingEarcons(), settings,
                                      grabber=FakeCapture())
     client.start()
     try:
