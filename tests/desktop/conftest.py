@@ -24,9 +24,9 @@ class Rig:
     grabber: FakeCapture
 
 
-def make_rig(engine, grabber=None, **settings) -> Rig:  # noqa: ANN001
+def make_rig(engine, grabber=None, readers=None, **settings) -> Rig:  # noqa: ANN001
     client = EngineClient(thread_launcher(engine.serve))
-    speaker, reader, earcons = RecordingSpeaker(), RecordingReader(), RecordingEarcons()
+    speaker, reader, earcons = RecordingSpeaker(), readers or RecordingReader(), RecordingEarcons()
     grabber = grabber or FakeCapture()
     cfg = dataclasses.replace(Settings(speech_output=SpeechOutput.VOICE), **settings)
     controller = AssistantController(client, speaker, reader, earcons, cfg, grabber=grabber, max_wait=0.3)

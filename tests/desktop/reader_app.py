@@ -1,0 +1,68 @@
+"""Run the real Lumen app (scripted engine, recorded own voice) for the screen-reader tests.
+
+argv: <workdir> <speech output setting> [stop]. Builds the app exactly as ``lumen`` does (real
+speech-output layer and reader detection), presses the describe hotkey's action (the window is
+never focused: another application has focus), waits for the answer, and writes what the own
+voice said to <workdir>/voice.json. With "stop", Stop is pressed as soon as the first answer
+sentence is given out. Starts when <workdir>/go exists (the test's reader is ready).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from desktop import app  # noqa: E402
+from desktop.engine_client import thread_launcher  # noqa: E402
+from desktop.settings import SpeechOutput  # noqa: E402
+from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine  # noqa: E402
+
+
+def main() -> None:
+    work, mode = Path(sys.argv[1]), SpeechOutput(sys.argv[2])
+    stop = len(sys.argv) > 3 and sys.argv[3] == "stop"
+    qt = QApplication(sys.argv[:1])
+    qt.setApplicationName("lumen-reader-test")
+    engine = ScriptedEngine(answer="A window with a button. The button says OK. Nothing else is visible. "
+                                   "The taskbar is at the bottom. A clock shows noon.", delay=0.02)
+    speaker = RecordingSpeaker()
+    lumen = app.build(work / "settings.json", launcher=thread_launcher(engine.serve), speaker=speaker,
+                      earcons=RecordingEarcons())
+    lumen.controller.grabber = FakeCapture()
+    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output=mode)
+    app.start(lumen, hotkeys=False, first_run_setup=False)
+    lumen.window.showMinimized()  # not focused: the hotkey is pressed while working elsewhere
+    state = {"stopped": False}
+
+    def on_delta(_text: str) -> None:
+        if stop and not state["stopped"] and lumen.controller._sentences >= 1:  # noqa: SLF001
+            state["stopped"] = True
+            lumen.controller.handle_action("stop")
+
+    def finish(_text: str = "") -> None:
+        (work / "voice.json").write_text(json.dumps(speaker.texts))
+        QTimer.singleShot(300, qt.quit)
+
+    def go() -> None:
+        if not (work / "go").exists():
+            QTimer.singleShot(100, go)
+            return
+        lumen.controller.answer_delta.connect(on_delta)
+        lumen.controller.answer_finished.connect(lambda text: QTimer.singleShot(1500, finish))
+        lumen.controller.handle_action("describe_screen")
+
+    QTimer.singleShot(100, go)
+    QTimer.singleShot(60000, finish)  # never hang the test
+    qt.exec()
+    lumen.engine.shutdown()
+
+
+if __name__ == "__main__":
+    main()
