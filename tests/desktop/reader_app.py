@@ -3,8 +3,8 @@
 argv: <workdir> <speech output setting> [stop]. Builds the app exactly as ``lumen`` does (real
 speech-output layer and reader detection), presses the describe hotkey's action (the window is
 never focused: another application has focus), waits for the answer, and writes what the own
-voice said to <workdir>/voice.json. With "stop", Stop is pressed as soon as the first answer
-sentence is given out. Starts when <workdir>/go exists (the test's reader is ready).
+voice said to <workdir>/voice.json. With "stop", Stop is pressed the moment the whole answer has
+been given out (the reader has queued it and is still saying the first sentences). Starts when <workdir>/go exists (the test's reader is ready).
 """
 
 from __future__ import annotations
@@ -41,21 +41,21 @@ def main() -> None:
     lumen.window.showMinimized()  # not focused: the hotkey is pressed while working elsewhere
     state = {"stopped": False}
 
-    def on_delta(_text: str) -> None:
-        if stop and not state["stopped"] and lumen.controller._sentences >= 1:  # noqa: SLF001
-            state["stopped"] = True
-            lumen.controller.handle_action("stop")
-
     def finish(_text: str = "") -> None:
         (work / "voice.json").write_text(json.dumps(speaker.texts))
         QTimer.singleShot(300, qt.quit)
+
+    def on_finished(_text: str) -> None:
+        if stop and not state["stopped"]:
+            state["stopped"] = True
+            lumen.controller.handle_action("stop")  # every sentence is with the reader, most still unsaid
+        QTimer.singleShot(1500, finish)
 
     def go() -> None:
         if not (work / "go").exists():
             QTimer.singleShot(100, go)
             return
-        lumen.controller.answer_delta.connect(on_delta)
-        lumen.controller.answer_finished.connect(lambda text: QTimer.singleShot(1500, finish))
+        lumen.controller.answer_finished.connect(on_finished)
         lumen.controller.handle_action("describe_screen")
 
     QTimer.singleShot(100, go)
