@@ -47,15 +47,24 @@ def probe() -> Probe:
 
 
 def orca_running(proc: Path = Path("/proc")) -> bool:
-    """An Orca process of this user (``orca`` is a Python script: its comm or its script name)."""
+    """An Orca process of this user (``orca`` is a Python script: its comm or its script name).
+    Plain os calls: this runs on the GUI thread, at most every ReaderWatch.ttl seconds."""
     uid = os.getuid()
-    for entry in proc.glob("[0-9]*"):
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        base = os.path.join(proc, pid)
         try:
-            if entry.stat().st_uid != uid:
+            with open(os.path.join(base, "comm"), "rb") as f:
+                comm = f.read().strip()
+            if comm != b"orca" and not comm.startswith(b"python"):
+                continue  # most processes: one small read
+            if os.stat(base).st_uid != uid:
                 continue
-            if (entry / "comm").read_text().strip() == "orca":
+            if comm == b"orca":
                 return True
-            argv = (entry / "cmdline").read_bytes().split(b"\0")[:2]
+            with open(os.path.join(base, "cmdline"), "rb") as f:
+                argv = f.read().split(b"\0")[:2]
             if any(os.path.basename(a) == b"orca" for a in argv):
                 return True
         except OSError:
