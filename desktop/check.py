@@ -160,13 +160,7 @@ def check_screen_reader() -> CheckItem:
     """The reader Lumen speaks through now, as the app decides it (desktop.speech_output.probe)."""
     from desktop.speech_output import probe
 
-    found = probe()
-    if found.kind is None:
-        note = f" {found.note}" if found.note else ""
-        return CheckItem("Screen reader", None, f"No screen reader is running; Lumen speaks with its own voice.{note}")
-    braille = ("Braille: messages and answers are also shown on the braille display." if found.braille
-               else "Braille: not available through this path.")
-    return CheckItem("Screen reader", None, f"Lumen speaks through {found.label}. {braille}", found.note)
+    return CheckItem("Screen reader", None, probe().summary())
 
 
 def check_hotkeys() -> CheckItem:

@@ -65,6 +65,14 @@ class Probe:
     braille: bool = False
     note: str = ""
 
+    def summary(self) -> str:
+        """In words, for ``lumen --check`` and Settings (the same sentence in both)."""
+        if self.kind is None:
+            return "No screen reader is running; Lumen speaks with its own voice." + (f" {self.note}" if self.note else "")
+        braille = ("Braille: messages and answers are also shown on the braille display." if self.braille
+                   else "Braille: not available through this path.")
+        return f"Lumen speaks through {self.label}. {braille}" + (f" {self.note}" if self.note else "")
+
 
 def probe() -> Probe:
     """Which screen reader runs now, on this OS (never raises; unknown is "none")."""

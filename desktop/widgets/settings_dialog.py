@@ -24,7 +24,7 @@ from desktop.widgets.speech_model_picker import SpeechModelPicker
 
 _PRESETS = [(p, messages.PROMPT_PRESETS[p.value]) for p in PromptPreset]
 _OUTPUTS = [(SpeechOutput.AUTO, "Screen reader if running, else Lumen's voice"),
-            (SpeechOutput.SCREEN_READER, "Screen reader only"), (SpeechOutput.VOICE, "Lumen's voice only"),
+            (SpeechOutput.SCREEN_READER, "Screen reader only (Lumen's voice when none runs)"), (SpeechOutput.VOICE, "Lumen's voice only"),
             (SpeechOutput.BOTH, "Both")]
 _PRECISIONS = [("none", "Full (16-bit on a GPU)"), ("int8", "8-bit"), ("nf4", "4-bit (least memory)")]
 _DEVICES = [("auto", "Automatic"), ("cuda", "GPU (CUDA)"), ("cpu", "Processor (slow)"), ("mps", "Apple GPU")]
@@ -164,6 +164,12 @@ class SettingsDialog(QDialog):
         page, form = self._form()
         self.output = self._row(form, "&Speak through:", _combo(_OUTPUTS, s.speech_output, messages.tr("Speak through"),
                                 messages.tr("Your screen reader (braille follows), Lumen's own voice, or both.")))
+        from desktop.speech_output import probe
+
+        self.reader_status = self._row(form, "Screen r&eader now:", accessible(
+            QLineEdit(probe().summary()), messages.tr("Screen reader now"),
+            messages.tr("The reader Lumen speaks through at this moment, as lumen --check reports it.")))
+        self.reader_status.setReadOnly(True)
         self.voice = self._row(form, "&Voice:", _combo([("", "System default"), *voices], s.voice,
                                messages.tr("Voice"), messages.tr("Lumen's own voice.")))
         self.rate = self._row(form, "&Rate (words per minute):", accessible(

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
+import pytest
+
 from desktop.settings import SpeechOutput
 from desktop.speech import Priority
 from desktop.speech_output import Probe, ReaderError, ReaderWatch, SpeechRouter, linux
 from tests.fakes import RecordingReader, RecordingSpeaker
+
+
+@pytest.fixture
+def stand_in_orca(tmp_path):  # noqa: ANN001
+    """A process of this user named orca, as Orca's script is."""
+    shutil.copy("/bin/sleep", tmp_path / "orca")
+    proc = subprocess.Popen([str(tmp_path / "orca"), "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 class Clock:
@@ -125,3 +142,15 @@ def test_speech_dispatcher_refuses_network_addresses(monkeypatch) -> None:  # no
         assert "unix sockets" in str(exc)
     else:
         raise AssertionError("an inet address must not be used")
+
+
+def test_settings_and_lumen_check_report_the_same_reader(qtbot, stand_in_orca) -> None:  # noqa: ANN001
+    from desktop.check import check_screen_reader
+    from desktop.settings import Settings
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    assert dialog.reader_status.text() == check_screen_reader().summary
+    assert "Orca (through Speech Dispatcher)" in dialog.reader_status.text()
+    assert "Braille: not available" in dialog.reader_status.text()
