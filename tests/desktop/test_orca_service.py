@@ -84,7 +84,7 @@ def test_orca_service_is_detected_and_gets_speech_braille_and_interrupts(orca_bu
         try:
             rig.controller.handle_action("describe_screen")
             qtbot.waitUntil(lambda: bool(rig.controller.conversation.last_answer), timeout=10000)
-            qtbot.waitUntil(lambda: len([c for c in service.calls if c[2] == "PresentMessage"]) >= 4, timeout=5000)
+            qtbot.waitUntil(lambda: len([c for c in service.calls if c[2] == "PresentMessage"]) >= 5, timeout=5000)
             rig.controller.handle_action("stop")
         finally:
             rig.client.shutdown()
@@ -92,12 +92,14 @@ def test_orca_service_is_detected_and_gets_speech_braille_and_interrupts(orca_bu
         interrupt = ("/org/gnome/Orca/Service/SpeechAndVerbosityManager", "org.gnome.Orca.Module", "ExecuteCommand",
                      ("InterruptSpeech", False))
         present = [c[3][0] for c in service.calls if c[2] == "PresentMessage"]
-        assert present == [messages.DESCRIBING_SCREEN, "A window with a button.", "The button says OK.",
-                           "Nothing else is visible."]  # one call each: Orca speaks and brailles it
+        assert present[:5] == [messages.DESCRIBING_SCREEN, "A window with a button.", "The button says OK.",
+                               "Nothing else is visible.", messages.DONE]  # one call each: Orca speaks and brailles it
         ack = service.calls.index(("/org/gnome/Orca/Service", "org.gnome.Orca.Service", "PresentMessage",
                                    (messages.DESCRIBING_SCREEN,)))
         assert service.calls[ack - 1] == interrupt  # the acknowledgement interrupts Orca; answers do not
-        assert service.calls[-1] == interrupt  # Stop
+        done = service.calls.index(("/org/gnome/Orca/Service", "org.gnome.Orca.Service", "PresentMessage",
+                                    (messages.DONE,)))
+        assert service.calls[done + 1] == interrupt  # Stop (then Stop's own word)
         assert rig.speaker.texts == []
     finally:
         service.close()

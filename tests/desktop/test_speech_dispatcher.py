@@ -76,15 +76,17 @@ def test_lumens_answer_reaches_speech_dispatcher_and_stop_cancels_it(speechd, qt
         rig.controller.handle_action("describe_screen")
         qtbot.waitUntil(lambda: rig.controller.state.value == "idle" and bool(rig.controller.conversation.last_answer),
                         timeout=10000)
-        wait_for(lambda: len(spoken_lines(spoken)) >= 4, 15, "the acknowledgement and the answer")
-        assert spoken_lines(spoken) == [messages.DESCRIBING_SCREEN, *SENTENCES]
+        wait_for(lambda: len(spoken_lines(spoken)) >= 5, 15, "the acknowledgement, the answer and Done")
+        assert spoken_lines(spoken) == [messages.DESCRIBING_SCREEN, *SENTENCES, messages.DONE]
         assert rig.speaker.texts == []  # the reader said it: no double speech
 
         rig.controller.handle_action("describe_screen")
-        qtbot.waitUntil(lambda: len(spoken_lines(spoken)) >= 6, timeout=15000)  # the ack and the first sentence
+        qtbot.waitUntil(lambda: len(spoken_lines(spoken)) >= 7, timeout=15000)  # the ack and the first sentence
         rig.controller.handle_action("stop")
         qtbot.wait(2000)  # each text takes 0.4 s in the output module: a queue left would have been heard
-        assert spoken_lines(spoken)[4:] == [messages.DESCRIBING_SCREEN, SENTENCES[0]]
+        again = spoken_lines(spoken)[5:]
+        assert again[:2] == [messages.DESCRIBING_SCREEN, SENTENCES[0]]
+        assert not set(again) & {*SENTENCES[1:], messages.DONE}, again  # only Stop's own word may follow
     finally:
         rig.client.shutdown()
         rig.reader.forget()
