@@ -1,9 +1,10 @@
 """A real screen reader end to end: Orca 43 (Debian 12) headless on Xvfb with the AT-SPI bus,
 speaking through Speech Dispatcher into a file. Another application has focus; Lumen's describe
-action (what the hotkey does) must reach the Orca user's speech, and Stop must silence it.
+action (what the hotkey does) must reach the Orca user's speech, Stop must silence it, and a
+question typed (real X key events) into Lumen's question field must be answered through Orca.
 
 Orca 43 has no handler for AT-SPI object:announcement, so before Lumen spoke through Speech
-Dispatcher, Orca said nothing of Lumen's at all. Takes ~20 s (Orca starts in ~2-3 s).
+Dispatcher, Orca said nothing of Lumen's at all. Takes ~40 s (Orca starts in ~2-3 s).
 """
 
 from __future__ import annotations
@@ -97,3 +98,16 @@ def test_stop_silences_what_orca_was_given(orca) -> None:  # noqa: ANN001
     lines = spoken_lines(spoken)[start:]
     assert messages.DESCRIBING_SCREEN in lines
     assert not any(line in ANSWER[2:] for line in lines), lines
+
+
+def test_a_question_typed_in_lumens_window_is_answered_through_orca(orca) -> None:  # noqa: ANN001
+    work, env, spoken, _ = orca
+    start = len(spoken_lines(spoken))
+    voice = run_lumen(work, env, "ask")
+    wait_for(lambda: ANSWER[-1] in spoken_lines(spoken)[start:] and messages.ASKING in spoken_lines(spoken)[start:],
+             20, "the answer to the typed question")
+    lines = spoken_lines(spoken)[start:]
+    assert "Question: text." in lines, lines  # Orca read Lumen's question field when the question key focused it
+    asked = lines.index(messages.ASKING)  # the typed question was taken (Enter in the question field)
+    assert [line for line in lines[asked:] if line in ANSWER] == ANSWER
+    assert voice == []
