@@ -80,6 +80,10 @@ def test_orca_service_is_detected_and_gets_speech_braille_and_interrupts(orca_bu
     try:
         found = probe()
         assert (found.kind, found.label, found.braille) == ("orca-service", "Orca", True)
+        from desktop.check import check_screen_reader
+
+        assert check_screen_reader().summary == ("Lumen speaks through Orca. "
+                                                 "Braille: messages and answers are also shown on the braille display.")
         rig = make_rig(ScriptedEngine(), readers=ReaderWatch(), speech_output=SpeechOutput.AUTO)
         try:
             rig.controller.handle_action("describe_screen")
