@@ -38,7 +38,15 @@ NVDA_DLL = "nvdaControllerClient.dll"
 class Native:
     """The native boundary: the NVDA DLL, user32 and the JAWS COM object (replaced in tests)."""
 
+    _dll = None
+
     def nvda(self):  # noqa: ANN201 - a ctypes WinDLL, or None when no controller client is found
+        """Loaded once: probe asks every few seconds."""
+        if self._dll is None:
+            self._dll = self._load_nvda()
+        return self._dll
+
+    def _load_nvda(self):  # noqa: ANN202
         for path in _nvda_dll_candidates():
             if path.is_file():
                 try:
