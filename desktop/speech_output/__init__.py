@@ -114,11 +114,16 @@ def open_reader(kind: str) -> ScreenReader:
 
 class ReaderWatch:
     """The reader running now, re-detected at most every ``ttl`` seconds (a reader can start or quit
-    at any time); one open back-end per reader, reused while it keeps running."""
+    at any time); one open back-end per reader, reused while it keeps running. A back-end that
+    failed is not tried again for ``cooldown`` seconds (a hung server would cost every utterance
+    its timeout): the own voice speaks meanwhile."""
 
     def __init__(self, probe_fn: Callable[[], Probe] = probe, opener: Callable[[str], ScreenReader] = open_reader,
-                 ttl: float = 2.0, clock: Callable[[], float] = time.monotonic, announcer=None) -> None:  # noqa: ANN001
+                 ttl: float = 2.0, clock: Callable[[], float] = time.monotonic, announcer=None,  # noqa: ANN001
+                 cooldown: float = 5.0) -> None:
         self._probe_fn, self._opener, self._ttl, self._clock = probe_fn, opener, ttl, clock
+        self._cooldown = cooldown
+        self._failed: tuple[str | None, float] = (None, 0.0)  # the kind that failed last, and when
         self.announcer = announcer  # desktop.announcements.Announcer, or None
         self.last: Probe = Probe(None)
         self._checked: float | None = None
@@ -132,7 +137,8 @@ class ReaderWatch:
             self.last = self._probe_fn()
             if self.last.kind != self._kind:
                 self._drop()
-                if self.last.kind is not None:
+                failed, at = self._failed
+                if self.last.kind is not None and not (self.last.kind == failed and now - at < self._cooldown):
                     try:
                         self._reader, self._kind = self._opener(self.last.kind), self.last.kind
                     except Exception as exc:  # noqa: BLE001 - no back-end: the own voice speaks
@@ -145,7 +151,8 @@ class ReaderWatch:
             self.announcer.announce(text, assertive=interrupt)
 
     def forget(self) -> None:
-        """The reader failed: close it and detect again next time."""
+        """The reader failed: close it; detect again next time, and reopen it after the cooldown."""
+        self._failed = (self._kind, self._clock())
         self._drop()
         self._checked = None
 

@@ -201,7 +201,7 @@ class SpeechDispatcher(ScreenReader):
     name = "Orca (through Speech Dispatcher)"
     supports_braille = False  # Speech Dispatcher only speaks; Orca < 49 offers other programs no braille
 
-    def __init__(self, path: Path | None = None, timeout: float = 2.0) -> None:
+    def __init__(self, path: Path | None = None, timeout: float = 1.0) -> None:  # a local server answers in ms
         self._path, self._timeout = path, timeout
         self._sock: socket.socket | None = None
         self._buffer = b""

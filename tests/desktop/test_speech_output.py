@@ -73,13 +73,20 @@ def test_the_reader_is_detected_again_after_the_ttl_and_kept_open_while_it_runs(
     assert watch.current().kind == "jaws"
 
 
-def test_a_failed_reader_is_forgotten_and_detected_again_at_once() -> None:
+def test_a_failed_reader_rests_for_the_cooldown_then_is_opened_again() -> None:
     clock, probes = Clock(), [Probe("orca-speechd")]
     watch, opened = watch_of(probes, clock)
     reader = watch.current()
-    watch.forget()
+    watch.forget()  # e.g. the server stopped answering
     assert reader.closed
-    assert watch.current() is opened[1]  # no ttl wait after a failure
+    assert watch.current() is None  # the own voice, without waiting for the timeout again
+    clock.now += 2.0
+    assert watch.current() is None
+    clock.now += 3.0  # the 5 s cooldown is over
+    assert watch.current() is opened[1]
+    watch.forget()
+    probes[0] = Probe("jaws")  # another reader is not held back by Orca's failure
+    assert watch.current().kind == "jaws"
 
 
 def test_a_reader_that_cannot_be_opened_means_the_own_voice() -> None:
