@@ -1,6 +1,8 @@
-"""Screen-reader announcements: what NVDA, JAWS, Narrator, Orca and VoiceOver read (and braille shows).
+"""Qt accessibility announcements from Lumen's window (AT-SPI, UIA, NSAccessibility).
 
-Uses ``QAccessibleAnnouncementEvent`` (Qt >= 6.8): polite messages wait for the screen reader to
+Readers read these only for the focused application (NVDA ignores UIA notifications from
+background apps, JAWS and Orca < 49 none at all), so Lumen's speech goes to the reader through
+``desktop.speech_output``; this is the path for a reader Lumen cannot address directly. Uses ``QAccessibleAnnouncementEvent`` (Qt >= 6.8): polite messages wait for the screen reader to
 finish, assertive ones interrupt. On an older Qt the source object's accessible description is
 changed instead, which screen readers report as a property change (a live-region substitute).
 """
