@@ -127,15 +127,15 @@ class AssistantController(QObject):
     def speak_chunks(self, chunks: list[str]) -> None:
         """Speak a result (e.g. OCR text) chunk by chunk, interrupting what was being said."""
         for i, chunk in enumerate(chunks):
-            self._output(chunk, Priority.NOW if i == 0 else Priority.NORMAL, assertive=i == 0)
+            self._output(chunk, Priority.NOW if i == 0 else Priority.NORMAL, assertive=i == 0, content=True)
 
     def _voice_on(self) -> bool:
         """Whether Lumen's own voice speaks (else only the screen reader hears Lumen)."""
         return self.output.voice_on(self.settings.speech_output)
 
-    def _output(self, text: str, priority: Priority, assertive: bool | None = None) -> None:
+    def _output(self, text: str, priority: Priority, assertive: bool | None = None, content: bool = False) -> None:
         interrupt = priority is Priority.NOW if assertive is None else assertive
-        self.output.say(text, priority, interrupt, self.settings.speech_output)
+        self.output.say(text, priority, interrupt, self.settings.speech_output, content)
 
     def _acknowledge(self, text: str) -> None:
         self.earcons.play("ack")
@@ -347,7 +347,7 @@ class AssistantController(QObject):
 
     def stop(self) -> None:
         """Stop speech and generation together."""
-        busy = self._active is not None or self.state is State.CAPTURING or self.speaker.speaking
+        busy = self._active is not None or self.state is State.CAPTURING or self.output.speaking
         self.keys.end()
         self._interrupt(stopped=True)
         self.earcons.play("stopped" if busy else "error")
@@ -432,7 +432,7 @@ class AssistantController(QObject):
             self.earcons.stop_waiting()
             priority = Priority.NOW
         log.debug("answer sentence: %s", sentence)
-        self._output(sentence, priority, assertive=False)  # answers queue politely in a screen reader
+        self._output(sentence, priority, assertive=False, content=True)  # answers queue politely in a reader
 
     def _on_finished(self, event: Finished) -> None:
         self._flush.stop()

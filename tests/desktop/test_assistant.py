@@ -328,6 +328,25 @@ def test_stopped_nothing_to_stop_and_done_reach_the_screen_reader(qtbot) -> None
         rig.client.shutdown()
 
 
+def test_stop_while_the_reader_still_reads_the_answer_stops_it(qtbot) -> None:  # noqa: ANN001
+    """The answer is all sent to the reader, which is still reading it: Stop cancels the reader and says
+    Stopped; a second Stop has nothing left to stop."""
+    from desktop.settings import SpeechOutput
+
+    rig = make_rig(ScriptedEngine(delay=0.01), speech_output=SpeechOutput.SCREEN_READER)
+    rig.reader.active = True
+    try:
+        finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        assert [t for t, _ in rig.reader.spoken][-4:] == [*SENTENCES, messages.DONE]
+        cancels = rig.reader.cancels
+        rig.controller.handle_action("stop")
+        assert rig.reader.spoken[-1] == (messages.STOPPED, True) and rig.reader.cancels == cancels + 1
+        rig.controller.handle_action("stop")
+        assert rig.reader.spoken[-1] == (messages.NOTHING_TO_STOP, True)
+    finally:
+        rig.client.shutdown()
+
+
 def test_recall_says_the_last_answer_again_in_voice_mode(rig, qtbot) -> None:  # noqa: ANN001
     finished(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
     rig.speaker.spoken.clear()
