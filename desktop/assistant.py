@@ -30,7 +30,7 @@ from desktop import capture, messages, model_choice
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
-from desktop.image_input import Photo, new_image_id
+from desktop.image_input import ImageRejected, Photo, new_image_id
 from desktop.resources import question_for, question_label
 from desktop.settings import CaptureTarget, Settings
 from desktop.speech import Priority, Speaker
@@ -48,12 +48,15 @@ Grabber = Callable[[Rect | None, str], Capture]
 class State(StrEnum):
     IDLE = "idle"
     CAPTURING = "capturing"
+    OPENING = "opening"  # a photo being read and decoded
     DESCRIBING = "describing"
 
 
 class _CaptureSignals(QObject):
     captured = Signal(int, object, object)  # token, Capture, problem key or None
     failed = Signal(int, str)  # token, reason
+    photo_ready = Signal(int, object)  # token, Photo
+    photo_rejected = Signal(int, str)  # token, ImageRejected reason
 
 
 _ACK = {"screen": messages.DESCRIBING_SCREEN, "window": messages.DESCRIBING_WINDOW,
@@ -112,6 +115,8 @@ class AssistantController(QObject):
         self._signals = _CaptureSignals()
         self._signals.captured.connect(self._on_captured)
         self._signals.failed.connect(self._on_capture_failed)
+        self._signals.photo_ready.connect(self._on_photo_ready)
+        self._signals.photo_rejected.connect(self._on_photo_rejected)
         engine.event.connect(self.on_event)
         engine.died.connect(self._on_engine_died)
         engine.restarted.connect(lambda: self.notify(messages.tr(messages.ENGINE_RESTARTED), Priority.NOW))
@@ -257,17 +262,41 @@ class AssistantController(QObject):
             self._set_state(State.IDLE)
             self.fail(messages.CAPTURE_UNSUPPORTED if reason == "unsupported" else messages.CAPTURE_FAILED)
 
-    def add_photo(self, photo: Photo) -> None:
-        """A dropped, opened or pasted photo: attach it and describe it."""
+    def open_photo(self, load: Callable[[int | None], Photo]) -> None:
+        """A dropped, opened or pasted photo: acknowledge at once, read and decode it in the pool
+        thread (``load(model_side)``, e.g. ``image_input.load_file``; a large picture takes
+        seconds), then describe it or say why it cannot be used."""
         self.timeline = {"hotkey": time.monotonic()}
         self._interrupt()
-        self._new_image(photo.image, photo.label)
         self._acknowledge(messages.DESCRIBING_PHOTO)
+        self._token += 1
+        self._set_state(State.OPENING)
+        token, side = self._token, self.model_image_size
+        self._pool.start(lambda: self._photo_job(token, load, side))
+
+    def _photo_job(self, token: int, load: Callable[[int | None], Photo], side: int | None) -> None:
+        """Pool thread: only signals leave this function."""
+        try:
+            self._signals.photo_ready.emit(token, load(side))
+        except ImageRejected as exc:
+            log.info("photo rejected: %s", exc.reason)
+            self._signals.photo_rejected.emit(token, exc.reason)
+        except Exception:  # noqa: BLE001 - reported as an unusable photo, never lost
+            log.exception("opening the photo failed")
+            self._signals.photo_rejected.emit(token, "unreadable")
+
+    def _on_photo_ready(self, token: int, photo: Photo) -> None:
+        if token != self._token:
+            return  # superseded or stopped
+        self._set_state(State.IDLE)
+        self._new_image(photo.image, photo.label, photo.model_input)
         self.ask(question_for(self.settings), acknowledged=True, shown_as=question_label(self.settings))
 
-    def reject_photo(self, reason: str) -> None:
-        why = messages.tr(messages.IMAGE_REASONS.get(reason, messages.IMAGE_REASONS["corrupt"]))
-        self.fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
+    def _on_photo_rejected(self, token: int, reason: str) -> None:
+        if token == self._token:
+            self._set_state(State.IDLE)
+            why = messages.tr(messages.IMAGE_REASONS.get(reason, messages.IMAGE_REASONS["corrupt"]))
+            self.fail(messages.tr(messages.PHOTO_REJECTED).format(reason=why))
 
     def ask(self, question: str, context: str = "", acknowledged: bool = False, shown_as: str = "") -> bool:
         """Ask about the conversation's images (pending ones attached). The push-to-talk seam.
@@ -307,6 +336,8 @@ class AssistantController(QObject):
         """What Lumen is doing, in words (the "what are you doing?" command)."""
         if self.state is State.CAPTURING:
             return messages.tr(messages.DOING_CAPTURING)
+        if self.state is State.OPENING:
+            return messages.tr(messages.DOING_OPENING)
         if self._active is None:
             return messages.tr(messages.DOING_NOTHING)
         if not self._spoken_first:
@@ -347,7 +378,7 @@ class AssistantController(QObject):
 
     def stop(self) -> None:
         """Stop speech and generation together."""
-        busy = self._active is not None or self.state is State.CAPTURING or self.output.speaking
+        busy = self._active is not None or self.state in (State.CAPTURING, State.OPENING) or self.output.speaking
         self.keys.end()
         self._interrupt(stopped=True)
         self.earcons.play("stopped" if busy else "error")

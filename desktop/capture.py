@@ -190,19 +190,9 @@ def check_and_prepare(shot: Capture, side: int | None, timeline: dict[str, float
 
 def check_capture(capture: Capture) -> str | None:
     """"black", "uniform" or "blank" when there is nothing to describe, else None."""
-    from PIL import ImageStat
+    from engine.image_io import blank_problem
 
-    image = capture.to_pil()
-    factor = max(1, max(image.size) // 512)
-    small = image.reduce(factor) if factor > 1 else image
-    extrema = small.getextrema()
-    if all(hi <= 10 for _, hi in extrema):
-        return "black"
-    if all(hi - lo <= 2 for lo, hi in extrema):
-        return "uniform"
-    if all(sd < 1.0 for sd in ImageStat.Stat(small).stddev):
-        return "blank"
-    return None
+    return blank_problem(capture.to_pil())
 
 
 # ---------------------------------------------------------------- where things are

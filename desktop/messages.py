@@ -45,6 +45,7 @@ COMMAND_LAYER_HELP = (
 # Translators: answers to "what are you doing?" (command key, then D).
 DOING_NOTHING = "Ready. Nothing is running."
 DOING_CAPTURING = "Capturing the screen."
+DOING_OPENING = "Opening the photo."
 DOING_WAITING = "Waiting for the answer to start."
 DOING_ANSWERING = "Answering; {count} sentences so far."
 COMMAND_CANCELLED = "Cancelled"
@@ -88,9 +89,16 @@ IMAGE_REASONS = {
     "not_found": "the file was not found",
     "too_large": "the picture is too large to open safely",
     "not_an_image": "it is not an image Lumen can read",
+    "unsupported_format": "Lumen opens only PNG, JPEG, WebP, GIF, BMP and TIFF pictures",
     "corrupt": "the file is damaged",
     "empty": "the file is empty",
     "unreadable": "the file could not be read",
+    "folder": "it is a folder, not a picture",
+    "not_a_file": "it is not a regular file",
+    # Translators: engine.image_io.blank_problem results, as for screen captures.
+    "black": "the photo is completely black",
+    "uniform": "the photo is a single flat colour, with nothing to describe",
+    "blank": "the photo looks blank: almost nothing differs across it",
 }
 
 # ---------------------------------------------------------------- conversation

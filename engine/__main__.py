@@ -43,10 +43,15 @@ def _default_model() -> str | None:
 
 def _describe(args: argparse.Namespace) -> int:
     from engine.describer import Describer
-    from engine.image_io import ImageError
+    from engine.image_io import ImageError, model_input_image, open_image
     from engine.loading import ModelLoadError, load_model
     from engine.protocol import Describe, GenerationSettings, ImageInput, Turn
 
+    try:  # the picture first: a bad file is refused before the model is loaded, and decoded once
+        picture = open_image(args.image)
+    except ImageError as exc:
+        print(f"error ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
     model = args.model or _default_model()
     if model is None:
         print("error: no model is set up; pass --model DIR or run: lumen models download vicuna0-7b", file=sys.stderr)
@@ -62,17 +67,15 @@ def _describe(args: argparse.Namespace) -> int:
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, seed=args.seed)
     if args.greedy:
         settings = GenerationSettings.greedy(max_new_tokens=args.max_new_tokens)
-    image = ImageInput("image", Path(args.image).read_bytes() if Path(args.image).is_file() else b"")
+    side = loaded.config.vision.image_size  # the model's view: identical pixels to a full-size decode
+    image = ImageInput("image", model_input_image(picture, side).tobytes(), "rgb", (side, side))
+    del picture
     history: list[Turn] = []
     for n, question in enumerate(args.question or ["Describe this image in detail."]):
         request = Describe(n, "cli", question, tuple(history), ("image",) if n == 0 else (), (image,), settings)
         if len(args.question or []) > 1:
             print(f"> {question}")
-        try:
-            reply, _ = describer.describe(request, on_delta=lambda t: print(t, end="", flush=True))
-        except ImageError as exc:
-            print(f"error: {args.image}: {exc}", file=sys.stderr)
-            return 1
+        reply, _ = describer.describe(request, on_delta=lambda t: print(t, end="", flush=True))
         print()
         history += [Turn("user", question, request.new_image_ids), Turn("assistant", reply.text)]
     return 0

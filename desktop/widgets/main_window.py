@@ -7,22 +7,19 @@ the screen reader) while the user works elsewhere. It only comes forward when th
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QIcon, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
     QPushButton, QVBoxLayout, QWidget,
 )
 
 from desktop import image_input, messages
-from desktop.image_input import ImageRejected
 from desktop.resources import icon_path
 from desktop.widgets import accessible, copy_last_answer, status_line
 
-log = logging.getLogger(__name__)
 _FILTER = "Images (" + " ".join(f"*{s}" for s in image_input.SUFFIXES) + ");;All files (*)"
 
 
@@ -149,30 +146,23 @@ class MainWindow(QMainWindow):
         if path:
             self.add_photo_file(Path(path))
 
-    def add_photo_file(self, path: Path) -> bool:
-        try:
-            photo = image_input.load_file(path)
-        except ImageRejected as exc:
-            log.info("photo rejected: %s", exc.reason)
-            self.controller.reject_photo(exc.reason)
-            return False
-        self.controller.add_photo(photo)
-        return True
+    def add_photo_file(self, path: Path) -> None:
+        """Describe a photo file; it is read and checked off the GUI thread, then described or refused aloud."""
+        self.controller.open_photo(lambda side: image_input.load_file(path, side))
 
     def paste_photo(self) -> None:
         mime = QApplication.clipboard().mimeData()
-        try:
-            if mime is not None and mime.hasImage():
-                self.controller.add_photo(image_input.from_qimage(QApplication.clipboard().image()))
-                return
-        except ImageRejected as exc:
-            self.controller.reject_photo(exc.reason)
+        if mime is not None and mime.hasImage():
+            self._add_qimage(QApplication.clipboard().image())
             return
         paths = self._paths(mime) if mime is not None else []
         if not paths:
             self.controller.notify(messages.tr(messages.NOTHING_TO_PASTE))
             return
         self.add_photo_file(paths[0])
+
+    def _add_qimage(self, qimage: QImage) -> None:
+        self.controller.open_photo(lambda side: image_input.from_qimage(qimage, model_side=side))
 
     @staticmethod
     def _paths(mime) -> list[Path]:  # noqa: ANN001
@@ -196,10 +186,7 @@ class MainWindow(QMainWindow):
         if paths:
             self.add_photo_file(paths[0])
         elif mime.hasImage():
-            try:
-                self.controller.add_photo(image_input.from_qimage(mime.imageData()))
-            except ImageRejected as exc:
-                self.controller.reject_photo(exc.reason)
+            self._add_qimage(mime.imageData())
 
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         """With a tray icon, closing only hides the window (hotkeys keep working); without, it quits."""

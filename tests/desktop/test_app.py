@@ -80,7 +80,7 @@ def test_every_control_has_a_name_description_and_keyboard_focus(lumen) -> None:
 
 def test_file_drop_describes_the_photo(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
     photo = tmp_path / "cat.png"
-    Image.new("RGB", (64, 48), (200, 100, 50)).save(photo)
+    Image.linear_gradient("L").resize((64, 48)).convert("RGB").save(photo)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(photo))])
     pos = lumen.window.rect().center()  # PySide6 6.12 takes a QPoint here
@@ -102,7 +102,9 @@ def test_dropping_a_broken_file_says_why_and_keeps_the_conversation(lumen, qtbot
     before = list(lumen.controller.conversation.entries)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    assert not lumen.window.add_photo_file(broken)
+    with qtbot.waitSignal(lumen.controller.status, timeout=5000,
+                          check_params_cb=lambda text: text.startswith("That photo")):
+        lumen.window.add_photo_file(broken)
     said = lumen.speaker.texts[-1]
     assert said.startswith("That photo could not be used")
     assert lumen.controller.conversation.entries == before
@@ -111,13 +113,14 @@ def test_dropping_a_broken_file_says_why_and_keeps_the_conversation(lumen, qtbot
 def test_paste_image_and_paste_file_path(lumen, qtbot, tmp_path) -> None:  # noqa: ANN001
     image = QImage(40, 30, QImage.Format.Format_RGB32)
     image.fill(Qt.GlobalColor.darkCyan)
+    image.setPixelColor(10, 10, Qt.GlobalColor.white)  # a flat colour is refused as blank
     QApplication.clipboard().setImage(image)
     with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
         lumen.window.paste_photo()
     assert lumen.controller.conversation.entries[0].image_labels == ("pasted image",)
 
     photo = tmp_path / "receipt.jpg"
-    Image.new("RGB", (50, 70), (250, 250, 240)).save(photo)
+    Image.linear_gradient("L").resize((50, 70)).convert("RGB").save(photo)
     QApplication.clipboard().setText(str(photo))
     with qtbot.waitSignal(lumen.controller.answer_finished, timeout=5000):
         lumen.window.paste_photo()

@@ -139,7 +139,7 @@ def test_a_failed_photo_is_dropped_and_the_next_question_is_about_the_one_that_w
         worked = rig.controller.conversation
         engine.fail_with = ErrorKind.OUT_OF_MEMORY  # e.g. a photo too large for the memory left
         photo = Photo(ImageInput(new_image_id(), b"a huge photo"), "huge.jpg", (9000, 7000))
-        rig.controller.add_photo(photo)
+        rig.controller.open_photo(lambda side: photo)
         qtbot.waitUntil(lambda: messages.error_text(ErrorKind.OUT_OF_MEMORY) in rig.speaker.texts, timeout=5000)
         assert rig.controller.conversation is worked and photo.image.image_id not in worked.images
         engine.fail_with = None

@@ -7,9 +7,16 @@ from desktop import image_input
 from desktop.image_input import ImageRejected
 
 
+def picture(size: tuple[int, int] = (40, 30)) -> Image.Image:
+    """A green picture with a white square: something to describe (a flat colour is refused)."""
+    image = Image.new("RGB", size, (10, 200, 30))
+    image.paste((255, 255, 255), (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    return image
+
+
 def save(tmp_path: Path, name: str, **kw) -> Path:  # noqa: ANN003
     path = tmp_path / name
-    Image.new("RGB", kw.pop("size", (40, 30)), (10, 200, 30)).save(path, **kw)
+    picture(kw.pop("size", (40, 30))).save(path, **kw)
     return path
 
 

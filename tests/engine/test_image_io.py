@@ -63,7 +63,8 @@ def test_first_frame_of_an_animation():
 
 @pytest.mark.parametrize("data,reason", [
     (b"", "empty"),
-    (b"%PDF-1.4 definitely not an image", "not_an_image"),
+    (b"%PDF-1.4 definitely not an image", "unsupported_format"),
+    (b"hello, not an image at all", "not_an_image"),
 ])
 def test_non_images(data, reason):
     with pytest.raises(ImageError) as err:
@@ -93,9 +94,10 @@ def test_raw_rgb_capture_and_its_validation(tmp_path):
         open_image(ImageInput("cap", b"\x00" * 5, "rgb", (3, 2)))
     with pytest.raises(ImageError) as err:
         open_image(tmp_path / "missing.png")
-    assert err.value.reason == "unreadable"
-    with pytest.raises(ImageError):
+    assert err.value.reason == "not_found"
+    with pytest.raises(ImageError) as err:
         open_image(tmp_path)
+    assert err.value.reason == "folder"
 
 
 def test_model_input_image_sent_instead_of_the_full_capture_gives_identical_pixels():
