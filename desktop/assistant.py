@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
@@ -509,7 +510,17 @@ class AssistantController(QObject):
             self._set_state(State.IDLE)
             if event.kind is not ErrorKind.NO_MODEL_LOADED:
                 self._drop_failed_images(request)
-        self.fail(messages.error_text(event.kind))
+        self.fail(messages.error_text(event.kind, self._model_file_name(event.path)))
+
+    def _model_file_name(self, path: str | None) -> str | None:
+        """``path`` as the user knows it: relative to the model folder (e.g. "llm/config.json")."""
+        if not path:
+            return None
+        folder = self.model_choice.path if self.model_choice is not None else None
+        try:
+            return Path(path).relative_to(folder).as_posix() if folder else Path(path).name
+        except ValueError:
+            return Path(path).name
 
     def _drop_failed_images(self, request: Describe) -> None:
         """A request that brought new images failed (a photo too large for memory, a corrupt one):

@@ -150,8 +150,18 @@ _ERRORS: dict[ErrorKind, str] = {
 }
 
 
-def error_text(kind: ErrorKind) -> str:
-    """The spoken and written message for an engine failure."""
+# Translators: {file} is a model file such as "llm/config.json".
+MODEL_FILE_MISSING = "The model file {file} is missing. Set up the model again, or choose another model in Settings, Model."
+MODEL_FILE_DAMAGED = ("The model file {file} is damaged or not what Lumen expects, so the model was not loaded. "
+                      "Set up the model again, or choose another model in Settings, Model.")
+
+
+def error_text(kind: ErrorKind, file: str | None = None) -> str:
+    """The spoken and written message for an engine failure; ``file`` names a model file at fault."""
+    if file and kind is ErrorKind.MODEL_MISSING:
+        return tr(MODEL_FILE_MISSING).format(file=file)
+    if file and kind is ErrorKind.MODEL_MISMATCH:
+        return tr(MODEL_FILE_DAMAGED).format(file=file)
     return tr(_ERRORS[kind])
 
 

@@ -307,7 +307,7 @@ def read_llm_config(llm_dir: Path) -> dict:
     cfg_file = llm_dir / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(llm_dir, "not a Hugging Face model folder (config.json missing)")
-    data = json.loads(cfg_file.read_text())
+    data = read_json(cfg_file)
     if data.get("model_type") != "llama":
         raise CheckpointError(cfg_file, f"expected a LLaMA model, found model_type={data.get('model_type')!r}")
     keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -315,7 +315,35 @@ def read_llm_config(llm_dir: Path) -> dict:
             "tie_word_embeddings", "hidden_act")
     llm = {k: data[k] for k in keys if k in data}
     llm.setdefault("num_key_value_heads", llm.get("num_attention_heads"))
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads"):
+        value = llm.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise CheckpointError(cfg_file, f"{key} must be a positive whole number, found {value!r}")
+    if llm["hidden_size"] % llm["num_attention_heads"]:
+        raise CheckpointError(cfg_file, "hidden_size is not a multiple of num_attention_heads")
     return llm
+
+
+MAX_JSON_BYTES = 4 * 1024 * 1024
+
+
+def read_json(path: Path) -> dict:
+    """A small JSON object from a regular file, or a ``CheckpointError`` naming the file and the problem."""
+    path = Path(path)
+    try:
+        if not path.is_file():  # also refuses a FIFO or a device, which would hang or never end
+            raise CheckpointError(path, "is not a regular file")
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(path, f"is too large for a description ({path.stat().st_size / 1e6:.0f} MB)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except CheckpointError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(path, f"must hold a JSON object, not a {type(data).__name__}")
+    return data
 
 
 def _find_tokenizer(llm_dir: Path) -> Path:
@@ -366,14 +394,16 @@ def read_model_json(model_dir: Path) -> MiniGPT4Config:
     path = Path(model_dir) / MODEL_JSON
     if not path.is_file():
         raise CheckpointError(model_dir, f"not a Lumen model folder ({MODEL_JSON} missing)")
+    data = read_json(path)
     try:
-        data = json.loads(path.read_text())
         if data.get("format") != "lumen-minigpt4":
             raise ValueError("unknown format")
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(f"made by a newer Lumen (format {data['format_version']})")
+        if not isinstance(data.get("config"), dict):
+            raise ValueError("no config object")
         return MiniGPT4Config.from_dict(data["config"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(path, f"unreadable model description: {exc}") from exc
 
 

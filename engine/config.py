@@ -85,17 +85,25 @@ class MiniGPT4Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MiniGPT4Config:
+        """From parsed JSON; any value that could not build a working model is a ``ValueError``."""
         data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown MiniGPT-4 config fields: {sorted(unknown)}")
-        data["vision"] = VisionConfig(**data.get("vision", {}))
+        data["vision"] = _checked(VisionConfig, data.get("vision", {}))
         qf = data.get("qformer", {})
-        data["qformer"] = None if qf is None else QFormerConfig(**qf)
+        data["qformer"] = None if qf is None else _checked(QFormerConfig, qf)
         for key in ("image_mean", "image_std"):
             if key in data:
                 data[key] = tuple(data[key])
+                if len(data[key]) != 3 or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                  for v in data[key]):
+                    raise ValueError(f"{key} must be three numbers")
+        if data["vision"].image_size < data["vision"].patch_size:
+            raise ValueError("vision.image_size is smaller than vision.patch_size")
+        if "tokens_per_group" in data:
+            _positive("tokens_per_group", data["tokens_per_group"], int)
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -104,6 +112,24 @@ class MiniGPT4Config:
     @classmethod
     def load(cls, path: Path) -> MiniGPT4Config:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def _positive(name: str, value: object, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float) or value <= 0:
+        raise ValueError(f"{name} must be a positive {'whole ' if kind is int else ''}number, found {value!r}")
+
+
+def _checked(cls: type, values: object) -> Any:
+    """A VisionConfig / QFormerConfig from JSON, every size a positive whole number (every eps positive),
+    every hidden size a multiple of its number of heads."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__} must be an object")
+    section = cls(**values)
+    for f in dataclasses.fields(cls):
+        _positive(f.name, getattr(section, f.name), float if "eps" in f.name else int)
+    if section.hidden_size % section.num_heads:
+        raise ValueError(f"{cls.__name__}.hidden_size is not a multiple of num_heads")
+    return section
 
 
 def _llama(hidden: int, layers: int, heads: int, mlp: int, eps: float, context: int) -> dict[str, Any]:

@@ -26,9 +26,16 @@ CPU_OVERHEAD_BYTES = int(0.5e9)  # no CUDA context on the CPU; Python, torch, ac
 
 
 class ModelLoadError(RuntimeError):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    """``path``: the file (or folder) at fault, when one is; the desktop names it to the user."""
+
+    def __init__(self, kind: ErrorKind, message: str, path: Path | str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.path = str(path) if path is not None else None
+
+
+def _mismatch(path: Path, problem: str) -> ModelLoadError:
+    return ModelLoadError(ErrorKind.MODEL_MISMATCH, f"{path}: {problem}", path)
 
 
 @dataclass
@@ -206,16 +213,15 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
 
     model_dir = Path(model_dir).expanduser()
     if not model_dir.is_dir():
-        raise ModelLoadError(ErrorKind.MODEL_MISSING, f"model folder not found: {model_dir}")
-    for name in (VISUAL_FILE, LLM_DIR, TOKENIZER_FILE):
-        if not (model_dir / name).exists():
-            raise ModelLoadError(ErrorKind.MODEL_MISSING, f"{model_dir / name} is missing; set the model up again")
+        raise ModelLoadError(ErrorKind.MODEL_MISSING, f"model folder not found: {model_dir}", model_dir)
+    check_files(model_dir)
     try:
         config = read_model_json(model_dir)
         llm_cfg = read_llm_config(model_dir / LLM_DIR)
     except CheckpointError as exc:
-        raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc)) from exc
+        raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc), exc.file) from exc
     config = config.with_llm(llm_cfg)
+    tokenizer = _load_tokenizer(model_dir / TOKENIZER_FILE, config)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, config)
     quantization = Quantization(quantization)
@@ -235,12 +241,20 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         kwargs["device_map"] = {"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)}
         if saved is None:
             kwargs["quantization_config"] = bnb_config(quantization, torch_dtype)
+    weights = _llm_weights(model_dir / LLM_DIR)
     try:
-        llm = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), **kwargs)
+        llm, info = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), output_loading_info=True, **kwargs)
     except torch.cuda.OutOfMemoryError as exc:
         raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of GPU memory while loading the language model: {exc}") from exc
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelLoadError(ErrorKind.MODEL_MISMATCH, f"{model_dir / LLM_DIR}: cannot load the language model: {exc}") from exc
+    except MemoryError as exc:
+        raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of memory while loading the language model: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - truncated files, refused pickles, bad headers: all "damaged"
+        raise _mismatch(weights, f"cannot load the language model ({type(exc).__name__}: {str(exc)[:300]})") from exc
+    missing = info.get("missing_keys") or []
+    wrong = info.get("mismatched_keys") or []
+    if missing or wrong:  # transformers would leave these layers random: refuse, as for visual.safetensors
+        raise _mismatch(weights, f"{len(missing)} tensors missing {sorted(missing)[:3]}, "
+                                 f"{len(wrong)} mis-shaped {[k for k, *_ in wrong][:3]}")
     if quantization is Quantization.NONE:
         llm.to(dev)
     llm.eval()
@@ -249,21 +263,53 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         model = MiniGPT4(config, language_model=llm)
     try:
         state = load_file(str(model_dir / VISUAL_FILE))
-    except Exception as exc:
-        raise ModelLoadError(ErrorKind.MODEL_MISMATCH, f"{model_dir / VISUAL_FILE}: unreadable ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file means it is damaged
+        raise _mismatch(model_dir / VISUAL_FILE, f"unreadable ({type(exc).__name__}: {str(exc)[:300]})") from exc
     _check_visual(model, state, model_dir / VISUAL_FILE)
     model.load_state_dict(state, strict=False, assign=True)
     _place_vision(model, dev, torch_dtype)
     model.freeze_frozen_parts()
     model.eval()
 
-    tokenizer = Tokenizer(model_dir / TOKENIZER_FILE)
-    if tokenizer.vocab_size != config.llm["vocab_size"]:
-        raise ModelLoadError(ErrorKind.MODEL_MISMATCH,
-                             f"tokenizer has {tokenizer.vocab_size} pieces but the model expects {config.llm['vocab_size']}")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
     summary = f"{config.name}, {name}, {str(torch_dtype).removeprefix('torch.')}, {quantization.value}"
     return LoadedModel(model, tokenizer, config, dev, torch_dtype, quantization, summary, tuple(warnings))
+
+
+def check_files(model_dir: Path) -> None:
+    """Every file the loader will read is a regular file (a FIFO would hang it, a device never end),
+    before anything is read."""
+    for name in (VISUAL_FILE, LLM_DIR, TOKENIZER_FILE):
+        if not (model_dir / name).exists():
+            raise ModelLoadError(ErrorKind.MODEL_MISSING, f"{model_dir / name} is missing; set the model up again",
+                                 model_dir / name)
+    llm_dir = model_dir / LLM_DIR
+    if not llm_dir.is_dir():
+        raise _mismatch(llm_dir, "is not a folder")
+    for path in [model_dir / VISUAL_FILE, model_dir / TOKENIZER_FILE, *sorted(llm_dir.iterdir())]:
+        if path.parent == llm_dir and path.is_dir():
+            continue
+        if not path.is_file():
+            raise _mismatch(path, "is a folder, not a file" if path.is_dir() else "is not a regular file")
+
+
+def _llm_weights(llm_dir: Path) -> Path:
+    """The language model's weights file (the first shard or the index), to name it in errors."""
+    for pattern in ("*.safetensors.index.json", "*.safetensors", "*.bin.index.json", "*.bin"):
+        found = sorted(llm_dir.glob(pattern))
+        if found:
+            return found[0]
+    raise ModelLoadError(ErrorKind.MODEL_MISSING, f"{llm_dir}: no language model weights", llm_dir)
+
+
+def _load_tokenizer(path: Path, config: MiniGPT4Config) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer(path)
+    except Exception as exc:  # noqa: BLE001 - sentencepiece raises RuntimeError/OSError on damaged files
+        raise _mismatch(path, f"not a SentencePiece tokenizer ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if tokenizer.vocab_size != config.llm["vocab_size"]:
+        raise _mismatch(path, f"has {tokenizer.vocab_size} pieces but the model expects {config.llm['vocab_size']}")
+    return tokenizer
 
 
 def _check_visual(model: MiniGPT4, state: dict, file: Path) -> None:
@@ -271,5 +317,4 @@ def _check_visual(model: MiniGPT4, state: dict, file: Path) -> None:
     missing = sorted(set(expected) - set(state))
     wrong = [k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k]]
     if missing or wrong:
-        raise ModelLoadError(ErrorKind.MODEL_MISMATCH,
-                             f"{file}: {len(missing)} tensors missing {missing[:3]}, {len(wrong)} mis-shaped {wrong[:3]}")
+        raise _mismatch(file, f"{len(missing)} tensors missing {missing[:3]}, {len(wrong)} mis-shaped {wrong[:3]}")

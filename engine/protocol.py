@@ -252,6 +252,7 @@ class Failed:
     request_id: int | None
     kind: ErrorKind
     detail: str  # for the log; never spoken
+    path: str | None = None  # the file at fault (e.g. a damaged model file), for the desktop to name
 
 
 Event = Progress | ModelReady | TextDelta | Finished | ImagesNeeded | TextRead | Transcribed | Failed

@@ -163,7 +163,8 @@ def failure_for(request: Request, exc: BaseException) -> Failed:
         kind = exc.kind
     if kind is ErrorKind.INTERNAL:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return Failed(rid, kind, detail)
+    path = getattr(exc, "path", None)
+    return Failed(rid, kind, detail, path if isinstance(path, str) else None)
 
 
 def _empty_cuda_cache() -> None:

@@ -243,3 +243,55 @@ def test_background_ocr_never_delays_an_answer_and_stop_or_a_newer_image_cancels
         lumen.controller.ask("And the title?")
     qtbot.wait(500)
     assert len(reads()) == 2  # grounding off: never run
+
+
+def test_a_large_photo_is_decoded_once_off_the_gui_thread(real, qtbot, tmp_path) -> None:  # noqa: ANN001
+    """A 16-bit 8000x8000 PNG: the GUI thread only starts the job (it once blocked 5 s), and the
+    engine is sent the model's view (decoded once, in the desktop), not the picture to decode again."""
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from desktop.widgets.main_window import MainWindow
+
+    window = MainWindow(real.controller)
+    qtbot.addWidget(window)
+    values = np.zeros((8000, 8000), dtype=np.uint16)
+    values[::9] = 50000
+    photo = tmp_path / "scan.png"
+    Image.fromarray(values).save(photo)
+    sent = []
+    real.controller.request_sent.connect(sent.append)
+    with qtbot.waitSignal(real.controller.answer_finished, timeout=60000):
+        started = time.monotonic()
+        window.add_photo_file(photo)
+        assert time.monotonic() - started < 0.5
+        assert real.controller.doing() == messages.DOING_OPENING
+    side = real.controller.model_image_size
+    assert [(i.encoding, i.size) for i in sent[0].images] == [("rgb", (side, side))]
+    assert real.controller.conversation.images[sent[0].new_image_ids[0]].data == photo.read_bytes()
+
+
+def test_a_damaged_model_is_named_aloud_and_the_next_load_works(qtbot, tmp_path) -> None:  # noqa: ANN001
+    import dataclasses
+
+    from engine import worker
+    from tests.hostile_corpus import DEMO_MODEL, damaged_model, model_cases
+
+    class Real:
+        serve = staticmethod(worker.serve)
+
+    _, damage, _ = next(c for c in model_cases() if c[0] == "malformed llm config")
+    rig = make_rig(Real(), model_dir=str(damaged_model(tmp_path, damage)), device="cpu")
+    try:
+        said = messages.MODEL_FILE_DAMAGED.format(file="llm/config.json")
+        with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
+            assert rig.controller.load_model()
+        assert rig.speaker.texts[-1] == said
+        rig.controller.settings = dataclasses.replace(rig.controller.settings, model_dir=str(DEMO_MODEL))
+        with qtbot.waitSignal(rig.client.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+            assert rig.controller.load_model()
+        qtbot.waitUntil(lambda: rig.speaker.texts[-1] == messages.MODEL_READY_CPU, timeout=5000)
+    finally:
+        rig.client.shutdown()
