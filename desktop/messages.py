@@ -179,6 +179,8 @@ def progress_text(stage: str, fraction: float | None) -> str:
 
 # ---------------------------------------------------------------- settings
 SETTINGS_CORRUPT = "Your settings file could not be read, so defaults are used. The old file was kept as {backup}."
+SETTINGS_CORRUPT_NOT_KEPT = ("Your settings file could not be read, so defaults are used. It could not be set aside "
+                             "either, so it is still at {path}.")
 SETTINGS_NEWER = "Your settings were written by a newer Lumen; defaults are used for what this version does not know."
 SETTINGS_SAVED = "Settings saved"
 SETTINGS_SAVE_FAILED = "Settings could not be saved: {reason}"

@@ -159,18 +159,20 @@ def save(settings: Settings, path: Path | None = None) -> None:
     os.replace(tmp, path)
 
 
+MAX_FILE_BYTES = 1024 * 1024  # a real settings file is about 1 KB
+
+
 def load(path: Path | None = None) -> LoadResult:
     path = path or default_path()
-    if not path.exists():
+    if not os.path.lexists(path):
         return LoadResult(Settings())
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(_read(path))
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        log.warning("settings file unreadable (%s); using defaults", exc)
-        backup = _backup(path)
-        return LoadResult(Settings(), messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        log.warning("settings file unreadable (%s); using defaults", str(exc)[:200])
+        return _reset(path)
     raw, version = migrate(raw)
     settings, bad = from_dict(raw)
     if version > SCHEMA_VERSION:
@@ -180,9 +182,29 @@ def load(path: Path | None = None) -> LoadResult:
         log.info("settings file is version %d; migrated to %d", version, SCHEMA_VERSION)
     if bad:
         log.warning("invalid settings fields reset to defaults: %s", ", ".join(bad))
-        backup = _backup(path, copy=True)
-        return LoadResult(settings, messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup), backup, migrated)
+        return _reset(path, settings, migrated)
     return LoadResult(settings, migrated_from=migrated)
+
+
+def _read(path: Path) -> str:
+    """The file's text: a regular file of at most ``MAX_FILE_BYTES`` (a FIFO would hang start-up,
+    /dev/zero never end), checked before reading."""
+    if not path.is_file():
+        raise ValueError("is a folder" if path.is_dir() else "is not a regular file")
+    with open(path, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def _reset(path: Path, settings: Settings | None = None, migrated: int | None = None) -> LoadResult:
+    """Defaults (or the valid fields, ``settings``) with the message that says where the old file
+    was kept, or that it could not be kept (a read-only folder)."""
+    backup = _backup(path, copy=settings is not None)
+    text = (messages.tr(messages.SETTINGS_CORRUPT).format(backup=backup) if backup is not None
+            else messages.tr(messages.SETTINGS_CORRUPT_NOT_KEPT).format(path=path))
+    return LoadResult(settings or Settings(), text, backup, migrated)
 
 
 def upgrade_file(result: LoadResult, path: Path | None = None) -> Path | None:
@@ -245,7 +267,9 @@ def _validate(name: str, value: Any, default: Any) -> Any:
     raise TypeError(name)  # pragma: no cover - every field type is handled above
 
 
-def _backup(path: Path, copy: bool = False) -> Path:
+def _backup(path: Path, copy: bool = False) -> Path | None:
+    """The kept copy of a bad settings file (moved aside, or copied when ``copy``), None when it
+    could not be written."""
     backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         if copy:
@@ -254,4 +278,5 @@ def _backup(path: Path, copy: bool = False) -> Path:
             os.replace(path, backup)
     except OSError as exc:
         log.warning("could not back up settings: %s", exc)
+        return None
     return backup
