@@ -19,7 +19,8 @@ from desktop import image_input
 from desktop.image_input import ImageRejected
 from engine import image_io
 from engine.image_io import ImageError, open_image
-from engine.protocol import Describe, ErrorKind, Failed, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady
+from engine.protocol import (Describe, ErrorKind, Failed, Finished, GenerationSettings, ImageInput, LoadModel,
+                             ModelReady, ReadText)
 from tests.hostile_corpus import DEMO_MODEL, ROOT, blank_cases, image_cases
 
 CASES = image_cases()
@@ -201,6 +202,10 @@ def test_worker_answers_every_hostile_picture_with_bad_image_and_keeps_serving(d
         if case.reasons is None:
             assert isinstance(final, Finished), (case.name, final)
         else:
+            assert isinstance(final, Failed) and final.kind is ErrorKind.BAD_IMAGE, (case.name, final)
+        if case.reasons is not None:  # reading the text of it (OCR) refuses it the same way
+            demo_worker.conn.send(ReadText(1000 + rid, ImageInput("img", data)))
+            final = collect(demo_worker, 1000 + rid)[-1]
             assert isinstance(final, Failed) and final.kind is ErrorKind.BAD_IMAGE, (case.name, final)
     good = next(c for c in CASES if c.name == "good png").make(tmp_path).read_bytes()
     demo_worker.conn.send(Describe(999, "after", "And now?", (), ("img",), (ImageInput("img", good),), settings))
