@@ -1,9 +1,10 @@
-"""The keyboard-grabbing modes of the controller: the one-letter command layer and the region grid.
+"""The modal key modes of the controller: the one-letter command layer and the region grid.
 
-While a mode is active the controller asks (``modal_requested(True)``) for the keyboard to be
-grabbed, so the keys reach Lumen and not the focused application; every way out (a command, Enter,
-Escape, a timeout) releases it. A forgotten grab must never leave a blind user without a keyboard,
-hence the timeouts.
+While a mode is active the controller asks (``modal_requested(True)``) for the mode's keys
+(``hotkeys.MODAL_KEYS``) to be registered with the OS, so they reach Lumen and not the focused
+application; other keys, the screen reader's included, are untouched. Every way out (a command,
+Enter, Escape, a timeout) unregisters them; the timeouts make sure a forgotten mode never keeps
+a blind user's letters away from their applications.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
-"""Global hotkeys: parse and check bindings, and listen for them with pynput.
+"""Global hotkeys: parse and check bindings, and register them with the operating system.
 
 Bindings are stored in Qt's portable text ("Ctrl+Shift+F5"). ``check_bindings`` refuses what
 collides for our users: duplicates, Ctrl+Alt+letter (AltGr on many layouts), the screen readers'
 modifiers (Insert, CapsLock), bare keys, and combinations the desktop or screen readers reserve.
 
-``HotkeyService`` observes the keyboard in pynput's thread and emits Qt signals (queued to the GUI
-thread). The command key and the region grid need the next keys *not* to reach the focused
-application, so ``begin_modal`` grabs the keyboard (pynput ``suppress=True``) until ``end_modal``.
-pynput is imported lazily: on X11 it needs a display at import time. Wayland sessions do not allow
-global hotkeys; ``unavailable`` says so.
+``HotkeyService`` registers each binding through the OS's own hotkey registration
+(``desktop.native_hotkeys``: XGrabKey on X11, RegisterHotKey on Windows, Carbon
+RegisterEventHotKey on macOS). The OS then consumes the key, so the focused application never
+receives it, and refuses a key another program holds: that is reported at once (``taken``). The
+command layer and the region grid register their few keys (``MODAL_KEYS``) only while they are
+open; no keyboard hook, so screen-reader keys and held modifiers are never swallowed.
 """
 
 from __future__ import annotations
@@ -23,16 +24,14 @@ from PySide6.QtCore import QObject, Signal
 log = logging.getLogger(__name__)
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta")
-_QT_TO_PYNPUT = {
-    "space": "space", "esc": "esc", "escape": "esc", "return": "enter", "enter": "enter", "tab": "tab",
-    "backspace": "backspace", "del": "delete", "delete": "delete", "ins": "insert", "insert": "insert",
-    "home": "home", "end": "end", "pgup": "page_up", "pgdown": "page_down", "left": "left",
-    "right": "right", "up": "up", "down": "down", "pause": "pause", "print": "print_screen",
-    "menu": "menu", "capslock": "caps_lock", "numlock": "num_lock", "scrolllock": "scroll_lock",
-}
+NAMED_KEYS = {"space", "escape", "enter", "tab", "backspace", "delete", "insert", "home", "end", "page_up",
+              "page_down", "left", "right", "up", "down", "pause", "print", "menu", "capslock", "numlock",
+              "scrolllock"}
+_ALIASES = {"esc": "escape", "return": "enter", "del": "delete", "ins": "insert", "pgup": "page_up",
+            "pgdown": "page_down"}  # Qt's portable names -> ours
 SCREEN_READER_KEYS = {"insert", "capslock", "numlock", "scrolllock"}  # NVDA/JAWS/Orca/Narrator modifiers
 RESERVED = {  # desktop and screen-reader combinations we must never take
-    "ctrl+alt+delete", "alt+tab", "alt+f4", "ctrl+esc", "alt+esc", "ctrl+shift+esc", "alt+space",
+    "ctrl+alt+delete", "alt+tab", "alt+f4", "ctrl+escape", "alt+escape", "ctrl+shift+escape", "alt+space",
     "ctrl+c", "ctrl+v", "ctrl+x", "ctrl+z", "ctrl+y", "ctrl+a", "ctrl+s", "ctrl+f", "ctrl+w",
     "ctrl+alt+n", "ctrl+alt+z", "ctrl+alt+s",  # start NVDA / Narrator toggles / Orca
     "meta+ctrl+enter", "meta+enter", "alt+shift+s",
@@ -42,8 +41,11 @@ LAYER = {  # after the command key: one letter
     "q": "ask", "a": "recall", "t": "read_text", "x": "stop", "d": "status", "h": "layer_help",
     "f1": "layer_help",
 }
-_NUMPAD_NAV = {"home": "7", "up": "8", "page_up": "9", "left": "4", "begin": "5", "right": "6",
-               "end": "1", "down": "2", "page_down": "3"}
+# What the layer and the region grid (desktop.region) listen to: registered only while one is open.
+# Keypad keys ("kp7") are reported as their digit, as the grid is laid out like a number pad.
+MODAL_KEYS = sorted(set(LAYER) | set("0123456789") | {f"kp{d}" for d in range(10)}
+                    | {"escape", "enter", "kp_enter", "space", "backspace"})
+_KEYPAD_AS = {f"kp{d}": str(d) for d in range(10)} | {"kp_enter": "enter"}
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,6 @@ class Combo:
     def normal(self) -> str:
         return "+".join([m for m in MODIFIERS if m in self.modifiers] + [self.key])
 
-    def to_pynput(self) -> str:
-        names = {"ctrl": "<ctrl>", "shift": "<shift>", "alt": "<alt>", "meta": "<cmd>"}
-        parts = [names[m] for m in MODIFIERS if m in self.modifiers]
-        key = self.key
-        if len(key) == 1:
-            parts.append(key)
-        else:
-            parts.append(f"<{_QT_TO_PYNPUT.get(key, key)}>")
-        return "+".join(parts)
-
 
 def parse(text: str) -> Combo:
     """Qt portable text ("Ctrl+Shift+F5") -> Combo; ValueError if it is not one key plus modifiers."""
@@ -73,10 +65,11 @@ def parse(text: str) -> Combo:
     if not parts or any(not p for p in parts):
         raise ValueError(f"not a key combination: {text!r}")
     *mods, key = parts
+    key = _ALIASES.get(key, key)
     mods = ["meta" if m in ("win", "cmd", "super") else m for m in mods]
     if any(m not in MODIFIERS for m in mods) or key in MODIFIERS:
         raise ValueError(f"not a key combination: {text!r}")
-    if len(key) > 1 and key not in _QT_TO_PYNPUT and not _is_function_key(key):
+    if len(key) > 1 and key not in NAMED_KEYS and not _is_function_key(key):
         raise ValueError(f"unknown key {key!r} in {text!r}")
     return Combo(frozenset(mods), key)
 
@@ -112,195 +105,127 @@ def check_bindings(bindings: dict[str, str]) -> list[str]:
     return problems
 
 
+
+
+def session_type() -> str:
+    """ "x11", "wayland", "windows", "macos" or "none" (Linux without any display).
+
+    XWayland sets DISPLAY in Wayland sessions, so DISPLAY alone does not mean X11: X11 clients
+    there see neither other programs' keys nor their windows."""
+    if sys.platform == "win32":
+        return "windows"
+    if sys.platform == "darwin":
+        return "macos"
+    if os.environ.get("XDG_SESSION_TYPE", "").lower() == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
+        return "wayland"
+    return "x11" if os.environ.get("DISPLAY") else "none"
+
+
 def hotkeys_supported() -> str | None:
     """None when global hotkeys can work here, else the reason."""
-    if sys.platform.startswith("linux"):
-        if not os.environ.get("DISPLAY"):
-            return "there is no X11 display (Wayland sessions do not allow global hotkeys)"
+    session = session_type()
+    if session == "wayland":
+        return "this is a Wayland session, where programs cannot register global hotkeys themselves"
+    if session == "none":
+        return "there is no graphical session (no X11 display and no Wayland)"
     return None
 
 
-_X11_KEYSYMS = {"esc": "Escape", "enter": "Return", "return": "Return", "space": "space", "tab": "Tab",
-                "backspace": "BackSpace", "del": "Delete", "delete": "Delete", "ins": "Insert",
-                "insert": "Insert", "home": "Home", "end": "End", "pgup": "Prior", "pgdown": "Next",
-                "left": "Left", "right": "Right", "up": "Up", "down": "Down", "pause": "Pause",
-                "print": "Print", "menu": "Menu"}
-
-
-def x11_taken(bindings: dict[str, str]) -> list[str]:
-    """The bindings another X11 client has already grabbed (it would get them, not us).
-
-    Probes with XGrabKey on a private connection and releases at once; BadAccess means taken.
-    Returns [] where this cannot be checked (not X11, python-xlib missing).
-    """
-    if not (sys.platform.startswith("linux") and os.environ.get("DISPLAY")):
-        return []
-    try:
-        from Xlib import XK, X, display, error
-    except ImportError:
-        return []
-    masks = {"ctrl": X.ControlMask, "shift": X.ShiftMask, "alt": X.Mod1Mask, "meta": X.Mod4Mask}
-    taken = []
-    d = display.Display()
-    try:
-        root = d.screen().root
-        for text in [t for t in bindings.values() if t]:
-            combo = parse(text)
-            name = combo.key.upper() if _is_function_key(combo.key) else _X11_KEYSYMS.get(combo.key, combo.key)
-            keycode = d.keysym_to_keycode(XK.string_to_keysym(name))
-            if not keycode:
-                continue
-            mods = 0
-            for m in combo.modifiers:
-                mods |= masks[m]
-            catcher = error.CatchError(error.BadAccess)
-            root.grab_key(keycode, mods, False, X.GrabModeAsync, X.GrabModeAsync, onerror=catcher)
-            d.sync()
-            if catcher.get_error():
-                taken.append(text)
-            else:
-                root.ungrab_key(keycode, mods)
-                d.sync()
-    finally:
-        d.close()
-    return taken
-
-
-def key_name(key: object) -> str:
-    """A pynput key -> our name: "s", "7", "escape", "enter", "backspace", "f1", ..."""
-    char = getattr(key, "char", None)
-    if char:
-        return char.lower()
-    name = getattr(key, "name", None)
-    if name:
-        name = {"esc": "escape"}.get(name, name)
-        return _NUMPAD_NAV.get(name, name)
-    vk = getattr(key, "vk", None)
-    if vk is not None and 0xFFB0 <= vk <= 0xFFB9:  # X11 keypad digits without a char
-        return str(vk - 0xFFB0)
-    return ""
-
-
 class HotkeyService(QObject):
-    activated = Signal(str)  # an action name from settings.Hotkeys
-    released = Signal(str)  # a key of that action's combination was released (push-to-talk)
-    key = Signal(str)  # a key pressed while modal (see begin_modal)
-    unavailable = Signal(str)  # why global hotkeys cannot work
-    taken = Signal(str)  # a binding another program has grabbed (Qt text)
+    """Signals are emitted in the GUI thread (every backend delivers there)."""
 
-    def __init__(self) -> None:
+    activated = Signal(str)  # an action name from settings.Hotkeys
+    released = Signal(str)  # that action's key was released (push-to-talk)
+    key = Signal(str)  # a MODAL_KEYS key pressed while modal (see begin_modal)
+    unavailable = Signal(str)  # why global hotkeys cannot work
+    taken = Signal(str)  # a binding another program holds (Qt text)
+
+    _MODAL_BASE = 1000  # ids of the modal keys; bindings use 1..
+
+    def __init__(self, backend_factory=None) -> None:  # noqa: ANN001 - (on_press, on_release) -> Backend
         super().__init__()
-        self._listener = None
-        self._modal = None
-        self._hotkeys: list = []
-        self._combos: dict[str, set] = {}  # action -> its keys (canonical), for ``released``
-        self._held: set[str] = set()  # actions activated whose keys are still down
+        self._factory = backend_factory
+        self._backend = None
+        self._ids: dict[int, tuple[str, str]] = {}  # id -> ("action", name) or ("modal", key name)
+        self._modal = False
 
     @property
     def running(self) -> bool:
-        return self._listener is not None
+        return self._backend is not None
 
     @property
     def modal(self) -> bool:
-        return self._modal is not None
+        return self._modal
 
     def start(self, bindings: dict[str, str]) -> bool:
-        """(Re)start listening for ``bindings`` (action -> Qt text). False if unavailable."""
+        """(Re)register ``bindings`` (action -> Qt text). False if global hotkeys are unavailable."""
+        from desktop import native_hotkeys
+
         self.stop()
-        reason = hotkeys_supported()
+        reason = hotkeys_supported() if self._factory is None else None
+        backend = None
         if reason is None:
             try:
-                from pynput import keyboard
-            except Exception as exc:  # noqa: BLE001 - pynput raises ImportError subclasses and more
-                reason = str(exc).splitlines()[0]
-        if reason is not None:
+                backend = (self._factory or native_hotkeys.backend_for_platform())(self._pressed, self._released)
+            except native_hotkeys.Unavailable as exc:
+                reason = str(exc)
+        if backend is None:
             log.warning("global hotkeys unavailable: %s", reason)
             self.unavailable.emit(reason)
             return False
-        self._hotkeys, self._combos, self._held = [], {}, set()
-        for action, text in bindings.items():
+        self._backend = backend
+        for number, (action, text) in enumerate(bindings.items(), start=1):
             if not text:
                 continue
-            combo = keyboard.HotKey.parse(parse(text).to_pynput())
-            self._combos[action] = set(combo)
-            self._hotkeys.append(keyboard.HotKey(combo, lambda a=action: self._activate(a)))
-        listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
-        listener.daemon = True
-        listener.start()
-        listener.wait()
-        self._listener = listener
-        try:
-            for text in x11_taken(bindings):
-                log.warning("hotkey %s is grabbed by another program", text)
+            self._ids[number] = ("action", action)
+            if not self._register(number, parse(text)):
+                log.warning("hotkey %s is held by another program", text)
                 self.taken.emit(text)
-        except Exception as exc:  # noqa: BLE001 - the probe is advisory; hotkeys still run
-            log.info("could not probe hotkey conflicts: %r", exc)
         log.info("global hotkeys active: %s", ", ".join(f"{a}={t}" for a, t in bindings.items() if t))
         return True
 
     def stop(self) -> None:
         self.end_modal()
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            _stop_listener(listener)
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            backend.close()
+        self._ids = {}
 
     def begin_modal(self) -> None:
-        """Grab the keyboard: keys go to ``key`` and not to the focused application."""
-        if self._modal is not None or self._listener is None:
+        """Register MODAL_KEYS (any modifiers): they go to ``key``, not to the focused application."""
+        if self._modal or self._backend is None:
             return
-        from pynput import keyboard
-
-        def on_press(k: object) -> None:
-            name = key_name(k)
-            if name and name not in ("shift", "shift_r", "ctrl", "ctrl_l", "ctrl_r", "alt", "alt_l", "alt_r"):
-                self.key.emit(name)
-
-        modal = keyboard.Listener(on_press=on_press, suppress=True)
-        modal.daemon = True
-        modal.start()
-        modal.wait()
-        self._modal = modal
+        self._modal = True
+        for number, name in enumerate(MODAL_KEYS, start=self._MODAL_BASE):
+            self._ids[number] = ("modal", name)
+            if not self._register(number, Combo(frozenset(), name), any_modifiers=True):
+                log.info("modal key %s is held by another program", name)
 
     def end_modal(self) -> None:
-        if self._modal is not None:
-            modal, self._modal = self._modal, None
-            _stop_listener(modal)  # releases the keyboard grab
-
-    # pynput thread -------------------------------------------------
-    def _activate(self, action: str) -> None:
-        self._held.add(action)
-        self.activated.emit(action)
-
-    def _on_press(self, key: object) -> None:
-        if self._listener is None:
+        if not self._modal:
             return
-        canonical = self._listener.canonical(key)
-        for hotkey in self._hotkeys:
-            hotkey.press(canonical)
+        self._modal = False
+        for number in [n for n, (kind, _) in self._ids.items() if kind == "modal"]:
+            del self._ids[number]
+            if self._backend is not None:
+                self._backend.unregister(number)
 
-    def _on_release(self, key: object) -> None:
-        if self._listener is None:
-            return
-        canonical = self._listener.canonical(key)
-        for hotkey in self._hotkeys:
-            hotkey.release(canonical)
-        for action in [a for a in self._held if canonical in self._combos.get(a, ())]:
-            self._held.discard(action)
-            self.released.emit(action)
-
-
-def _stop_listener(listener) -> None:  # noqa: ANN001 - a pynput keyboard.Listener
-    """Stop a pynput listener and wait for its thread. On X11, pynput 1.8 sends its "disable
-    record context" on the connection its thread is blocked reading, unflushed, so the thread ran
-    on until the next key event: stop() blocked the GUI for the 1 s join timeout, and a modal
-    listener kept the keyboard grabbed. Sending the disable on the listener's other connection, as
-    its own clean-up does, ends it at once. Other platforms stop promptly without this."""
-    listener.stop()
-    display, context = getattr(listener, "_display_stop", None), getattr(listener, "_context", None)
-    if display is not None and context is not None:
+    def _register(self, number: int, combo: Combo, any_modifiers: bool = False) -> bool:
+        """False only when another program holds the key; a key this keyboard lacks is logged."""
         try:
-            display.record_disable_context(context)
-            display.flush()
-        except Exception as exc:  # noqa: BLE001 - already closed: the thread is ending anyway
-            log.debug("record context already gone: %r", exc)
-    listener.join(1.0)
+            return self._backend.register(number, combo, any_modifiers)
+        except KeyError:
+            log.warning("no key %s on this keyboard", combo.normal())
+            return True
+
+    def _pressed(self, number: int) -> None:
+        kind, name = self._ids.get(number, ("", ""))
+        if kind == "action":
+            self.activated.emit(name)
+        elif kind == "modal":
+            self.key.emit(_KEYPAD_AS.get(name, name))
+
+    def _released(self, number: int) -> None:
+        kind, name = self._ids.get(number, ("", ""))
+        if kind == "action":
+            self.released.emit(name)

@@ -13,10 +13,7 @@ if "$PY" -c "import torch,sys; sys.exit(0 if torch.version.cuda is None else 1)"
 fi
 "$PY" -c "import PyInstaller" 2>/dev/null || { echo "PyInstaller is missing: $PY -m pip install -e '.[bundle]'" >&2; exit 2; }
 start=$(date +%s)
-# PyInstaller's pynput hook imports pynput, which needs an X display: use Xvfb when there is none.
-WRAP=""
-if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null 2>&1; then WRAP="xvfb-run -a"; fi
-$WRAP "$PY" -m PyInstaller --noconfirm ${LUMEN_CLEAN:+--clean} --log-level WARN --distpath "$OUT/dist" --workpath "$OUT/work" installers/lumen.spec
+"$PY" -m PyInstaller --noconfirm ${LUMEN_CLEAN:+--clean} --log-level WARN --distpath "$OUT/dist" --workpath "$OUT/work" installers/lumen.spec
 APP="$OUT/dist/lumen"
 install -m 644 installers/linux/lumen.desktop "$APP/lumen.desktop"
 install -m 644 resources/icons/lumen.png "$APP/lumen.png"

@@ -38,7 +38,7 @@ def answer_of(rig, qtbot, action) -> str:  # noqa: ANN001
 
 
 def test_hotkey_signal_capture_engine_streamed_speech(real, qtbot) -> None:  # noqa: ANN001
-    hotkeys = HotkeyService()  # the same signal pynput's thread emits
+    hotkeys = HotkeyService()  # the same signal a registered hotkey emits
     hotkeys.activated.connect(real.controller.handle_action)
     deltas: list[str] = []
     real.client.event.connect(lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None)
