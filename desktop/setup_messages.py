@@ -33,6 +33,7 @@ PRECISION_COST = {
 }
 RECOMMEND_GPU = "Recommended on this computer: {precision} on your graphics card. {cost}"
 RECOMMEND_CPU = "Recommended on this computer: processor only. {cost} It needs about {need} of memory."
+MEMORY_UNKNOWN = "This computer's memory could not be read, so Lumen cannot tell whether it fits."
 RECOMMEND_NOTHING = "This model is too large for this computer: it needs about {need} of memory and {have} is available."
 MODEL_LINE = "{title}. Download about {size}. {state}"
 INSTALLED = "Installed."
@@ -115,7 +116,8 @@ def recommendation_text(rec: Recommendation) -> str:
     if not rec.fits:
         return tr(RECOMMEND_NOTHING).format(need=gigabytes(rec.need_bytes), have=gigabytes(rec.available_bytes))
     if rec.device == "cpu":
-        return tr(RECOMMEND_CPU).format(cost=tr(PRECISION_COST[None]), need=gigabytes(rec.need_bytes))
+        text = tr(RECOMMEND_CPU).format(cost=tr(PRECISION_COST[None]), need=gigabytes(rec.need_bytes))
+        return text if rec.available_bytes is not None else f"{text} {tr(MEMORY_UNKNOWN)}"
     return tr(RECOMMEND_GPU).format(precision=precision_name(rec.precision), cost=tr(PRECISION_COST[rec.precision]))
 
 

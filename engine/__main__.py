@@ -63,6 +63,9 @@ def _describe(args: argparse.Namespace) -> int:
         return 1
     if "cpu_slow" in loaded.warnings:
         print("note: no GPU found; running on the CPU, which is slow", file=sys.stderr)
+    if "memory_unknown" in loaded.warnings:
+        print("note: free memory could not be read, so it was not checked; "
+              f"{str(loaded.dtype).removeprefix('torch.')} chosen to be safe", file=sys.stderr)
     describer = Describer(loaded, template=args.template)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, seed=args.seed)
     if args.greedy:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import shutil
 import subprocess
@@ -75,9 +74,13 @@ def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
 
 
 def _ram_bytes() -> int | None:
+    """Installed memory on every OS (os.sysconf has no answer on Windows and macOS); None if unknown."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # Windows has no sysconf
+        import psutil
+
+        return int(psutil.virtual_memory().total) or None
+    except Exception as exc:  # noqa: BLE001 - psutil missing or the OS refused: unknown, not a crash
+        log.warning("installed memory unknown: %r", exc)
         return None
 
 

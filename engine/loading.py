@@ -7,7 +7,6 @@ Nothing touches the network (``local_files_only``).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +71,11 @@ def resolve_dtype(dtype: str, device: torch.device, config: MiniGPT4Config | Non
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
-    # CPU: float32 (exact, and what the official code computes there) when it fits, else bfloat16
+    # CPU: float32 (exact, and what the official code computes there) when it fits, else bfloat16;
+    # when the free memory is unknown, bfloat16: half the memory, rather than a machine that swaps
     available = available_bytes(device)
-    if config is not None and available is not None and \
-            required_bytes(config, torch.float32, Quantization.NONE, device) > available:
+    if config is not None and (available is None or
+                               required_bytes(config, torch.float32, Quantization.NONE, device) > available):
         return torch.bfloat16
     return torch.float32
 
@@ -110,20 +110,22 @@ def required_bytes(config: MiniGPT4Config, dtype: torch.dtype, quantization: Qua
 
 
 def available_bytes(device: torch.device) -> int | None:
+    """Free memory for ``device``: the GPU's own, else the system's (MPS shares it); None if unknown."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception as exc:  # noqa: BLE001 - psutil missing or the OS refused: unknown
+        log.warning("free memory unknown: %r", exc)
         return None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; MPS a RuntimeError "MPS backend out of memory"."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int,
@@ -228,9 +230,12 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     saved = saved_quantization(model_dir / LLM_DIR)
     if saved is not None:  # a pre-quantised copy: transformers reads it back as it is
         quantization = saved
+    warnings: list[str] = []
     if check_memory_first:
         check_memory(config, dev, torch_dtype, quantization)
-    warnings: list[str] = []
+    if available_bytes(dev) is None:
+        warnings.append("memory_unknown")
+        log.warning("free memory unknown: not checked before loading; %s chosen", torch_dtype)
     if dev.type == "cpu":
         warnings.append("cpu_slow")
         log.info("No GPU: running on the CPU, answers will be slow")
@@ -244,11 +249,12 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     weights = _llm_weights(model_dir / LLM_DIR)
     try:
         llm, info = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), output_loading_info=True, **kwargs)
-    except torch.cuda.OutOfMemoryError as exc:
-        raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of GPU memory while loading the language model: {exc}") from exc
     except MemoryError as exc:
         raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of memory while loading the language model: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - truncated files, refused pickles, bad headers: all "damaged"
+        if _out_of_memory(exc):  # CUDA's OutOfMemoryError, MPS's RuntimeError "MPS backend out of memory"
+            raise ModelLoadError(ErrorKind.OUT_OF_MEMORY,
+                                 f"out of {dev.type.upper()} memory while loading the language model: {exc}") from exc
         raise _mismatch(weights, f"cannot load the language model ({type(exc).__name__}: {str(exc)[:300]})") from exc
     missing = info.get("missing_keys") or []
     wrong = info.get("mismatched_keys") or []
@@ -256,7 +262,13 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         raise _mismatch(weights, f"{len(missing)} tensors missing {sorted(missing)[:3]}, "
                                  f"{len(wrong)} mis-shaped {[k for k, *_ in wrong][:3]}")
     if quantization is Quantization.NONE:
-        llm.to(dev)
+        try:
+            llm.to(dev)
+        except RuntimeError as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise ModelLoadError(ErrorKind.OUT_OF_MEMORY,
+                                 f"out of {dev.type.upper()} memory while moving the language model: {exc}") from exc
     llm.eval()
 
     with torch.device("meta"):

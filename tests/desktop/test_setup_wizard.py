@@ -196,3 +196,12 @@ def test_wizard_and_check_modules_do_not_import_torch(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                           text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_unknown_memory_is_said_in_the_wizard() -> None:
+    from desktop.setup_messages import recommendation_text
+    from engine.catalogue import get_model
+    from engine.hardware import Hardware, recommend
+
+    rec = recommend(get_model("vicuna0-7b"), Hardware((), None, "none"))
+    assert "could not be read" in recommendation_text(rec)

@@ -57,3 +57,15 @@ def test_recommendations() -> None:
     assert recommend(seven, _hw(48, "mps")).precision is Precision.FP16
     cpu_only = recommend(seven, Hardware((), 8 * GB, "none"))
     assert cpu_only.device == "cpu" and not cpu_only.fits  # 8 GB RAM is not enough even on the CPU
+
+
+def test_installed_memory_is_known_without_sysconf_as_on_windows_and_macos(monkeypatch) -> None:
+    import os
+
+    import psutil
+
+    from engine import hardware
+
+    monkeypatch.delattr(os, "sysconf")  # Windows has none; macOS lacks SC_AVPHYS_PAGES
+    assert hardware._ram_bytes() == psutil.virtual_memory().total
+

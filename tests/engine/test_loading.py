@@ -115,3 +115,32 @@ def test_gpu_precisions_follow_the_official_rules(tiny_model_dir, quantization):
         warnings.simplefilter("ignore")
         embeds = loaded.model.encode_image(pixels)
     assert embeds.dtype == loaded.model.embedding_dtype and torch.isfinite(embeds).all()
+
+
+def test_free_memory_comes_from_psutil_and_unknown_memory_picks_the_safe_precision(monkeypatch):
+    import psutil
+
+    cpu = torch.device("cpu")
+    assert loading.available_bytes(cpu) == pytest.approx(psutil.virtual_memory().available, rel=0.2)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: (_ for _ in ()).throw(OSError("refused")))
+    assert loading.available_bytes(cpu) is None
+    assert loading.resolve_dtype("auto", cpu, vicuna0_7b()) == torch.bfloat16  # fp32 was loaded unchecked
+
+
+def test_unknown_memory_is_said_when_loading(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(loading, "available_bytes", lambda device: None)
+    loaded = load_model(tiny_model_dir, device="cpu")
+    assert "memory_unknown" in loaded.warnings and loaded.dtype == torch.bfloat16
+
+
+def test_mps_out_of_memory_is_out_of_memory_not_mismatched_files(tiny_model_dir, monkeypatch):
+    from transformers import LlamaForCausalLM
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.2 GB, other allocations: 1.1 GB, "
+                           "max allowed: 18.1 GB). Tried to allocate 250.0 MB on private pool.")
+
+    monkeypatch.setattr(LlamaForCausalLM, "from_pretrained", out_of_memory)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(tiny_model_dir, device="cpu")
+    assert err.value.kind is ErrorKind.OUT_OF_MEMORY
