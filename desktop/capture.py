@@ -104,15 +104,16 @@ class Capture:
 
 
 def capture_supported() -> bool:
-    """False on a Wayland session without X11 access (mss would capture nothing or fail)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY"))
-    return True
+    """False on Linux without a graphical session. Wayland captures through the Screenshot portal
+    (XWayland's DISPLAY would give mss a black or partial screen)."""
+    from desktop.session import session_type
+
+    return session_type() != "none"
 
 
 def _mss():  # noqa: ANN202
-    if not capture_supported():
-        raise CaptureError("unsupported", "no X11 display (Wayland?)")
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise CaptureError("unsupported", "no X11 display")
     import mss
 
     return mss.MSS() if hasattr(mss, "MSS") else mss.mss()
@@ -150,6 +151,10 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
     """Grab ``rect`` (default: every monitor) in the calling thread, with that thread's mss."""
     from PIL import Image
 
+    from desktop.session import session_type
+
+    if session_type() == "wayland":
+        return _portal_grab(rect, label)
     try:
         sct = _thread_mss()
         if rect is None:
@@ -163,6 +168,29 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
         raise CaptureError("failed", repr(exc)) from exc
     image = Image.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)  # raw: no extra copy
     return Capture(image.tobytes(), tuple(shot.size), rect, label, image=image)
+
+
+def _portal_grab(rect: Rect | None, label: str) -> Capture:
+    """Wayland: the whole desktop through org.freedesktop.portal.Screenshot, cut to ``rect``."""
+    import io
+
+    from PIL import Image
+
+    from desktop import portal
+
+    try:
+        image = Image.open(io.BytesIO(portal.screenshot())).convert("RGB")
+    except portal.PortalError as exc:
+        raise CaptureError("unsupported", f"Wayland screenshot portal: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - an unreadable picture
+        raise CaptureError("failed", repr(exc)) from exc
+    whole = Rect(0, 0, *image.size)
+    rect = whole if rect is None else rect.intersect(whole)
+    if rect is None:
+        raise CaptureError("failed", "the region is outside the screenshot")
+    if rect != whole:
+        image = image.crop((rect.left, rect.top, rect.left + rect.width, rect.top + rect.height))
+    return Capture(image.tobytes(), image.size, rect, label, image=image)
 
 
 @cache

@@ -6,7 +6,8 @@ modifiers (Insert, CapsLock), bare keys, and combinations the desktop or screen 
 
 ``HotkeyService`` registers each binding through the OS's own hotkey registration
 (``desktop.native_hotkeys``: XGrabKey on X11, RegisterHotKey on Windows, Carbon
-RegisterEventHotKey on macOS). The OS then consumes the key, so the focused application never
+RegisterEventHotKey on macOS; on Wayland the desktop's GlobalShortcuts portal, desktop.portal).
+The OS then consumes the key, so the focused application never
 receives it, and refuses a key another program holds: that is reported at once (``taken``). The
 command layer and the region grid register their few keys (``MODAL_KEYS``) only while they are
 open; no keyboard hook, so screen-reader keys and held modifiers are never swallowed.
@@ -15,11 +16,11 @@ open; no keyboard hook, so screen-reader keys and held modifiers are never swall
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
+
+from desktop.session import session_type
 
 log = logging.getLogger(__name__)
 
@@ -107,25 +108,14 @@ def check_bindings(bindings: dict[str, str]) -> list[str]:
 
 
 
-def session_type() -> str:
-    """ "x11", "wayland", "windows", "macos" or "none" (Linux without any display).
-
-    XWayland sets DISPLAY in Wayland sessions, so DISPLAY alone does not mean X11: X11 clients
-    there see neither other programs' keys nor their windows."""
-    if sys.platform == "win32":
-        return "windows"
-    if sys.platform == "darwin":
-        return "macos"
-    if os.environ.get("XDG_SESSION_TYPE", "").lower() == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
-        return "wayland"
-    return "x11" if os.environ.get("DISPLAY") else "none"
-
-
 def hotkeys_supported() -> str | None:
     """None when global hotkeys can work here, else the reason."""
     session = session_type()
     if session == "wayland":
-        return "this is a Wayland session, where programs cannot register global hotkeys themselves"
+        from desktop import portal
+
+        if not portal.has_interface(portal.SHORTCUTS):
+            return "this is a Wayland session and the desktop offers no global shortcuts portal"
     if session == "none":
         return "there is no graphical session (no X11 display and no Wayland)"
     return None

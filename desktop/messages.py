@@ -76,8 +76,8 @@ CAPTURE_UNIFORM = "The capture is a single flat colour, with nothing to describe
 CAPTURE_BLANK = "The capture looks blank: almost nothing differs across it, so there is nothing to describe."
 CAPTURE_FAILED = "The screen could not be captured."
 CAPTURE_UNSUPPORTED = (
-    "Screen capture is not supported in this session. On Wayland, log in to an X11 session to use "
-    "screen description; photos still work."
+    "Screen capture is not available in this session. On Wayland Lumen asks the desktop's screenshot "
+    "portal, which is missing or refused; photos still work."
 )
 NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
 

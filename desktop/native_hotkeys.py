@@ -29,6 +29,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QAbstractNativeEventFilter, QCoreApplication, QSocketNotifier, QTimer
 
 from desktop.hotkeys import Combo
+from desktop.session import session_type
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ def backend_for_platform():  # noqa: ANN201 - a backend class
         return WindowsBackend
     if sys.platform == "darwin":
         return MacBackend
+    if session_type() == "wayland":
+        from desktop.portal import PortalShortcuts
+
+        return PortalShortcuts
     return X11Backend
 
 
