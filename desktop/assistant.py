@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from desktop import capture, messages, model_choice
+from desktop import capture, focus, messages, model_choice
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
@@ -61,9 +61,11 @@ class _CaptureSignals(QObject):
 
 
 _ACK = {"screen": messages.DESCRIBING_SCREEN, "window": messages.DESCRIBING_WINDOW,
-        "monitor": messages.DESCRIBING_MONITOR, "region": messages.DESCRIBING_REGION}
+        "monitor": messages.DESCRIBING_MONITOR, "region": messages.DESCRIBING_REGION,
+        "focus": messages.DESCRIBING_FOCUS}
 _CAPTURE_ACK = {"screen": messages.CAPTURING_SCREEN, "window": messages.CAPTURING_WINDOW,  # then the user asks
-                "monitor": messages.CAPTURING_MONITOR, "region": messages.CAPTURING_REGION}
+                "monitor": messages.CAPTURING_MONITOR, "region": messages.CAPTURING_REGION,
+                "focus": messages.CAPTURING_FOCUS}
 _PROBLEMS = {"black": messages.CAPTURE_BLACK, "uniform": messages.CAPTURE_UNIFORM, "blank": messages.CAPTURE_BLANK}
 
 
@@ -161,6 +163,7 @@ class AssistantController(QObject):
             "describe_screen": lambda: self.describe(self._screen_target()),
             "describe_window": lambda: self.describe("window"),
             "describe_monitor": lambda: self.describe("monitor"),
+            "describe_focus": lambda: self.describe("focus"),
             "region": self.keys.start_region,
             "ask": self.request_question,
             "recall": self.recall,
@@ -179,8 +182,8 @@ class AssistantController(QObject):
         return "monitor" if self.settings.capture_target is CaptureTarget.MONITOR else "screen"
 
     def describe(self, target: str, rect: Rect | None = None, then_ask: bool = False) -> None:
-        """Capture ``target`` ("screen", "window", "monitor", "region" with ``rect``) and describe it
-        in a new conversation (``then_ask``: let the user type the question instead)."""
+        """Capture ``target`` ("screen", "window", "monitor", "focus", "region" with ``rect``) and
+        describe it in a new conversation (``then_ask``: let the user type the question instead)."""
         ack = (_CAPTURE_ACK if then_ask else _ACK)[target]
         self._capture(target, rect, ack, lambda shot: self._describe_capture(shot, then_ask))
 
@@ -207,6 +210,11 @@ class AssistantController(QObject):
             if target == "window":
                 rect = capture.active_window_rect()
                 label = "window" if rect is not None else "screen"
+            elif target == "focus":
+                rect = focus.focused_rect()
+                if rect is not None:  # grown around a small control: keep it on the screen
+                    rect = rect.intersect(capture.monitors()[0])
+                label = "focused control" if rect is not None else "screen"
             elif target == "monitor":
                 found = capture.monitor_at(*cursor) if cursor else None
                 rect, label = (found[1], f"monitor {found[0]}") if found else (None, "screen")
@@ -226,8 +234,9 @@ class AssistantController(QObject):
         if problem is not None:
             self.fail(_PROBLEMS[problem])
             return
-        if shot.label == "screen" and self._target in ("window", "monitor"):
-            self.notify(messages.tr(messages.NO_ACTIVE_WINDOW), Priority.NEXT)
+        if shot.label == "screen" and self._target in ("window", "monitor", "focus"):
+            missing = messages.NO_FOCUSED_CONTROL if self._target == "focus" else messages.NO_ACTIVE_WINDOW
+            self.notify(messages.tr(missing), Priority.NEXT)
         self._then(shot)
 
     def _describe_capture(self, shot: Capture, then_ask: bool) -> None:

@@ -25,12 +25,14 @@ DESCRIBING_SCREEN = "Describing screen"
 DESCRIBING_WINDOW = "Describing window"
 DESCRIBING_MONITOR = "Describing monitor"
 DESCRIBING_REGION = "Describing region"
+DESCRIBING_FOCUS = "Describing the focused control"
 DESCRIBING_PHOTO = "Describing photo"
 # Translators: a capture taken for a question the user is about to type (nothing is described yet).
 CAPTURING_SCREEN = "Capturing screen"
 CAPTURING_WINDOW = "Capturing window"
 CAPTURING_MONITOR = "Capturing monitor"
 CAPTURING_REGION = "Capturing region"
+CAPTURING_FOCUS = "Capturing the focused control"
 ASKING = "Asking"
 STOPPED = "Stopped"
 NOTHING_TO_STOP = "Nothing to stop"
@@ -39,7 +41,7 @@ STILL_WORKING = "Still working"
 IDLE = "Ready"
 COMMAND_LAYER = "Lumen command"
 COMMAND_LAYER_HELP = (
-    "Lumen command keys: S screen, W window, M monitor, R region, Q question, "
+    "Lumen command keys: S screen, W window, M monitor, R region, F focused control, Q question, "
     "A last answer, T read text, D what Lumen is doing, X stop, Escape cancel."
 )
 # Translators: answers to "what are you doing?" (command key, then D).
@@ -80,6 +82,8 @@ CAPTURE_UNSUPPORTED = (
     "portal, which is missing or refused; photos still work."
 )
 NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
+NO_FOCUSED_CONTROL = ("The focused control could not be found through the accessibility interface, "
+                      "so the whole screen is described instead.")
 
 # ---------------------------------------------------------------- photos
 PHOTO_ADDED = "Photo {name} added"
@@ -198,6 +202,7 @@ HOTKEY_ACTIONS = {
     "recall": "Recall the last answer",
     "stop": "Stop speech and answer",
     "voice": "Ask by voice (hold while speaking)",
+    "describe_focus": "Describe the focused control",
 }
 
 HELP_TEXT = """Lumen describes your screen or a photo and answers questions about it.

@@ -67,6 +67,7 @@ class Hotkeys:
     recall: str = "Ctrl+Shift+F10"
     stop: str = "Ctrl+Shift+F11"
     voice: str = "Ctrl+Shift+F2"  # hold while speaking a question (push-to-talk)
+    describe_focus: str = "Ctrl+Shift+F1"  # the control the keyboard focus is on (desktop.focus)
 
     def items(self) -> list[tuple[str, str]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self)]

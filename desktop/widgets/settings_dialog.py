@@ -140,7 +140,7 @@ class SettingsDialog(QDialog):
                 accessible(button, messages.tr("Clear {name}").format(name=name), messages.tr("Remove this hotkey."))
             self.hotkey_edits[action] = edit
             self._row(form, f"&{number} {name}:" if number < 10 else f"{name}:", edit)
-        hint = QLabel(messages.tr("After the command key, press S screen, W window, M monitor, R region, "
+        hint = QLabel(messages.tr("After the command key, press S screen, W window, M monitor, R region, F focused control, "
                                   "Q question, A last answer, T read text, D what Lumen is doing, X stop."))
         hint.setWordWrap(True)
         form.addRow(hint)

@@ -1,0 +1,76 @@
+"""Describe the focused control: found through AT-SPI for real (a private D-Bus session with its own
+accessibility bus, on Xvfb), and through GetGUIThreadInfo against a recorded fake of user32."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop import focus, messages
+from desktop.capture import Rect
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = "/usr/libexec/at-spi-bus-launcher"
+
+
+@pytest.mark.display
+@pytest.mark.skipif(not (shutil.which("dbus-run-session") and Path(LAUNCHER).exists()),
+                    reason="needs dbus-run-session and at-spi2-core")
+def test_describe_focus_captures_the_focused_field_found_through_atspi(tmp_path) -> None:  # noqa: ANN001
+    script = (f"{LAUNCHER} --launch-immediately & sleep 0.5; "
+              f"{sys.executable} {HERE / 'atspi_focus_app.py'} {tmp_path}")
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1",
+           "LUMEN_CONFIG_DIR": str(tmp_path)}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    done = subprocess.run(["dbus-run-session", "--", "sh", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=90, cwd=HERE.parents[1])
+    assert (tmp_path / "result.json").exists(), done.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    x, y, w, h = result["field"]
+    expected = focus._at_least(Rect(x, y, w, h), focus.MIN_SIDE)
+    assert result["grabs"] == [[[expected.left, expected.top, expected.width, expected.height], "focused control"]]
+    assert messages.DESCRIBING_FOCUS in result["spoken"]
+    assert messages.NO_FOCUSED_CONTROL not in result["spoken"]
+
+
+class RecordedUser32:
+    def __init__(self, focus_hwnd: int, rect: tuple[int, int, int, int]) -> None:
+        self.calls, self.hwnd, self.rect = [], focus_hwnd, rect
+
+    def GetGUIThreadInfo(self, thread, info):  # noqa: ANN001, ANN201, N802
+        self.calls.append(("GetGUIThreadInfo", thread, info._obj.cbSize))
+        info._obj.hwndFocus = self.hwnd
+        return 1
+
+    def GetWindowRect(self, hwnd, rect):  # noqa: ANN001, ANN201, N802
+        self.calls.append(("GetWindowRect", hwnd))
+        rect._obj.left, rect._obj.top, rect._obj.right, rect._obj.bottom = self.rect
+        return 1
+
+
+def test_windows_focus_from_the_foreground_thread() -> None:
+    user32 = RecordedUser32(0x1234, (100, 200, 400, 230))
+    assert focus._windows_focus(user32) == Rect(100, 200, 300, 30)
+    size = 72 if ctypes.sizeof(ctypes.c_void_p) == 8 else 48  # sizeof(GUITHREADINFO)
+    assert user32.calls == [("GetGUIThreadInfo", 0, size), ("GetWindowRect", 0x1234)]
+    assert focus._windows_focus(RecordedUser32(0, (0, 0, 0, 0))) is None  # no focus: unknown
+
+
+def test_a_small_control_is_captured_with_some_surroundings() -> None:
+    assert focus._at_least(Rect(100, 100, 16, 16), 64) == Rect(76, 76, 64, 64)
+    assert focus._at_least(Rect(0, 0, 300, 30), 64) == Rect(0, -17, 300, 64)
+
+
+def test_no_focused_control_found_describes_the_screen_and_says_so(rig, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(focus, "focused_rect", lambda: None)  # e.g. macOS, or no accessibility bus
+    with qtbot.waitSignal(rig.controller.answer_finished, timeout=10000):
+        rig.controller.handle_action("describe_focus")
+    assert rig.grabber.grabs == [(None, "screen")]
+    assert messages.NO_FOCUSED_CONTROL in [text for text, _ in rig.speaker.spoken]
