@@ -270,7 +270,8 @@ class AssistantController(QObject):
     def _on_capture_failed(self, token: int, reason: str) -> None:
         if token == self._token:
             self._set_state(State.IDLE)
-            self.fail(messages.CAPTURE_UNSUPPORTED if reason == "unsupported" else messages.CAPTURE_FAILED)
+            self.fail({"unsupported": messages.CAPTURE_UNSUPPORTED,
+                       "permission": messages.SCREEN_RECORDING_DENIED}.get(reason, messages.CAPTURE_FAILED))
 
     def open_photo(self, load: Callable[[int | None], Photo]) -> None:
         """A dropped, opened or pasted photo: acknowledge at once, read and decode it in the pool

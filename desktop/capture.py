@@ -151,10 +151,12 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
     """Grab ``rect`` (default: every monitor) in the calling thread, with that thread's mss."""
     from PIL import Image
 
-    from desktop.session import session_type
+    from desktop.session import screen_recording_allowed, session_type
 
     if session_type() == "wayland":
         return _portal_grab(rect, label)
+    if not screen_recording_allowed(request=True):
+        raise CaptureError("permission", "macOS Screen Recording permission not granted")
     try:
         sct = _thread_mss()
         if rect is None:

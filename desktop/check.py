@@ -163,8 +163,27 @@ def check_screen_reader() -> CheckItem:
     return CheckItem("Screen reader", None, probe().summary())
 
 
+def check_capture() -> CheckItem:
+    from desktop.capture import capture_supported
+    from desktop.session import CAPTURE_VIA, screen_recording_allowed, session_type
+
+    session = session_type()
+    if not capture_supported():
+        return CheckItem("Screen capture", False, "There is no graphical session to capture; photos still work.")
+    if session == "wayland":
+        from desktop import portal
+
+        if not portal.has_interface(portal.SCREENSHOT):
+            return CheckItem("Screen capture", False, "This is a Wayland session and the desktop offers no "
+                             "screenshot portal; photos still work.", CAPTURE_VIA[session])
+    if not screen_recording_allowed():
+        return CheckItem("Screen capture", False, messages.tr(messages.SCREEN_RECORDING_DENIED), CAPTURE_VIA[session])
+    return CheckItem("Screen capture", True, "The screen can be captured.", CAPTURE_VIA[session])
+
+
 def check_hotkeys() -> CheckItem:
     from desktop.hotkeys import check_bindings, hotkeys_supported
+    from desktop.session import HOTKEYS_VIA, session_type
     from desktop.settings import load
 
     reason = hotkeys_supported()
@@ -173,8 +192,7 @@ def check_hotkeys() -> CheckItem:
     problems = check_bindings(dict(load().settings.hotkeys.items()))
     if problems:
         return CheckItem("Hotkeys", False, "Some hotkeys need changing: " + " ".join(problems))
-    extra = " macOS asks for Accessibility permission the first time." if sys.platform == "darwin" else ""
-    return CheckItem("Hotkeys", True, "Global hotkeys can be used." + extra)
+    return CheckItem("Hotkeys", True, "Global hotkeys can be used.", HOTKEYS_VIA[session_type()])
 
 
 def _test_png() -> bytes:
@@ -236,7 +254,7 @@ def _why(event: object) -> str:
 def run_checks(models_dir: Path | None = None, engine: bool = False, device: str = "auto") -> list[CheckItem]:
     items = []
     for check in (check_gpu, lambda: check_model(models_dir), check_speech, lambda: check_speech_input(models_dir),
-                  check_screen_reader, check_hotkeys):
+                  check_screen_reader, check_capture, check_hotkeys):
         try:
             items.append(check())
         except Exception as exc:  # a broken check must not hide the others

@@ -81,6 +81,10 @@ CAPTURE_UNSUPPORTED = (
     "Screen capture is not available in this session. On Wayland Lumen asks the desktop's screenshot "
     "portal, which is missing or refused; photos still work."
 )
+SCREEN_RECORDING_DENIED = (
+    "Lumen may not record the screen, so it would see only the wallpaper. Open System Settings, "
+    "Privacy and Security, Screen Recording, turn Lumen on, then start Lumen again."
+)
 NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
 NO_FOCUSED_CONTROL = ("The focused control could not be found through the accessibility interface, "
                       "so the whole screen is described instead.")

@@ -18,3 +18,43 @@ def session_type() -> str:
     if os.environ.get("XDG_SESSION_TYPE", "").lower() == "wayland" or os.environ.get("WAYLAND_DISPLAY"):
         return "wayland"
     return "x11" if os.environ.get("DISPLAY") else "none"
+
+
+# How each session does hotkeys and capture, and how this was verified (for ``lumen --check``, README).
+HOTKEYS_VIA = {
+    "x11": "XGrabKey on the X server (exercised for real under Xvfb)",
+    "wayland": "the desktop's GlobalShortcuts portal (tested against a fake portal only)",
+    "windows": "RegisterHotKey (tested against recorded fakes of user32 only)",
+    "macos": "Carbon RegisterEventHotKey, which needs no permission (tested against recorded fakes only)",
+}
+CAPTURE_VIA = {
+    "x11": "mss over X11 (exercised for real under Xvfb)",
+    "wayland": "the desktop's Screenshot portal (tested against a fake portal only)",
+    "windows": "mss with GDI (not exercised here)",
+    "macos": "mss with CoreGraphics, after the Screen Recording permission (permission check tested "
+             "against recorded fakes only)",
+}
+
+
+def _core_graphics():  # noqa: ANN202
+    import ctypes
+
+    cg = ctypes.CDLL("/System/Library/Frameworks/CoreGraphics.framework/CoreGraphics")
+    cg.CGPreflightScreenCaptureAccess.restype = ctypes.c_bool
+    cg.CGRequestScreenCaptureAccess.restype = ctypes.c_bool
+    return cg
+
+
+def screen_recording_allowed(request: bool = False, cg=None) -> bool:  # noqa: ANN001
+    """macOS: whether Lumen may record the screen (without it a grab holds only the wallpaper).
+    ``request`` asks macOS to show its prompt (once; later it only lists Lumen in System Settings).
+    True on other systems, and on macOS versions without the call (before 10.15: no permission)."""
+    if sys.platform != "darwin" and cg is None:
+        return True
+    try:
+        cg = cg or _core_graphics()
+        if cg.CGPreflightScreenCaptureAccess():
+            return True
+        return bool(cg.CGRequestScreenCaptureAccess()) if request else False
+    except (OSError, AttributeError):
+        return True

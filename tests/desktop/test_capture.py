@@ -113,3 +113,45 @@ def test_the_model_view_is_the_engine_s_own_first_preprocessing_step() -> None:
     assert (view.image_id, view.encoding, view.size) == ("x", "rgb", (224, 224))
     assert view.data == model_input_image(Image.fromarray(pixels, "RGB"), 224).tobytes()
     assert full.to_pil().tobytes() == pixels.tobytes()
+
+
+class RecordedCoreGraphics:
+    def __init__(self, granted: bool, grant_on_request: bool = False) -> None:
+        self.calls, self.granted, self.grant_on_request = [], granted, grant_on_request
+
+    def CGPreflightScreenCaptureAccess(self) -> bool:  # noqa: N802
+        self.calls.append("CGPreflightScreenCaptureAccess")
+        return self.granted
+
+    def CGRequestScreenCaptureAccess(self) -> bool:  # noqa: N802
+        self.calls.append("CGRequestScreenCaptureAccess")
+        return self.grant_on_request
+
+
+def test_macos_screen_recording_permission_is_checked_then_requested() -> None:
+    from desktop.session import screen_recording_allowed
+
+    granted = RecordedCoreGraphics(True)
+    assert screen_recording_allowed(request=True, cg=granted) and granted.calls == ["CGPreflightScreenCaptureAccess"]
+    denied = RecordedCoreGraphics(False)
+    assert not screen_recording_allowed(cg=denied) and denied.calls == ["CGPreflightScreenCaptureAccess"]
+    asked = RecordedCoreGraphics(False)
+    assert not screen_recording_allowed(request=True, cg=asked)
+    assert asked.calls == ["CGPreflightScreenCaptureAccess", "CGRequestScreenCaptureAccess"]
+
+
+def test_without_screen_recording_permission_lumen_says_what_to_enable(qtbot, monkeypatch) -> None:  # noqa: ANN001
+    """macOS without the permission grabs only the wallpaper, which Lumen then described."""
+    from desktop import messages, session
+    from tests.desktop.conftest import make_rig
+    from tests.fakes import ScriptedEngine
+
+    monkeypatch.setattr(session, "screen_recording_allowed", lambda request=False, cg=None: False)
+    rig = make_rig(ScriptedEngine(), grabber=capture.grab)
+    try:
+        with qtbot.waitSignal(rig.controller.status, timeout=5000,
+                              check_params_cb=lambda text: text == messages.SCREEN_RECORDING_DENIED):
+            rig.controller.handle_action("describe_screen")
+        assert not rig.engine.requests or all(type(r).__name__ != "Describe" for r in rig.engine.requests)
+    finally:
+        rig.client.shutdown()

@@ -32,7 +32,7 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Lumen ")
     areas = [line.split(":")[0] for line in out[1:]]
-    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Hotkeys"]
+    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Screen capture", "Hotkeys"]
     assert out[1].startswith("GPU: ready. Found NVIDIA GeForce RTX 3060")
     assert out[2].startswith(f"Model: NOT READY. The model folder chosen in the settings, {tmp_path / 'gone'}, is missing")
     assert "Lumen uses the small demo model" in out[2]  # what answers instead, as what it is
@@ -50,6 +50,20 @@ def test_wayland_or_no_display_explains_hotkeys(tmp_path: Path, monkeypatch) -> 
     monkeypatch.delenv("DISPLAY", raising=False)
     item = check.check_hotkeys()
     assert item.ready is False and "Wayland" in item.summary
+
+
+def test_check_says_how_hotkeys_and_capture_work_in_this_session(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    hotkeys, capture = check.check_hotkeys(), check.check_capture()
+    assert hotkeys.ready and "XGrabKey" in hotkeys.detail and "for real" in hotkeys.detail
+    assert capture.ready and "X11" in capture.detail
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/lumen-test-bus")
+    hotkeys, capture = check.check_hotkeys(), check.check_capture()
+    assert not hotkeys.ready and "Wayland" in hotkeys.summary and "portal" in hotkeys.summary
+    assert not capture.ready and "Wayland" in capture.summary and "screenshot portal" in capture.summary
 
 
 def test_engine_round_trip_with_an_installed_model(tiny_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # noqa: ANN001
