@@ -1,12 +1,49 @@
 """Entry point of the frozen app (PyInstaller). The engine runs in a process spawned from this same
 executable: ``multiprocessing.freeze_support()`` must run first, so that a spawned child runs the
-engine loop instead of starting a second app."""
+engine loop instead of starting a second app.
 
+``lumen --bundle-self-test`` imports every optional part the bundle is meant to carry and exits
+non-zero naming what is missing, so the build scripts fail instead of the user (push-to-talk
+without PortAudio, 4-bit without accelerate, hotkeys without python-xlib...)."""
+
+import importlib
 import multiprocessing
+import os
 import sys
+
+BUNDLED = {  # module -> what a user would lose without it
+    "PySide6.QtTextToSpeech": "speech output", "PySide6.QtMultimedia": "earcons and stoppable playback",
+    "rapidocr": "reading the screen's text", "onnxruntime": "reading the screen's text",
+    "psutil": "memory checks", "torch": "the engine", "transformers": "the engine",
+}
+VOICE = {"faster_whisper": "spoken questions", "ctranslate2": "spoken questions",
+         "sounddevice": "push-to-talk (PortAudio)"}
+PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the focused control"}}
+GPU = {"accelerate": "4-bit and 8-bit precision", "bitsandbytes": "4-bit and 8-bit precision"}
+
+
+def self_test() -> int:
+    wanted = {**BUNDLED, **PLATFORM.get(sys.platform, {})}
+    if os.environ.get("LUMEN_BUNDLE_SPEECH_INPUT", "1") == "1":
+        wanted.update(VOICE)
+    if os.environ.get("LUMEN_BUNDLE_GPU") == "1":
+        wanted.update(GPU)
+    missing = []
+    for module, feature in wanted.items():
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a native library that fails to load
+            missing.append(f"{module} ({feature}): {exc}")
+    for line in missing:
+        print("MISSING", line)
+    print("bundle self-test:", "FAILED" if missing else f"all {len(wanted)} parts import")
+    return 1 if missing else 0
+
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
+    if sys.argv[1:] == ["--bundle-self-test"]:
+        sys.exit(self_test())
     from desktop.__main__ import main
 
     sys.exit(main())

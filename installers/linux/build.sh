@@ -15,6 +15,7 @@ fi
 start=$(date +%s)
 "$PY" -m PyInstaller --noconfirm ${LUMEN_CLEAN:+--clean} --log-level WARN --distpath "$OUT/dist" --workpath "$OUT/work" installers/lumen.spec
 APP="$OUT/dist/lumen"
+"$APP/lumen" --bundle-self-test || { echo "the bundle lacks a part (see MISSING above)" >&2; exit 1; }
 install -m 644 installers/linux/lumen.desktop "$APP/lumen.desktop"
 install -m 644 resources/icons/lumen.png "$APP/lumen.png"
 install -m 755 installers/linux/install.sh "$APP/install.sh"

@@ -1,0 +1,46 @@
+"""What the Windows and macOS build scripts and the spec carry (they cannot be run here), and the
+bundle self-test every build script runs, exercised in this environment."""
+
+from __future__ import annotations
+
+import plistlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALLERS = ROOT / "installers"
+
+
+def test_bundle_self_test_imports_every_part_and_names_a_missing_one(tmp_path: Path) -> None:
+    entry = str(INSTALLERS / "lumen_entry.py")
+    env = {"PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, entry, "--bundle-self-test"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "parts import" in done.stdout
+    blocker = tmp_path / "sounddevice.py"  # a bundle without PortAudio's binding
+    blocker.write_text("raise ImportError('PortAudio library not found')\n")
+    done = subprocess.run([sys.executable, entry, "--bundle-self-test"], capture_output=True, text=True,
+                          timeout=120, env={**env, "PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert done.returncode == 1 and "MISSING sounddevice (push-to-talk (PortAudio))" in done.stdout
+
+
+def test_the_windows_bundle_keeps_accelerate_and_every_build_installs_voice_and_self_tests() -> None:
+    spec = (INSTALLERS / "lumen.spec").read_text()
+    always_excluded = re.search(r"excludes = \[(.*?)\]", spec, re.S).group(1)
+    assert "accelerate" not in always_excluded and "bitsandbytes" not in always_excluded
+    windows, macos = (INSTALLERS / "windows" / "build.ps1").read_text(), (INSTALLERS / "macos" / "build.sh").read_text()
+    assert '".[gpu,voice,bundle]"' in windows and "--bundle-self-test" in windows
+    assert '".[voice,bundle]"' in macos and "--bundle-self-test" in macos
+    assert "--bundle-self-test" in (INSTALLERS / "linux" / "build.sh").read_text()
+
+
+def test_macos_signing_has_the_microphone_entitlement_a_timestamp_and_notarisation() -> None:
+    macos = (INSTALLERS / "macos" / "build.sh").read_text()
+    entitlements = plistlib.loads((INSTALLERS / "macos" / "entitlements.plist").read_bytes())
+    assert entitlements == {"com.apple.security.device.audio-input": True}
+    sign = next(line for line in macos.splitlines() if "codesign --deep" in line)
+    assert "--options runtime" in sign and "--timestamp" in sign and "--entitlements" in sign
+    assert "xcrun notarytool submit" in macos and "xcrun stapler staple" in macos
