@@ -147,7 +147,10 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     hotkeys.key.connect(controller.keys.key)
     hotkeys.unavailable.connect(
         lambda reason: controller.notify(messages.tr(messages.HOTKEYS_UNAVAILABLE).format(reason=reason)))
-    hotkeys.taken.connect(lambda key: controller.notify(messages.tr(messages.HOTKEY_IN_USE).format(key=key)))
+    hotkeys.taken.connect(lambda key, action: controller.notify(messages.tr(messages.HOTKEY_IN_USE).format(
+        key=key, action=messages.tr(messages.HOTKEY_ACTIONS.get(action, action)))))
+    hotkeys.modal_refused.connect(lambda reason: (controller.keys.end(), controller.notify(
+        messages.tr(messages.MODAL_KEYS_UNAVAILABLE).format(reason=reason))))
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
     lumen.tray = make_tray(window, controller, lumen.open_settings, QApplication.quit)
     _add_setup_action(lumen)

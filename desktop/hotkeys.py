@@ -129,7 +129,8 @@ class HotkeyService(QObject):
     released = Signal(str)  # that action's key was released (push-to-talk)
     key = Signal(str)  # a MODAL_KEYS key pressed while modal (see begin_modal)
     unavailable = Signal(str)  # why global hotkeys cannot work
-    taken = Signal(str)  # a binding another program holds (Qt text)
+    taken = Signal(str, str)  # a binding another program holds: (Qt text, action)
+    modal_refused = Signal(str)  # the layer's keys cannot be taken here (Wayland): why
 
     _MODAL_BASE = 1000  # ids of the modal keys; bindings use 1..
 
@@ -171,7 +172,7 @@ class HotkeyService(QObject):
             self._ids[number] = ("action", action)
             if not self._register(number, parse(text)):
                 log.warning("hotkey %s is held by another program", text)
-                self.taken.emit(text)
+                self.taken.emit(text, action)
         log.info("global hotkeys active: %s", ", ".join(f"{a}={t}" for a, t in bindings.items() if t))
         return True
 
@@ -185,6 +186,9 @@ class HotkeyService(QObject):
     def begin_modal(self) -> None:
         """Register MODAL_KEYS (any modifiers): they go to ``key``, not to the focused application."""
         if self._modal or self._backend is None:
+            return
+        if not getattr(self._backend, "takes_bare_keys", True):
+            self.modal_refused.emit(self._backend.takes_bare_keys_reason)
             return
         self._modal = True
         for number, name in enumerate(MODAL_KEYS, start=self._MODAL_BASE):

@@ -193,7 +193,9 @@ SETTINGS_NEWER = "Your settings were written by a newer Lumen; defaults are used
 SETTINGS_SAVED = "Settings saved"
 SETTINGS_SAVE_FAILED = "Settings could not be saved: {reason}"
 HOTKEYS_UNAVAILABLE = "Global hotkeys are not available: {reason}. Use the window's buttons and menus."
-HOTKEY_IN_USE = "The hotkey {key} is used by another program; choose another in Settings."
+HOTKEY_IN_USE = "The hotkey {key} for {action} is used by another program; change it in Settings, Hotkeys."
+MODAL_KEYS_UNAVAILABLE = ("The command key's letters and the region grid cannot work: {reason}. "
+                          "Use the direct hotkeys, which you can change in Settings, Hotkeys.")
 
 HOTKEY_ACTIONS = {
     # Translators: names of the global hotkey actions, shown in Settings and spoken.

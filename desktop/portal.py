@@ -139,7 +139,11 @@ class PortalShortcuts:
     The portal binds a session's shortcuts at once, so registrations are collected and bound on
     the next turn of the event loop, in a worker thread that then relays Activated/Deactivated
     (queued to the GUI thread). The desktop, not Lumen, decides the final keys (it may ask the
-    user); the portal cannot take bare keys, so the command layer's letters are not available."""
+    user); the portal cannot take bare keys, so the command layer and the region grid are not
+    available (``takes_bare_keys``), which the service reports."""
+
+    takes_bare_keys = False
+    takes_bare_keys_reason = "on Wayland the desktop's shortcuts portal cannot lend Lumen single letter keys"
 
     def __init__(self, on_press, on_release) -> None:  # noqa: ANN001
         from desktop.native_hotkeys import Unavailable
@@ -155,9 +159,6 @@ class PortalShortcuts:
         self.bound: dict[str, str] = {}  # shortcut id -> the trigger the desktop reports
 
     def register(self, key_id: int, combo: Combo, any_modifiers: bool = False) -> bool:
-        if any_modifiers:
-            log.info("the shortcuts portal cannot take the bare key %s", combo.key)
-            return True
         self._combos[key_id] = combo
         if self._thread is None:
             QTimer.singleShot(0, self._start)

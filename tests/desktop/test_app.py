@@ -302,3 +302,13 @@ def test_the_transcript_labels_the_built_in_prompt_as_the_preset(lumen, qtbot) -
     assert "] You: What does the button say?\n" in shown  # what the user typed stays theirs
     assert lumen.controller.conversation.entries[0].turn.text == question_for(lumen.settings)  # sent as is
     lumen.transcript.close()
+
+
+def test_a_taken_hotkey_is_spoken_with_its_action_and_the_setting_to_change(lumen, qtbot) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(lumen.controller.status) as status:
+        lumen.hotkeys.taken.emit("Ctrl+Shift+F7", "describe_monitor")
+    assert messages.HOTKEY_ACTIONS["describe_monitor"] in status.args[0] and "Settings, Hotkeys" in status.args[0]
+    lumen.controller.keys.start_layer()
+    with qtbot.waitSignal(lumen.controller.status) as status:
+        lumen.hotkeys.modal_refused.emit("on Wayland the portal cannot lend single keys")
+    assert "Wayland" in status.args[0] and not lumen.controller.keys.active

@@ -47,7 +47,7 @@ def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: AN
     with qtbot.waitSignal(service.taken) as taken:
         assert service.start({"describe_screen": "Ctrl+Shift+F5", "describe_monitor": "Ctrl+Shift+F7",
                               "voice": "Meta+Alt+V"})
-    assert taken.args == ["Ctrl+Shift+F7"]
+    assert taken.args == ["Ctrl+Shift+F7", "describe_monitor"]
     norep = nh.MOD_NOREPEAT
     assert user32.calls == [
         ("RegisterHotKey", None, 1, nh.MOD_CONTROL | nh.MOD_SHIFT | norep, 0x74),
@@ -145,7 +145,7 @@ def test_macos_carbon_register_event_hotkey_calls_and_events(qtbot) -> None:  # 
     with qtbot.waitSignal(service.taken) as taken:
         assert service.start({"describe_screen": "Ctrl+Shift+F5", "describe_monitor": "Ctrl+Shift+F7",
                               "voice": "Meta+Alt+V"})
-    assert taken.args == ["Ctrl+Shift+F7"]
+    assert taken.args == ["Ctrl+Shift+F7", "describe_monitor"]
     sig, target = nh.SIGNATURE, carbon.TARGET
     assert carbon.calls == [
         ("InstallEventHandler", target, 2, [(nh.K_EVENT_CLASS_KEYBOARD, 5), (nh.K_EVENT_CLASS_KEYBOARD, 6)], None),

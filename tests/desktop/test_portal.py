@@ -103,6 +103,9 @@ def test_wayland_hotkeys_through_the_global_shortcuts_portal(fake_portal, qtbot)
         with qtbot.waitSignal(service.released, timeout=5000) as released:
             control("Release", "lumen-2")
         assert activated.args == released.args == ["voice"]
+        with qtbot.waitSignal(service.modal_refused) as refused:  # no bare letters on Wayland
+            service.begin_modal()
+        assert "Wayland" in refused.args[0] and not service.modal
     finally:
         service.stop()
     assert control("State")["closed"] == [state["session"]]  # the portal session is closed on stop
