@@ -7,7 +7,9 @@
 - Windows: the focused window control of the foreground thread (GetGUIThreadInfo, GetWindowRect);
   this is the Win32 focus, not a UI Automation element, so inside a browser it is the whole page.
   Tested against recorded fakes of user32.
-- macOS: not written yet (AX needs the Accessibility permission): None, and the caller says so.
+- macOS: the Accessibility API (AXFocusedUIElement of the system-wide element, its AXPosition and
+  AXSize; points, as mss takes them there). Needs the Accessibility permission: without it None.
+  Tested against recorded fakes of ApplicationServices.
 None means unknown; it never raises.
 """
 
@@ -31,6 +33,8 @@ def focused_rect() -> Rect | None:
     try:
         if sys.platform == "win32":
             rect = _windows_focus()
+        elif sys.platform == "darwin":
+            rect = _mac_focus()
         elif session_type() in ("x11", "wayland"):
             rect = _atspi_focus()
         else:
@@ -121,3 +125,64 @@ def _windows_focus(user32=None) -> Rect | None:  # noqa: ANN001 - ctypes.windll.
         return None
     width, height = rect.right - rect.left, rect.bottom - rect.top
     return Rect(rect.left, rect.top, width, height) if width > 0 and height > 0 else None
+
+
+# -------------------------------------------------------------------------------------- macOS
+class _CGPoint(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_double), ("y", ctypes.c_double)]
+
+
+class _CGSize(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_double), ("height", ctypes.c_double)]
+
+
+K_AX_VALUE_CGPOINT, K_AX_VALUE_CGSIZE = 1, 2
+K_CF_STRING_ENCODING_UTF8 = 0x08000100
+
+
+def _load_ax():  # noqa: ANN202 - ApplicationServices with CoreFoundation's few calls
+    ax = ctypes.CDLL("/System/Library/Frameworks/ApplicationServices.framework/ApplicationServices")
+    cf = ctypes.CDLL("/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation")
+    ax.AXIsProcessTrusted.restype = ctypes.c_bool
+    ax.AXUIElementCreateSystemWide.restype = ctypes.c_void_p
+    ax.AXUIElementCopyAttributeValue.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+    ax.AXValueGetValue.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p]
+    ax.AXValueGetValue.restype = ctypes.c_bool
+    cf.CFStringCreateWithCString.restype = ctypes.c_void_p
+    cf.CFStringCreateWithCString.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
+    cf.CFRelease.argtypes = [ctypes.c_void_p]
+    ax.CFStringCreateWithCString, ax.CFRelease = cf.CFStringCreateWithCString, cf.CFRelease
+    return ax
+
+
+def _mac_focus(ax=None) -> Rect | None:  # noqa: ANN001 - ApplicationServices or a fake
+    ax = ax or _load_ax()
+    if not ax.AXIsProcessTrusted():  # System Settings > Privacy & Security > Accessibility
+        log.info("no Accessibility permission: the focused control cannot be read")
+        return None
+    owned: list[int] = []
+
+    def attribute(element: int, name: bytes) -> int | None:
+        key = ax.CFStringCreateWithCString(None, name, K_CF_STRING_ENCODING_UTF8)
+        owned.append(key)
+        value = ctypes.c_void_p()
+        if ax.AXUIElementCopyAttributeValue(element, key, ctypes.byref(value)) != 0 or not value.value:
+            return None
+        owned.append(value.value)
+        return value.value
+
+    system = ax.AXUIElementCreateSystemWide()
+    owned.append(system)
+    try:
+        element = attribute(system, b"AXFocusedUIElement")
+        position = element and attribute(element, b"AXPosition")
+        size = element and attribute(element, b"AXSize")
+        point, extent = _CGPoint(), _CGSize()
+        if not (position and size and ax.AXValueGetValue(position, K_AX_VALUE_CGPOINT, ctypes.byref(point))
+                and ax.AXValueGetValue(size, K_AX_VALUE_CGSIZE, ctypes.byref(extent))):
+            return None
+        width, height = round(extent.width), round(extent.height)
+        return Rect(round(point.x), round(point.y), width, height) if width > 0 and height > 0 else None
+    finally:
+        for ref in owned:
+            ax.CFRelease(ref)

@@ -74,3 +74,62 @@ def test_no_focused_control_found_describes_the_screen_and_says_so(rig, qtbot, m
         rig.controller.handle_action("describe_focus")
     assert rig.grabber.grabs == [(None, "screen")]
     assert messages.NO_FOCUSED_CONTROL in [text for text, _ in rig.speaker.spoken]
+
+
+class RecordedAX:
+    """ApplicationServices/CoreFoundation as documented: CF objects are ints, every Copy/Create is
+    balanced by CFRelease (the fake checks that nothing leaks)."""
+
+    SYSTEM, FOCUSED, POSITION, SIZE = 0x100, 0x200, 0x300, 0x400
+
+    def __init__(self, trusted: bool = True, focused: bool = True) -> None:
+        self.trusted, self.focused, self.calls, self.live, self.strings = trusted, focused, [], set(), {}
+
+    def AXIsProcessTrusted(self) -> bool:  # noqa: N802
+        return self.trusted
+
+    def AXUIElementCreateSystemWide(self) -> int:  # noqa: N802
+        self.live.add(self.SYSTEM)
+        return self.SYSTEM
+
+    def CFStringCreateWithCString(self, allocator, text, encoding) -> int:  # noqa: ANN001, N802
+        assert allocator is None and encoding == focus.K_CF_STRING_ENCODING_UTF8
+        ref = 0x1000 + len(self.strings)
+        self.strings[ref] = text
+        self.live.add(ref)
+        return ref
+
+    def AXUIElementCopyAttributeValue(self, element, key, out) -> int:  # noqa: ANN001, N802
+        name = self.strings[key]
+        self.calls.append((element, name))
+        answers = {(self.SYSTEM, b"AXFocusedUIElement"): self.FOCUSED if self.focused else None,
+                   (self.FOCUSED, b"AXPosition"): self.POSITION, (self.FOCUSED, b"AXSize"): self.SIZE}
+        value = answers.get((element, name))
+        if value is None:
+            return -25212  # kAXErrorNoValue
+        out._obj.value = value
+        self.live.add(value)
+        return 0
+
+    def AXValueGetValue(self, value, kind, out) -> bool:  # noqa: ANN001, N802
+        if (value, kind) == (self.POSITION, focus.K_AX_VALUE_CGPOINT):
+            out._obj.x, out._obj.y = 120.0, 340.5
+        elif (value, kind) == (self.SIZE, focus.K_AX_VALUE_CGSIZE):
+            out._obj.width, out._obj.height = 240.0, 22.0
+        else:
+            return False
+        return True
+
+    def CFRelease(self, ref) -> None:  # noqa: ANN001, N802
+        self.live.remove(ref)
+
+
+def test_macos_focus_through_the_accessibility_api() -> None:
+    ax = RecordedAX()
+    assert focus._mac_focus(ax) == Rect(120, 340, 240, 22)
+    assert ax.calls == [(ax.SYSTEM, b"AXFocusedUIElement"), (ax.FOCUSED, b"AXPosition"), (ax.FOCUSED, b"AXSize")]
+    assert not ax.live  # everything copied or created was released
+    nothing = RecordedAX(focused=False)
+    assert focus._mac_focus(nothing) is None and not nothing.live
+    untrusted = RecordedAX(trusted=False)
+    assert focus._mac_focus(untrusted) is None and untrusted.calls == []
