@@ -4,9 +4,9 @@
 - Linux: AT-SPI over D-Bus (jeepney): the accessibility bus address from org.a11y.Bus, then the
   active window of each application is searched for the object whose state is FOCUSED, and its
   Component extents are read. Tested for real under Xvfb with at-spi2-core.
-- Windows: the focused window control of the foreground thread (GetGUIThreadInfo, GetWindowRect);
-  this is the Win32 focus, not a UI Automation element, so inside a browser it is the whole page.
-  Tested against recorded fakes of user32.
+- Windows: UI Automation (IUIAutomation.GetFocusedElement, its CurrentBoundingRectangle, through
+  comtypes), the element Narrator and NVDA read, inside browsers too; if UIA fails, the Win32 focus
+  of the foreground thread (GetGUIThreadInfo, GetWindowRect). Both tested against recorded fakes.
 - macOS: the Accessibility API (AXFocusedUIElement of the system-wide element, its AXPosition and
   AXSize; points, as mss takes them there). Needs the Accessibility permission: without it None.
   Tested against recorded fakes of ApplicationServices.
@@ -32,7 +32,7 @@ _MAX_NODES = 4000  # a browser's tree can be huge: give up rather than freeze
 def focused_rect() -> Rect | None:
     try:
         if sys.platform == "win32":
-            rect = _windows_focus()
+            rect = _uia_focus() or _windows_focus()
         elif sys.platform == "darwin":
             rect = _mac_focus()
         elif session_type() in ("x11", "wayland"):
@@ -103,6 +103,33 @@ def _atspi_focus() -> Rect | None:
 
 
 # ------------------------------------------------------------------------------------ Windows
+def _uia_focus(automation=None) -> Rect | None:  # noqa: ANN001 - an IUIAutomation or a fake
+    """The focused UI Automation element's bounds; None if UIA is unavailable or has no focus."""
+    initialised = False
+    try:
+        if automation is None:
+            import comtypes
+            import comtypes.client
+
+            comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)  # a worker thread: COM is per thread
+            initialised = True
+            comtypes.client.GetModule("UIAutomationCore.dll")
+            from comtypes.gen.UIAutomationClient import CUIAutomation, IUIAutomation
+
+            automation = comtypes.client.CreateObject(CUIAutomation, interface=IUIAutomation)
+        bounds = automation.GetFocusedElement().CurrentBoundingRectangle
+        width, height = bounds.right - bounds.left, bounds.bottom - bounds.top
+        return Rect(bounds.left, bounds.top, width, height) if width > 0 and height > 0 else None
+    except Exception as exc:  # noqa: BLE001 - COMError, no focus, comtypes missing
+        log.info("UI Automation focus unavailable: %r", exc)
+        return None
+    finally:
+        if initialised:
+            import comtypes
+
+            comtypes.CoUninitialize()
+
+
 class _RECT(ctypes.Structure):
     _fields_ = [("left", ctypes.c_int32), ("top", ctypes.c_int32), ("right", ctypes.c_int32),
                 ("bottom", ctypes.c_int32)]

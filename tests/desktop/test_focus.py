@@ -133,3 +133,24 @@ def test_macos_focus_through_the_accessibility_api() -> None:
     assert focus._mac_focus(nothing) is None and not nothing.live
     untrusted = RecordedAX(trusted=False)
     assert focus._mac_focus(untrusted) is None and untrusted.calls == []
+
+
+class RecordedAutomation:
+    """IUIAutomation as comtypes presents it: GetFocusedElement() -> element whose
+    CurrentBoundingRectangle is a tagRECT (left, top, right, bottom); a COMError when nothing has focus."""
+
+    def __init__(self, rect: tuple[int, int, int, int] | None) -> None:
+        self.rect, self.calls = rect, []
+
+    def GetFocusedElement(self):  # noqa: ANN201, N802
+        self.calls.append("GetFocusedElement")
+        if self.rect is None:
+            raise OSError(-2147220991, "no focused element")  # UIA_E_ELEMENTNOTAVAILABLE, as COMError
+        bounds = focus._RECT(*self.rect)
+        return type("Element", (), {"CurrentBoundingRectangle": bounds})()
+
+
+def test_windows_focus_through_ui_automation_first() -> None:
+    automation = RecordedAutomation((300, 400, 540, 424))  # an edit field inside a browser page
+    assert focus._uia_focus(automation) == Rect(300, 400, 240, 24) and automation.calls == ["GetFocusedElement"]
+    assert focus._uia_focus(RecordedAutomation(None)) is None  # then GetGUIThreadInfo is asked
