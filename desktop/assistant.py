@@ -1,6 +1,6 @@
 """AssistantController: hotkey or photo -> capture -> engine -> spoken sentences. Owns the conversation.
 
-Lives on the GUI thread; capture runs in a pool thread and the engine in its own process, and
+Lives on the GUI thread; capture runs in its own thread and the engine in its own process, and
 both report back through queued signals. Every request acknowledges at once (earcon + short
 word), speaks the answer sentence by sentence while it streams, and can be stopped with one key
 (speech and generation together). ``notify`` is the one way to tell the user something: it
@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from enum import StrEnum
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop import capture, focus, messages, model_choice
 from desktop.capture import Capture, CaptureError, Rect
@@ -111,9 +111,6 @@ class AssistantController(QObject):
         self._then: Callable[[Capture], None] = lambda shot: None  # what the capture in flight is for
         self._target = "screen"  # what the capture in flight was asked for
         self.keys = CommandKeys(self)
-        self._pool = QThreadPool(self)  # one long-lived capture thread: it keeps its mss instance
-        self._pool.setMaxThreadCount(1)
-        self._pool.setExpiryTimeout(-1)
         self._last_progress = -1
         self._signals = _CaptureSignals()
         self._signals.captured.connect(self._on_captured)
@@ -200,11 +197,11 @@ class AssistantController(QObject):
         self._set_state(State.CAPTURING)
         cursor = capture.cursor_position() if target == "monitor" else None
         token, side, timeline = self._token, self.model_image_size if for_model else None, self.timeline
-        self._pool.start(lambda: self._capture_job(token, target, rect, cursor, side, timeline))
+        capture.in_capture_thread(lambda: self._capture_job(token, target, rect, cursor, side, timeline))
 
     def _capture_job(self, token: int, target: str, rect: Rect | None, cursor,  # noqa: ANN001
                      side: int | None, timeline: dict[str, float]) -> None:
-        """Pool thread: locate, grab, check, resize for the model. Only signals leave this function."""
+        """Capture thread: locate, grab, check, resize for the model. Only signals leave this function."""
         try:
             label = target
             if target == "window":

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from dataclasses import dataclass, field
@@ -193,6 +194,20 @@ def _portal_grab(rect: Rect | None, label: str) -> Capture:
     if rect != whole:
         image = image.crop((rect.left, rect.top, rect.left + rect.width, rect.top + rect.height))
     return Capture(image.tobytes(), image.size, rect, label, image=image)
+
+
+@cache
+def _capturer() -> ThreadPoolExecutor:
+    """The one thread that captures for the app, created at the first use. A Python thread, so that
+    its ``threading.local`` mss instance lives as long as it does: a QThreadPool thread is foreign to
+    Python, each job there gets a fresh thread state, and the instance (an X connection, never
+    closed) was dropped after every capture until the X server refused new clients."""
+    return ThreadPoolExecutor(1, thread_name_prefix="lumen-capture")
+
+
+def in_capture_thread(job: Callable[[], None]) -> None:
+    """Run ``job`` in the capture thread, after the jobs already given to it."""
+    _capturer().submit(job)
 
 
 @cache

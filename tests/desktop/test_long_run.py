@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from benchmarks import soak
-from desktop import app
+from desktop import app, capture
 from desktop.engine_client import thread_launcher
 from desktop.settings import SpeechOutput
 from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
@@ -52,3 +52,22 @@ def test_thousands_of_signals_keep_true_false_and_none_alive(scripted_app) -> No
     assert driver.counts["screen"] == driver.counts["photo"] == 55
     lost = {name: before[name] - after[name] for name in before}
     assert all(n < 100 for n in lost.values()), f"references lost over 250 requests: {lost}"
+
+
+@pytest.mark.display
+def test_captures_reuse_one_x_connection(scripted_app) -> None:  # noqa: ANN001
+    """Each capture used to open an X connection (a new mss in a QThreadPool job, whose thread-local
+    instance did not survive the job) and never close it: 3 -> 33 -> 63 over 60 captures, until the
+    X server's client limit refused captures here and new windows in every other program."""
+    driver = soak.Soak(scripted_app, timeout=30)
+    driver.request(0)  # a screen description: the capture thread's mss is created
+    before = soak.x_connections()
+    if before is None:
+        pytest.skip("needs ss (iproute2) to count X connections")
+    for n in range(1, 40):
+        driver.request(n)
+    assert driver.counts["screen"] + driver.counts["screen_stopped"] == 16
+    assert soak.x_connections() == before
+    capture.invalidate_grabbers()  # a monitor change: the old connection is closed, a new one opened
+    driver.request(40)
+    assert soak.x_connections() == before
