@@ -11,6 +11,9 @@ import multiprocessing
 import os
 import sys
 
+# No ONNX Runtime telemetry (see engine/__init__.py): the self-test below imports it before the engine.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 BUNDLED = {  # module -> what a user would lose without it
     "PySide6.QtTextToSpeech": "speech output", "PySide6.QtMultimedia": "earcons and stoppable playback",
     "rapidocr": "reading the screen's text", "onnxruntime": "reading the screen's text",

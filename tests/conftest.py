@@ -16,6 +16,8 @@ REFERENCE = SHARED / "fixtures" / "reference"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tests/native_preload.py imports onnxruntime before any engine module sets this (engine/__init__.py).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 
 class NetworkAccessError(RuntimeError):
