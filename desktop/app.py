@@ -154,6 +154,9 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
     controller.modal_requested.connect(lambda on: hotkeys.begin_modal() if on else hotkeys.end_modal())
     lumen.tray = make_tray(window, controller, lumen.open_settings, QApplication.quit)
     _add_setup_action(lumen)
+    restart = QAction(messages.tr("&Restart engine"), lumen.window)
+    restart.triggered.connect(lambda: controller.handle_action("restart_engine"))
+    lumen.window.tools_menu.addAction(restart)
     lumen.extensions.extend(integrations.install(lumen))
     return lumen
 

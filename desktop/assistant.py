@@ -119,7 +119,9 @@ class AssistantController(QObject):
         self._signals.photo_rejected.connect(self._on_photo_rejected)
         engine.event.connect(self.on_event)
         engine.died.connect(self._on_engine_died)
-        engine.restarted.connect(lambda: self.notify(messages.tr(messages.ENGINE_RESTARTED), Priority.NOW))
+        engine.hung.connect(self._on_engine_hung)
+        engine.restarted.connect(self._on_engine_restarted)
+        self._engine_hung = False
         engine.gave_up.connect(lambda: self.notify(messages.tr(messages.ENGINE_GAVE_UP), Priority.NOW))
         speaker.started.connect(self._on_speech_started)
 
@@ -168,6 +170,7 @@ class AssistantController(QObject):
             "read_text": self.read_text,
             "layer_help": lambda: self.notify(messages.tr(messages.COMMAND_LAYER_HELP), Priority.NOW),
             "status": lambda: self.notify(self.doing(), Priority.NOW),
+            "restart_engine": self.restart_engine,
         }
         handler = handlers.get(action) or self.extra_actions.get(action)
         if handler is None:
@@ -558,6 +561,22 @@ class AssistantController(QObject):
     def _on_engine_died(self) -> None:
         self._interrupt()  # the partial answer is kept; the restart message follows
         self.earcons.play("error")
+
+    def _on_engine_hung(self) -> None:
+        self._engine_hung = True  # ``died`` and ``restarted`` follow: say why it was restarted
+
+    def _on_engine_restarted(self) -> None:
+        hung, self._engine_hung = self._engine_hung, False
+        self.notify(messages.tr(messages.ENGINE_HUNG if hung else messages.ENGINE_RESTARTED), Priority.NOW)
+
+    def restart_engine(self) -> None:
+        """The user's "try again" after the engine kept dying (``EngineClient.gave_up``)."""
+        self._engine_hung = False
+        if self.engine.retry():
+            self._last_progress = -1
+            self.notify(messages.tr(messages.ENGINE_STARTING_AGAIN), Priority.NOW)
+        else:
+            self.notify(messages.tr(messages.ENGINE_RUNNING), Priority.NOW)
 
     # ------------------------------------------------------------ model
     def load_model(self) -> bool:

@@ -4,7 +4,11 @@ The engine normally runs ``engine.worker.serve`` in a process started with the `
 (crash isolation, guaranteed memory release, a UI that never imports torch). A reader ``QThread``
 blocks on ``conn.recv()`` and emits each event; Qt queues it to the GUI thread. End of file on the
 pipe while we did not ask the engine to stop means it died: the client restarts it (up to
-``max_restarts`` within ``restart_window`` seconds), re-sends the last ``LoadModel`` and says so.
+``max_restarts`` within ``restart_window`` seconds), re-sends the last ``LoadModel`` and says so;
+after that only ``retry`` (the user's command) starts it again. An engine that sends ``Heartbeat``s
+(``engine.worker.serve`` does, from a thread of its own) and then falls silent for ``hang_timeout``
+seconds (stopped, deadlocked) is hung: the client kills it and the same restart follows. A slow
+request does not stop the heartbeats, so it is never mistaken for a hang.
 Tests and ``--engine-in-process`` run the same ``serve`` loop in a thread (``thread_launcher``).
 """
 
@@ -18,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from engine.protocol import Cancel, LoadModel, Request, Shutdown
+from engine.protocol import Cancel, Heartbeat, LoadModel, Request, Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,8 @@ class _Reader(QThread):
         super().__init__()
         self.setObjectName("lumen-engine-reader")
         self._conn = conn
+        self.last_heard = time.monotonic()  # when the engine last sent anything
+        self.heartbeats = False  # it sends Heartbeats: the watchdog may judge its silence
 
     def run(self) -> None:
         while True:
@@ -96,6 +102,10 @@ class _Reader(QThread):
             except Exception:  # noqa: BLE001 - an unpicklable message: log it and keep reading
                 log.exception("undecodable message from the engine")
                 continue
+            self.last_heard = time.monotonic()
+            if isinstance(event, Heartbeat):
+                self.heartbeats = True
+                continue
             self.received.emit(event)
         self.closed.emit()
 
@@ -105,8 +115,10 @@ class EngineClient(QObject):
     died = Signal()  # the engine ended unexpectedly (before any restart)
     restarted = Signal()  # a new engine is running and has been sent the last LoadModel
     gave_up = Signal()  # it kept dying; not restarted
+    hung = Signal()  # it stopped responding and is being ended (``died`` and the restart follow)
 
-    def __init__(self, launcher: Launcher, max_restarts: int = 3, restart_window: float = 120.0) -> None:
+    def __init__(self, launcher: Launcher, max_restarts: int = 3, restart_window: float = 120.0,
+                 hang_timeout: float = 15.0) -> None:
         super().__init__()
         self._launcher = launcher
         self._handle: EngineHandle | None = None
@@ -117,6 +129,9 @@ class EngineClient(QObject):
         self._deaths: list[float] = []
         self.max_restarts = max_restarts
         self.restart_window = restart_window
+        self.hang_timeout = hang_timeout
+        self._watchdog = QTimer(self, timeout=self._check_alive)
+        self._watchdog.setInterval(int(min(1.0, hang_timeout / 4) * 1000))
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -134,11 +149,23 @@ class EngineClient(QObject):
         self._reader.received.connect(self.event)
         self._reader.closed.connect(self._on_closed)
         self._reader.start()
+        self._watchdog.start()
         log.info("engine started (pid %s)", self._handle.pid)
+
+    def retry(self) -> bool:
+        """Start the engine again after ``gave_up`` (the user asked to); False if it is running."""
+        if self._handle is not None:
+            return False
+        self._deaths.clear()
+        self.start()
+        if self._last_load is not None:
+            self.send(self._last_load)
+        return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Ask the engine to stop; end it if it does not within ``timeout`` seconds."""
         self._closing = True
+        self._watchdog.stop()
         handle, self._handle = self._handle, None
         if handle is None:
             return
@@ -185,9 +212,21 @@ class EngineClient(QObject):
             self._reader.deleteLater()
             self._reader = None
 
+    def _check_alive(self) -> None:
+        reader, handle = self._reader, self._handle
+        if reader is None or handle is None or not reader.heartbeats:
+            return
+        silent = time.monotonic() - reader.last_heard
+        if silent > self.hang_timeout:
+            log.error("engine silent for %.0f s; ending it (pid %s)", silent, handle.pid)
+            self._watchdog.stop()
+            self.hung.emit()
+            handle.terminate()  # SIGKILL ends even a stopped process; the reader then sees EOF
+
     def _on_closed(self) -> None:
         if self._closing:
             return
+        self._watchdog.stop()
         handle, self._handle = self._handle, None
         log.error("engine ended unexpectedly")
         self._join_reader()

@@ -40,7 +40,7 @@ RESERVED = {  # desktop and screen-reader combinations we must never take
 LAYER = {  # after the command key: one letter
     "s": "describe_screen", "w": "describe_window", "m": "describe_monitor", "r": "region",
     "q": "ask", "a": "recall", "t": "read_text", "x": "stop", "d": "status", "h": "layer_help",
-    "f": "describe_focus",
+    "f": "describe_focus", "e": "restart_engine",
     "f1": "layer_help",
 }
 # What the layer and the region grid (desktop.region) listen to: registered only while one is open.

@@ -42,7 +42,7 @@ IDLE = "Ready"
 COMMAND_LAYER = "Lumen command"
 COMMAND_LAYER_HELP = (
     "Lumen command keys: S screen, W window, M monitor, R region, F focused control, Q question, "
-    "A last answer, T read text, D what Lumen is doing, X stop, Escape cancel."
+    "A last answer, T read text, D what Lumen is doing, X stop, E restart the engine, Escape cancel."
 )
 # Translators: answers to "what are you doing?" (command key, then D).
 DOING_NOTHING = "Ready. Nothing is running."
@@ -141,8 +141,12 @@ CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is 
 NO_MODEL_CONFIGURED = "No model is set up yet."
 UNNAMED_MODEL = "the model"
 ENGINE_RESTARTED = "The engine stopped unexpectedly and was restarted. Your conversation is kept; ask again to continue."
-ENGINE_GAVE_UP = "The engine keeps stopping, so it was not restarted. Your conversation is kept. Restart Lumen to try again."
-ENGINE_NOT_RUNNING = "The engine is not running."
+ENGINE_HUNG = "The engine stopped responding and was restarted. Your conversation is kept; ask again to continue."
+ENGINE_GAVE_UP = ("The engine keeps stopping, so it was not restarted. Your conversation is kept. To try again, "
+                  "press the command key, then E, or choose Restart engine in the Tools menu.")
+ENGINE_NOT_RUNNING = "The engine is not running. To start it again, press the command key, then E."
+ENGINE_STARTING_AGAIN = "Starting the engine again."
+ENGINE_RUNNING = "The engine is running."
 ENCODING_IMAGE = "Looking at the image"
 
 _ERRORS: dict[ErrorKind, str] = {

@@ -247,6 +247,16 @@ class Transcribed:
     seconds: float = 0.0
 
 
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent every ``HEARTBEAT_SECONDS``, from the start, by an engine thread that serves nothing
+    else: it keeps coming however long a request computes, and stops only when the whole engine
+    does (stopped, deadlocked in native code holding the interpreter, swapped to death)."""
+
+
 @dataclass(frozen=True)
 class Failed:
     request_id: int | None
@@ -255,4 +265,4 @@ class Failed:
     path: str | None = None  # the file at fault (e.g. a damaged model file), for the desktop to name
 
 
-Event = Progress | ModelReady | TextDelta | Finished | ImagesNeeded | TextRead | Transcribed | Failed
+Event = Progress | ModelReady | TextDelta | Finished | ImagesNeeded | TextRead | Transcribed | Failed | Heartbeat

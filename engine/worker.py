@@ -4,8 +4,9 @@ In the app it runs in a ``spawn``ed process (crash isolation, guaranteed VRAM re
 imports torch); tests and ``--engine-in-process`` run the very same loop in a thread. A receiver
 thread reads the pipe so that ``Cancel`` reaches a running generation within one decoding step. OCR
 (``ReadText``) never takes the serving thread: the receiver hands it to ``engine.ocr_jobs.OcrJobs``
-(its own thread and process), so it never delays a ``Describe`` and ``Cancel`` ends it. Every
-failure becomes a typed ``Failed`` event: the caller is never left hanging.
+(its own thread and process), so it never delays a ``Describe`` and ``Cancel`` ends it. A thread of
+its own sends a ``Heartbeat`` every second (the desktop's watchdog restarts an engine that falls
+silent). Every failure becomes a typed ``Failed`` event: the caller is never left hanging.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
                              Transcribe, Transcribed)
+from engine.protocol import HEARTBEAT_SECONDS, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class _Session:
 
     def __init__(self, conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
         self.conn = conn
-        self._send_lock = threading.Lock()  # the serving thread and the OCR thread both send
+        self._send_lock = threading.Lock()  # the serving, OCR and heartbeat threads all send
         self.ocr = OcrJobs(self.send, ocr_backend)
         self.describer = None
         self.inbox: queue.Queue = queue.Queue()
@@ -41,10 +43,21 @@ class _Session:
         self.cancelled: set[int] = set()
         self.running_id: int | None = None
         self.running_cancel: threading.Event | None = None
+        self.stopped = threading.Event()  # ends the heartbeat thread
 
     def send(self, event: object) -> None:
         with self._send_lock:
             self.conn.send(event)
+
+    def beat_forever(self) -> None:
+        """Tell the desktop this engine is alive, every second, whatever the serving thread does."""
+        while True:
+            try:
+                self.send(Heartbeat())
+            except (OSError, ValueError):
+                return
+            if self.stopped.wait(HEARTBEAT_SECONDS):
+                return
 
     # ---------------------------------------------------------------- receiving
     def receive_forever(self) -> None:
@@ -181,6 +194,7 @@ def serve(conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
     session = _Session(conn, ocr_backend)
     receiver = threading.Thread(target=session.receive_forever, name="engine-receiver", daemon=True)
     receiver.start()
+    threading.Thread(target=session.beat_forever, name="engine-heartbeat", daemon=True).start()
     while True:
         request = session.inbox.get()
         if isinstance(request, Shutdown):
@@ -201,6 +215,7 @@ def serve(conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
             except (OSError, EOFError):
                 break
     session.ocr.close()
+    session.stopped.set()
     session.unload()
 
 
@@ -212,6 +227,16 @@ class WorkerHandle:
     conn: Connection  # the caller's end
     process: multiprocessing.process.BaseProcess | None = None
     thread: threading.Thread | None = None
+
+    def recv(self, timeout: float | None = None) -> object:
+        """The engine's next event, heartbeats skipped; ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is not None and not self.conn.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"no event from the engine within {timeout} s")
+            event = self.conn.recv()
+            if not isinstance(event, Heartbeat):
+                return event
 
     def alive(self) -> bool:
         runner = self.process or self.thread

@@ -27,9 +27,10 @@ def collect(handle: WorkerHandle, request_id: int | None, timeout: float = 60.0)
     events = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not handle.conn.poll(0.1):
+        try:
+            event = handle.recv(0.1)
+        except TimeoutError:
             continue
-        event = handle.conn.recv()
         events.append(event)
         if isinstance(event, Failed) or (request_id is None and isinstance(event, ModelReady)):
             return events
@@ -93,7 +94,7 @@ def test_cancel_stops_within_a_step(worker):
     settings = GenerationSettings.greedy(max_new_tokens=1500, max_length=2000, stop_on_template=False)
     worker.conn.send(describe(6, conv="c4", settings=settings))
     while True:  # wait until it is generating
-        event = worker.conn.recv()
+        event = worker.recv()
         if isinstance(event, TextDelta):
             break
     worker.conn.send(Cancel(6))
