@@ -214,9 +214,39 @@ def _poll_espeak_faster(engine) -> None:  # noqa: ANN001
 
 
 def private_temp_dir(prefix: str) -> Path:
-    """A 0700 temporary folder, in RAM (/dev/shm) where there is one, so speech never reaches a disk."""
+    """A 0700 temporary folder, in RAM (/dev/shm) where there is one, so speech never reaches a disk.
+
+    Its name holds this process's id. A process that ends without ``close`` (a crash, a kill) leaves
+    its folder and the utterance in it (one was transcribed back to its answer), so the folders of
+    ``prefix`` whose process is gone are removed first."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    remove_stale_dirs(Path(base or tempfile.gettempdir()), prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+
+
+def remove_stale_dirs(base: Path, prefix: str) -> None:
+    """Remove this user's ``prefix<pid>-*`` folders in ``base`` whose process has ended (and
+    ``prefix*`` folders without a process id, an older Lumen's, a day after their last change).
+    POSIX only: on Windows signal 0 would not probe a process, and the folders are in the user's
+    own temporary folder."""
+    if os.name != "posix":
+        return
+    for path in base.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        try:
+            info = path.lstat()
+            if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
+                continue
+            if pid.isdigit():
+                os.kill(int(pid), 0)
+                continue  # that process still runs
+            if time.time() - info.st_mtime < 86400:
+                continue
+        except ProcessLookupError:
+            pass
+        except OSError:  # gone meanwhile, or another user's process: leave it
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class VoiceSpeaker(Speaker):
