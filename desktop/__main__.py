@@ -12,7 +12,9 @@ import importlib
 import logging
 import logging.handlers
 import multiprocessing
+import re
 import sys
+import time
 from pathlib import Path
 
 log = logging.getLogger("desktop")
@@ -48,27 +50,82 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_known_args(argv)[0]
 
 
+class RateLimit(logging.Filter):
+    """At most ``burst`` records of one kind (logger, level, message with its numbers masked) per
+    ``window`` seconds reach the handler; when that kind recurs after the window, one line says how
+    many were dropped. A fault that repeats a message in a loop (Qt's "Invalid socket N ...
+    disabling...", 7.2 GB in 90 s) then costs a few lines a minute, not the disk."""
+
+    def __init__(self, handler: logging.Handler, burst: int = 20, window: float = 60.0) -> None:
+        super().__init__()
+        self._handler, self.burst, self.window = handler, burst, window
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}  # kind -> [window start, count]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, re.sub(r"\d+", "#", str(record.msg))[:300])
+        now = time.monotonic()
+        seen = self._kinds.get(kind)
+        if seen is None or now - seen[0] >= self.window:
+            if seen is not None and seen[1] > self.burst:
+                self._handler.emit(logging.makeLogRecord({  # emit: past the filters, no recursion
+                    "name": record.name, "levelno": logging.WARNING, "levelname": "WARNING",
+                    "msg": "%d more messages like %r were not logged", "args": (int(seen[1] - self.burst), kind[2])}))
+            if len(self._kinds) > 1000:
+                self._kinds.clear()
+            seen = self._kinds[kind] = [now, 0]
+        seen[1] += 1
+        return seen[1] <= self.burst
+
+
+def _qt_message(mode, context, message: str) -> None:  # noqa: ANN001
+    """Qt's own warnings go through our (rate-limited) logging instead of straight to stderr."""
+    from PySide6.QtCore import QtMsgType
+
+    level = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+             QtMsgType.QtWarningMsg: logging.WARNING}.get(mode, logging.ERROR)
+    logging.getLogger("qt").log(level, "%s", message)
+
+
 def setup_logging(debug: bool) -> Path | None:
-    """Log to a rotating file in the platform log folder. Content (answers) only at DEBUG."""
+    """Log to a rotating file in the platform log folder and to stderr, both rate-limited, Qt's
+    messages included. Content (answers) only at DEBUG."""
     from platformdirs import user_log_dir
+    from PySide6.QtCore import qInstallMessageHandler
 
     level = logging.DEBUG if debug else logging.INFO
     root = logging.getLogger()
     root.setLevel(level)
     stderr = logging.StreamHandler()
     stderr.setLevel(logging.DEBUG if debug else logging.WARNING)
+    stderr.addFilter(RateLimit(stderr))
     root.addHandler(stderr)
+    qInstallMessageHandler(_qt_message)
     try:
         folder = Path(user_log_dir("Lumen", appauthor=False))
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "lumen.log"
         handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RateLimit(handler))
         root.addHandler(handler)
         return path
     except OSError as exc:
         log.warning("no log file: %s", exc)
         return None
+
+
+def install_excepthook(notify) -> None:  # noqa: ANN001 - AssistantController.notify
+    """An unexpected error in any thread is logged and told to the user (``notify`` is thread-safe)."""
+    import threading
+
+    from desktop import messages
+
+    def excepthook(kind, value, tb) -> None:  # noqa: ANN001
+        log.critical("unexpected error", exc_info=(kind, value, tb))
+        notify(messages.error_text(messages.ErrorKind.INTERNAL))
+
+    sys.excepthook = excepthook
+    threading.excepthook = lambda args: excepthook(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 INSTANCE_TIMEOUT_S = 5.0  # a first copy still starting up needs a moment before it listens
@@ -170,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
         return tell_running(instance_name, args.show)
 
     from desktop import app as lumen_app
-    from desktop import messages
 
     launcher = None
     if args.engine_in_process:
@@ -181,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     lumen = lumen_app.build(args.settings, launcher=launcher)
     server = listen(instance_name, lumen)  # noqa: F841 - kept alive by this frame, like the lock
 
-    def excepthook(kind, value, tb) -> None:  # noqa: ANN001
-        log.critical("unexpected error", exc_info=(kind, value, tb))
-        lumen.controller.notify(messages.error_text(messages.ErrorKind.INTERNAL))
-
-    sys.excepthook = excepthook
+    install_excepthook(lumen.controller.notify)
     qt_app.aboutToQuit.connect(lumen.shutdown)
     lumen_app.start(lumen, hotkeys=not args.no_hotkeys)
     try:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from enum import StrEnum
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from desktop import capture, focus, messages, model_choice
 from desktop.capture import Capture, CaptureError, Rect
@@ -81,6 +81,7 @@ class AssistantController(QObject):
     state_changed = Signal(str)
     request_sent = Signal(object)  # each Describe sent (e.g. to OCR its new images afterwards)
     interrupted = Signal(bool)  # what was in flight was cancelled: True by Stop, False by a new request
+    _notify_from_thread = Signal(str, object)  # notify called off the GUI thread: queued back to it
 
     def __init__(self, engine, speaker: Speaker, readers, earcons, settings: Settings,  # noqa: ANN001
                  grabber: Grabber = capture.grab, max_wait: float = 1.5) -> None:
@@ -124,9 +125,16 @@ class AssistantController(QObject):
         self._engine_hung = False
         engine.gave_up.connect(lambda: self.notify(messages.tr(messages.ENGINE_GAVE_UP), Priority.NOW))
         speaker.started.connect(self._on_speech_started)
+        self._notify_from_thread.connect(self.notify)
 
     # ------------------------------------------------------------ telling the user
     def notify(self, text: str, priority: Priority = Priority.NEXT) -> None:
+        """Safe from any thread: the speaker's player, the screen reader's bus connection and the
+        status line belong to the GUI thread (touched from another one, Qt's socket notifiers
+        spun and flooded the log), so a call from elsewhere (e.g. the excepthook) is queued."""
+        if QThread.currentThread() != self.thread():
+            self._notify_from_thread.emit(text, priority)
+            return
         self.status.emit(text)
         log.debug("notify: %s", text)  # may contain content (a heard question): DEBUG only
         self._output(text, priority)
