@@ -71,3 +71,26 @@ def test_captures_reuse_one_x_connection(scripted_app) -> None:  # noqa: ANN001
     capture.invalidate_grabbers()  # a monitor change: the old connection is closed, a new one opened
     driver.request(40)
     assert soak.x_connections() == before
+
+
+@pytest.mark.slow
+@pytest.mark.display
+@pytest.mark.timeout(900)
+def test_a_few_hundred_real_requests_without_growth_or_a_crash(qtbot, tmp_path) -> None:  # noqa: ANN001
+    """The short soak (benchmarks/soak.py runs 2,000): the composed app, the engine in its own
+    process with the demo model, real captures; 150 mixed requests, measured every 25."""
+    lumen = soak.build_app(tmp_path, soak.model_dir(None, tmp_path), voice=False)
+    qtbot.addWidget(lumen.window)
+    try:
+        reports = soak.run(lumen, 150, 25, lambda row: None)
+        assert lumen.engine.running
+    finally:
+        lumen.shutdown()
+    assert [r["failures"] for r in reports] == [0] * 6
+    steady = reports[1:]  # after the first 25: lazy imports, caches, the first conversation
+    for key in ("fds", "x_connections"):
+        values = [r[key] for r in steady]
+        assert max(values) - min(values) <= 1, (key, values)
+    for key, allowed in (("rss_mb", 15), ("engine_rss_mb", 30)):
+        values = [r[key] for r in steady]
+        assert values[-1] - values[0] < allowed, (key, values)
