@@ -14,7 +14,7 @@ from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, process_launcher, thread_launcher
 from desktop.settings import Settings, SpeechOutput
 from engine import worker
-from engine.protocol import Heartbeat, ImageInput, ModelReady, ReadText, TextRead
+from engine.protocol import Heartbeat, ModelReady, Transcribe, Transcribed
 from tests.desktop.conftest import make_rig
 from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
@@ -60,26 +60,26 @@ def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(q
 
 def test_a_slow_request_is_not_mistaken_for_a_hang(qtbot, monkeypatch) -> None:  # noqa: ANN001
     """The real serving loop busy in pure Python (holding the interpreter as a long prefill or CPU
-    load would) for four times the hang timeout: the heartbeat thread keeps the engine alive."""
-    seconds = 4.0
+    load would) for three times the hang timeout: the heartbeat thread keeps the engine alive."""
+    seconds = 6.0
 
-    def slow_read_text(self, request: ReadText) -> None:  # noqa: ANN001
+    def slow_transcribe(self, request: Transcribe) -> None:  # noqa: ANN001
         end = time.monotonic() + seconds
         n = 0
         while time.monotonic() < end:
             n += 1
-        self.send(TextRead(request.request_id, (), seconds))
+        self.send(Transcribed(request.request_id, "heard", seconds))
 
-    monkeypatch.setattr(worker._Session, "read_text", slow_read_text)
-    client = EngineClient(thread_launcher(worker.serve), hang_timeout=1.0)
+    monkeypatch.setattr(worker._Session, "transcribe", slow_transcribe)
+    client = EngineClient(thread_launcher(worker.serve), hang_timeout=2.0)
     deaths: list[str] = []
     client.hung.connect(lambda: deaths.append("hung"))
     client.died.connect(lambda: deaths.append("died"))
     client.start()
     try:
         qtbot.waitUntil(lambda: client._reader.heartbeats, timeout=5000)  # the watchdog is armed
-        with qtbot.waitSignal(client.event, timeout=20000, check_params_cb=lambda e: isinstance(e, TextRead)):
-            client.send(ReadText(1, ImageInput("a", b"unused")))
+        with qtbot.waitSignal(client.event, timeout=20000, check_params_cb=lambda e: isinstance(e, Transcribed)):
+            client.send(Transcribe(1, b"unused"))
         assert deaths == []
     finally:
         client.shutdown()

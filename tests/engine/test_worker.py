@@ -197,10 +197,12 @@ def collect_until(handle: WorkerHandle, last, timeout: float = 60.0) -> list[obj
     events = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if handle.conn.poll(0.1):
-            events.append(handle.conn.recv())
-            if last(events[-1]):
-                return events
+        try:
+            events.append(handle.recv(0.1))
+        except TimeoutError:
+            continue
+        if last(events[-1]):
+            return events
     raise AssertionError(f"no final event within {timeout}s: {events}")
 
 
