@@ -119,7 +119,8 @@ class Soak:
         from desktop import image_input
 
         c = self.lumen.controller
-        self._photo = image_input.from_bytes(photo_bytes(), "ball.png")
+        data = photo_bytes()
+        self._photo = lambda side: image_input.from_bytes(data, "ball.png", side)  # open_photo's loader
         self._finished = 0
         self._deltas = 0
         self._failed = 0
@@ -162,10 +163,10 @@ class Soak:
         if kind == "screen":
             c.handle_action("describe_screen")
         elif kind == "photo":
-            c.add_photo(self._photo)
+            c.open_photo(self._photo)
         elif kind in ("follow_up", "follow_up_stopped"):
             if not c.conversation.has_images:
-                c.add_photo(self._photo)
+                c.open_photo(self._photo)
             else:
                 c.ask("What colour is the largest thing?")
             if kind == "follow_up_stopped":

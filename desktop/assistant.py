@@ -197,7 +197,7 @@ class AssistantController(QObject):
 
     def _capture(self, target: str, rect: Rect | None, ack: str, then: Callable[[Capture], None],
                  for_model: bool = True) -> None:
-        """Acknowledge, capture ``target`` in the pool thread, then ``then(capture)`` (GUI thread)."""
+        """Acknowledge, capture ``target`` in the capture thread, then ``then(capture)`` (GUI thread)."""
         self._interrupt()
         self._acknowledge(ack)
         if not capture.capture_supported():
@@ -282,7 +282,7 @@ class AssistantController(QObject):
                        "permission": messages.SCREEN_RECORDING_DENIED}.get(reason, messages.CAPTURE_FAILED))
 
     def open_photo(self, load: Callable[[int | None], Photo]) -> None:
-        """A dropped, opened or pasted photo: acknowledge at once, read and decode it in the pool
+        """A dropped, opened or pasted photo: acknowledge at once, read and decode it in the capture
         thread (``load(model_side)``, e.g. ``image_input.load_file``; a large picture takes
         seconds), then describe it or say why it cannot be used."""
         self.timeline = {"hotkey": time.monotonic()}
@@ -291,10 +291,10 @@ class AssistantController(QObject):
         self._token += 1
         self._set_state(State.OPENING)
         token, side = self._token, self.model_image_size
-        self._pool.start(lambda: self._photo_job(token, load, side))
+        capture.in_capture_thread(lambda: self._photo_job(token, load, side))
 
     def _photo_job(self, token: int, load: Callable[[int | None], Photo], side: int | None) -> None:
-        """Pool thread: only signals leave this function."""
+        """Capture thread: only signals leave this function."""
         try:
             self._signals.photo_ready.emit(token, load(side))
         except ImageRejected as exc:

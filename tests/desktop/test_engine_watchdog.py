@@ -16,7 +16,7 @@ from desktop.settings import Settings, SpeechOutput
 from engine import worker
 from engine.protocol import Heartbeat, ModelReady, Transcribe, Transcribed
 from tests.desktop.conftest import make_rig
-from tests.fakes import FakeCapture, RecordingAnnouncer, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+from tests.fakes import FakeCapture, RecordingEarcons, RecordingReader, RecordingSpeaker, ScriptedEngine
 
 
 def wait_ready(qtbot, client: EngineClient) -> None:  # noqa: ANN001
@@ -32,7 +32,7 @@ def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(q
     speaker = RecordingSpeaker()
     settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=str(tiny_model_dir), device="cpu",
                         max_new_tokens=24)
-    controller = AssistantController(client, speaker, RecordingAnnouncer(), RecordingEarcons(), settings,
+    controller = AssistantController(client, speaker, RecordingReader(), RecordingEarcons(), settings,
                                      grabber=FakeCapture())
     client.start()
     try:

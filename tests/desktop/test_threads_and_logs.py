@@ -15,19 +15,9 @@ from pathlib import Path
 from desktop import messages
 from desktop.__main__ import RateLimit, install_excepthook
 from tests.desktop.conftest import make_rig
-from tests.fakes import RecordingSpeaker, ScriptedEngine
+from tests.fakes import ScriptedEngine
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class ThreadRecordingSpeaker(RecordingSpeaker):
-    def __init__(self) -> None:
-        super().__init__()
-        self.threads: list[str] = []
-
-    def say(self, text, priority=None) -> None:  # noqa: ANN001
-        self.threads.append(threading.current_thread().name)
-        super().say(text, *(p for p in (priority,) if p is not None))
 
 
 def test_an_error_in_another_thread_is_told_from_the_gui_thread(qtbot, monkeypatch) -> None:  # noqa: ANN001
@@ -36,7 +26,14 @@ def test_an_error_in_another_thread_is_told_from_the_gui_thread(qtbot, monkeypat
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
     rig = make_rig(ScriptedEngine())
-    rig.speaker = rig.controller.speaker = ThreadRecordingSpeaker()
+    threads: list[str] = []
+    say = rig.speaker.say
+
+    def recording_say(text, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        threads.append(threading.current_thread().name)
+        say(text, *args, **kwargs)
+
+    rig.speaker.say = recording_say
     try:
         install_excepthook(rig.controller.notify)
         failing = threading.Thread(target=lambda: 1 / 0, name="worker")
@@ -44,12 +41,12 @@ def test_an_error_in_another_thread_is_told_from_the_gui_thread(qtbot, monkeypat
         failing.join()
         qtbot.waitUntil(lambda: bool(rig.speaker.texts), timeout=5000)
         assert rig.speaker.texts == [messages.error_text(messages.ErrorKind.INTERNAL)]
-        assert rig.speaker.threads == ["MainThread"]
+        assert threads == ["MainThread"]
         notifier = threading.Thread(target=lambda: rig.controller.notify("From a thread"), name="other")
         notifier.start()
         notifier.join()
         qtbot.waitUntil(lambda: len(rig.speaker.texts) == 2, timeout=5000)
-        assert rig.speaker.threads == ["MainThread", "MainThread"]
+        assert threads == ["MainThread", "MainThread"]
     finally:
         rig.client.shutdown()
 
