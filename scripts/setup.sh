@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
-extras="gpu,train,voice"
+extras="gpu,train,voice,llamacpp"
 [ "$DEV" = 1 ] && extras="$extras,dev"
 
 # --- already set up? A complete run leaves a stamp of what it installed from (pyproject.toml, this script,
@@ -53,6 +53,18 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
       || $VPIP install torch==2.13.0
   fi
 fi
-$VPIP install -q -e ".[$extras]"
+# llama-cpp-python (the llamacpp extra) has no CPU wheel on PyPI: build it once from source (a portable
+# x86-64/arm64 CPU build, only the llama library), keep the wheel in a cache keyed on its version, and
+# install from there ever after. LUMEN_LLAMACPP_CMAKE_ARGS adds e.g. -DGGML_CUDA=ON or -DGGML_VULKAN=ON.
+LLAMACPP_VERSION=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+wheels="${LUMEN_WHEEL_CACHE:-$HOME/.cache/lumen-wheels}/llama-cpp-python-$LLAMACPP_VERSION"
+mkdir -p "$wheels"
+if ! ls "$wheels"/llama_cpp_python-"$LLAMACPP_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "Building llama-cpp-python $LLAMACPP_VERSION from source (once; the wheel is kept in $wheels)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${LUMEN_LLAMACPP_CMAKE_ARGS:-}" \
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
+    $VPIP wheel -q --no-deps "llama-cpp-python==$LLAMACPP_VERSION" -C build.targets=llama -w "$wheels"
+fi
+$VPIP install -q --find-links "$wheels" -e ".[$extras]"
 echo "$inputs" > "$(stamp "$extras")"
 echo "Lumen is set up in $(pwd)/.venv"

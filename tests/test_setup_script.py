@@ -43,7 +43,7 @@ def _setup(project: Path, *args: str) -> tuple[float, list[str]]:
 def test_second_start_skips_pip_and_costs_well_under_a_second(tmp_path: Path) -> None:
     project = _project(tmp_path)
     _, calls = _setup(project, "--dev")
-    assert any("pip install" in c and ".[gpu,train,voice,dev]" in c for c in calls)
+    assert any("pip install" in c and ".[gpu,train,voice,llamacpp,dev]" in c for c in calls)
     elapsed, calls = _setup(project, "--dev")
     assert calls == [] and elapsed < 0.5
     elapsed, calls = _setup(project)  # the app's set-up: a --dev environment already has everything
@@ -59,3 +59,18 @@ def test_a_changed_pyproject_installs_again(tmp_path: Path) -> None:
     assert any("pip install" in c for c in calls)
     _, calls = _setup(project)
     assert calls == []
+
+
+def test_llama_cpp_is_built_once_into_a_wheel_cache_and_installed_from_it(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    cache = tmp_path / "wheels"
+    monkeypatch.setenv("LUMEN_WHEEL_CACHE", str(cache))
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p2").mkdir()
+    project = _project(tmp_path / "p1")
+    _, calls = _setup(project, "--dev")
+    folder = cache / "llama-cpp-python-0.3.36"
+    assert any(c.startswith("-m pip wheel") and "llama-cpp-python==0.3.36" in c and str(folder) in c for c in calls)
+    assert any("pip install" in c and f"--find-links {folder}" in c for c in calls)
+    (folder / "llama_cpp_python-0.3.36-cp312-cp312-linux_x86_64.whl").write_bytes(b"")  # what pip wheel leaves
+    _, calls = _setup(_project(tmp_path / "p2"), "--dev")  # a fresh clone: no second build
+    assert not any("pip wheel" in c for c in calls) and any(f"--find-links {folder}" in c for c in calls)
