@@ -1,4 +1,4 @@
-"""``lumen models list|download|import|verify|remove|quantize`` (also ``python -m engine models ...``).
+"""``lumen models list|download|import|verify|remove|quantize|gguf`` (also ``python -m engine models ...``).
 
 ``download``, ``verify`` and ``remove`` also take a speech model id (``whisper-small`` ...): the
 Whisper models for spoken questions (engine.speech_store); ``list`` shows them after the MiniGPT-4 ones.
@@ -255,6 +255,20 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
     return _run(lambda: print(f"Stored {store.prequantize(args.model, args.quantization, args.device, _progress_printer(), cancel)}"), cancel)
 
 
+def cmd_gguf(store: ModelStore, args: argparse.Namespace) -> int:
+    from engine.gguf_convert import estimate_bytes
+
+    cancel = threading.Event()
+    try:
+        config = json.loads((store.model_dir(args.model) / "llm" / "config.json").read_text())
+        h, n, v = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+        params = n * (4 * h * h + 3 * h * config["intermediate_size"]) + 2 * v * h
+        print(f"Memory for the language model at {args.precision}: about {gigabytes(estimate_bytes(params, args.precision))}.")
+    except (OSError, ValueError, KeyError):
+        pass  # not installed: convert_gguf says so
+    return _run(lambda: print(f"Stored {store.convert_gguf(args.model, args.precision, _progress_printer(), cancel)}"), cancel)
+
+
 def cmd_remove(store: ModelStore, args: argparse.Namespace) -> int:
     if args.model in SPEECH_IDS:
         removed = SpeechModelStore(store.root).remove(args.model)
@@ -284,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("quantization", choices=["nf4", "int8"])
     p.add_argument("--device", default="auto", help="where to quantise (auto: the GPU if there is one)")
+    p = sub.add_parser("gguf", help="convert the language model for llama.cpp (any CPU or GPU; q4_k_m is 4-bit)")
+    p.add_argument("model")
+    p.add_argument("precision", choices=["f32", "f16", "q8_0", "q4_k_m"])
     for name, text in (("verify", "re-check every file of an installed model"), ("remove", "delete an installed model")):
         p = sub.add_parser(name, help=text)
         p.add_argument("model")
@@ -296,5 +313,5 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     store = ModelStore(args.root)
     commands = {"list": cmd_list, "download": cmd_download, "import": cmd_import, "verify": cmd_verify, "remove": cmd_remove,
-                "quantize": cmd_quantize}
+                "quantize": cmd_quantize, "gguf": cmd_gguf}
     return commands[args.command](store, args)

@@ -331,6 +331,27 @@ class ModelStore:
         os.replace(tmp, out)
         return out
 
+    def convert_gguf(self, model_id: str, precision: str, on_progress: ProgressFn = lambda p: None,
+                     cancel: threading.Event | None = None) -> Path:
+        """Store ``<model>/gguf/llm-<precision>.gguf`` for the llama.cpp back-end (engine.gguf_convert),
+        in a spawned process like every conversion; the folder's own files are left as they are."""
+        from engine import gguf_convert
+
+        if precision not in gguf_convert.PRECISIONS:
+            raise ValueError(f"unknown GGUF precision {precision!r}")
+        src = self.model_dir(model_id)
+        if not self.is_installed(model_id):
+            raise DownloadError(FailureKind.MISSING, f"{model_id} is not installed", str(src))
+        llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
+        check_free_space(self.root, int(llm_bytes * 1.2) + MARGIN_BYTES, self.disk_usage)  # + a transient f16
+        on_progress(SetupProgress("converting", f"{model_id} {precision}", 0, None))
+        from engine.conversion_process import run_in_process
+
+        out = gguf_convert.gguf_path(src, precision)
+        run_in_process(gguf_convert.convert, dict(model_dir=src, precision=precision), cancel or threading.Event(),
+                       out.parent)
+        return out
+
     # ------------------------------------------------------------ verify / remove
     def verify(self, model_id: str, on_progress: ProgressFn = lambda p: None) -> VerifyReport:
         model_dir = self.model_dir(model_id)
