@@ -598,6 +598,7 @@ class AssistantController(QObject):
             return False
         log.info("loading %s (%s): %s", choice.title, choice.origin.value, choice.path)
         self._last_progress = -1
-        self.engine.send(LoadModel(str(choice.path), Quantization(self.settings.quantization), self.settings.device))
+        self.engine.send(LoadModel(str(choice.path), Quantization(self.settings.quantization), self.settings.device,
+                                   backend=self.settings.backend))
         self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
         return True

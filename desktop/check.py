@@ -50,6 +50,25 @@ def check_gpu() -> CheckItem:
     return CheckItem("GPU", None, "No supported graphics card; models run on the processor, slowly.", hw.problem)
 
 
+def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
+    """Which engine runs the language model, and why (engine.llamacpp_backend.choose_backend)."""
+    import json
+
+    from engine import gguf_convert, llamacpp_backend
+    from engine.hardware import detect
+
+    if model_dir is None:
+        return CheckItem("Language model", None, "No model to run yet.")
+    cuda = [g.free_bytes for g in detect().gpus if g.backend == "cuda"]
+    llm = json.loads((Path(model_dir) / "llm" / "config.json").read_text())
+    h, layers, vocab = llm["hidden_size"], llm["num_hidden_layers"], llm["vocab_size"]
+    params = layers * (4 * h * h + 3 * h * llm["intermediate_size"]) + 2 * vocab * h
+    needed = gguf_convert.estimate_bytes(params, "f16") + int(2e9)  # + the vision side and the runtime
+    backend, why = llamacpp_backend.choose_backend(requested, max(cuda) if cuda else None, needed,
+                                                   gguf_convert.available(Path(model_dir)), llamacpp_backend.installed())
+    return CheckItem("Language model", True, f"Runs through {why}.", f"{backend}; {model_dir}")
+
+
 def check_model(models_dir: Path | None) -> CheckItem:
     """The model the app would load (desktop.model_choice), said as what it is."""
     from desktop.model_choice import Origin, choose_from_settings
@@ -260,11 +279,19 @@ def run_checks(models_dir: Path | None = None, engine: bool = False, device: str
         except Exception as exc:  # a broken check must not hide the others
             log.exception("check failed")
             items.append(CheckItem("Check", None, "One check could not run.", f"{type(exc).__name__}: {exc}"))
-    if engine:
-        from desktop.model_choice import choose_from_settings
-        from engine.model_store import ModelStore
+    from desktop.model_choice import choose_from_settings
+    from engine.model_store import ModelStore
 
-        items.append(check_engine(choose_from_settings(ModelStore(models_dir)).path, device))
+    model_dir = choose_from_settings(ModelStore(models_dir)).path
+    try:
+        from desktop.settings import load
+
+        items.append(check_backend(model_dir, load().settings.backend))
+    except Exception as exc:
+        log.exception("check failed")
+        items.append(CheckItem("Language model", None, "The language model's engine could not be chosen.", f"{type(exc).__name__}: {exc}"))
+    if engine:
+        items.append(check_engine(model_dir, device))
     return items
 
 

@@ -88,6 +88,7 @@ class Settings:
     model_dir: str = ""  # "" = automatic: the model installed last, else the demo (desktop.model_choice)
     quantization: str = "none"  # engine.protocol.Quantization values
     device: str = "auto"
+    backend: str = "auto"  # the language model's engine: "torch", "llamacpp" or automatic (lumen --check says which)
     ocr: bool = True
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
@@ -100,6 +101,7 @@ _RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": ("none", "int8", "nf4"),
     "device": ("auto", "cpu", "cuda", "mps"),
+    "backend": ("auto", "torch", "llamacpp"),
     "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),
     "speech_model": ("", *(spec.model_id for spec in SPEECH_CATALOGUE)),
 }

@@ -120,6 +120,8 @@ def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: 
                    stop_string: str | None = "###", cancel: threading.Event | None = None,
                    on_delta: Callable[[str], None] | None = None, static_cache: bool = False) -> Reply:
     """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final."""
+    if hasattr(model.language_model, "generate_reply"):  # the llama.cpp decoder (engine.llamacpp_backend)
+        return model.language_model.generate_reply(tokenizer, embeds, settings, stop_string, cancel, on_delta)
     embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
     tracker = ReplyTracker(tokenizer, stop_string if settings.stop_on_template else None, cancel, on_delta)
     if settings.seed is not None:

@@ -206,8 +206,10 @@ def _place_vision(model: MiniGPT4, device: torch.device, dtype: torch.dtype) -> 
 
 
 def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
-               quantization: Quantization = Quantization.NONE, check_memory_first: bool = True) -> LoadedModel:
-    from safetensors.torch import load_file
+               quantization: Quantization = Quantization.NONE, check_memory_first: bool = True,
+               backend: str = "torch", gguf_precision: str | None = None) -> LoadedModel:
+    """``backend="llamacpp"``: the LLaMA decoder from the folder's GGUF file (engine.llamacpp_backend),
+    the vision side in fp32 torch as on the CPU today."""
     from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -224,6 +226,8 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc), exc.file) from exc
     config = config.with_llm(llm_cfg)
     tokenizer = _load_tokenizer(model_dir / TOKENIZER_FILE, config)
+    if backend == "llamacpp":
+        return _load_llamacpp(model_dir, config, tokenizer, gguf_precision)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, config)
     quantization = Quantization(quantization)
@@ -271,6 +275,30 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
                                  f"out of {dev.type.upper()} memory while moving the language model: {exc}") from exc
     llm.eval()
 
+    model = _with_visual(model_dir, config, llm, dev, torch_dtype)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+    summary = f"{config.name}, {name}, {str(torch_dtype).removeprefix('torch.')}, {quantization.value}"
+    return LoadedModel(model, tokenizer, config, dev, torch_dtype, quantization, summary, tuple(warnings))
+
+
+def _load_llamacpp(model_dir: Path, config: MiniGPT4Config, tokenizer: Tokenizer, precision: str | None) -> LoadedModel:
+    from engine.llamacpp_backend import LlamaCppError, load_decoder
+
+    try:
+        decoder = load_decoder(model_dir, config.llm, precision)
+    except LlamaCppError as exc:
+        raise ModelLoadError(exc.kind, str(exc)) from exc
+    dev = torch.device("cpu")
+    model = _with_visual(model_dir, config, decoder, dev, torch.float32)
+    where = "GPU" if decoder.lib.llama_supports_gpu_offload() else f"CPU, {decoder.threads} threads"
+    summary = f"{config.name}, llama.cpp {decoder.gguf_file.stem.removeprefix('llm-')} ({where})"
+    return LoadedModel(model, tokenizer, config, dev, torch.float32, Quantization.NONE, summary)
+
+
+def _with_visual(model_dir: Path, config: MiniGPT4Config, llm: torch.nn.Module, dev: torch.device,
+                 torch_dtype: torch.dtype) -> MiniGPT4:
+    from safetensors.torch import load_file
+
     with torch.device("meta"):
         model = MiniGPT4(config, language_model=llm)
     try:
@@ -282,10 +310,7 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     _place_vision(model, dev, torch_dtype)
     model.freeze_frozen_parts()
     model.eval()
-
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
-    summary = f"{config.name}, {name}, {str(torch_dtype).removeprefix('torch.')}, {quantization.value}"
-    return LoadedModel(model, tokenizer, config, dev, torch_dtype, quantization, summary, tuple(warnings))
+    return model
 
 
 def check_files(model_dir: Path) -> None:

@@ -98,6 +98,8 @@ class LoadModel:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
     static_cache: bool = False  # static KV cache; on a GPU transformers then compiles the decoding step
+    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.llamacpp_backend.choose_backend)
+    gguf_precision: str | None = None  # llama.cpp: which GGUF file (None: the smallest converted one)
 
 
 @dataclass(frozen=True)

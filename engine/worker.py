@@ -20,6 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from engine.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
@@ -96,14 +97,39 @@ class _Session:
         else:
             self.send(Failed(None, ErrorKind.BAD_REQUEST, f"unknown request {type(request).__name__}"))
 
+    @staticmethod
+    def backend_for(request: LoadModel) -> tuple[str, str]:
+        from engine import gguf_convert, llamacpp_backend
+
+        if request.backend != "auto":
+            return llamacpp_backend.choose_backend(request.backend, None, 0, [], True)
+        import torch
+
+        free = None
+        if request.device in ("auto", "cuda") or request.device.startswith("cuda:"):
+            if torch.cuda.is_available():
+                free = torch.cuda.mem_get_info()[0]
+        needed = 0
+        if free is not None:
+            from engine.checkpoints import read_llm_config, read_model_json
+            from engine.loading import required_bytes
+
+            config = read_model_json(Path(request.model_dir)).with_llm(read_llm_config(Path(request.model_dir) / "llm"))
+            needed = required_bytes(config, torch.float16, request.quantization)
+        return llamacpp_backend.choose_backend("auto", free, needed, gguf_convert.available(Path(request.model_dir)),
+                                               llamacpp_backend.installed())
+
     def load(self, request: LoadModel) -> None:
         self.send(Progress("loading", None))
         self.unload()
         from engine.describer import Describer
         from engine.loading import load_model
 
+        backend, why = self.backend_for(request)
+        log.info("language model back-end: %s", why)
         loaded = load_model(request.model_dir, device=request.device, dtype=request.dtype,
-                            quantization=request.quantization)
+                            quantization=request.quantization, backend=backend,
+                            gguf_precision=request.gguf_precision)
         self.describer = Describer(loaded, static_cache=request.static_cache)
         gpu_bytes = None
         if loaded.device.type == "cuda":

@@ -32,7 +32,8 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Lumen ")
     areas = [line.split(":")[0] for line in out[1:]]
-    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Screen capture", "Hotkeys"]
+    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Screen capture", "Hotkeys",
+                     "Language model"]
     assert out[1].startswith("GPU: ready. Found NVIDIA GeForce RTX 3060")
     assert out[2].startswith(f"Model: NOT READY. The model folder chosen in the settings, {tmp_path / 'gone'}, is missing")
     assert "Lumen uses the small demo model" in out[2]  # what answers instead, as what it is
@@ -150,3 +151,21 @@ def test_check_finds_a_sound_output_and_a_microphone_and_misses_them_when_gone(n
     gone = speech_checks()
     assert gone["Speech"]["ready"] is False and gone["Speech"]["summary"].startswith("No sound output device")
     assert gone["Speech input"]["ready"] is False and gone["Speech input"]["summary"].startswith("No microphone")
+
+
+def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """No NVIDIA GPU: llama.cpp once the folder has a GGUF file, torch (and how to convert) before."""
+    import shutil
+
+    from engine import gguf_convert
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    item = check.check_backend(folder)
+    assert item.detail.startswith("torch") and "lumen models gguf" in item.summary
+    gguf_convert.gguf_path(folder, "f32").parent.mkdir()
+    gguf_convert.gguf_path(folder, "f32").write_bytes(b"")
+    item = check.check_backend(folder)
+    assert item.detail.startswith("llamacpp") and "llama.cpp with the f32 GGUF file (no NVIDIA GPU)" in item.summary
+    assert check.check_backend(folder, "torch").summary == "Runs through torch, as chosen in Settings."
