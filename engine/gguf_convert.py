@@ -79,7 +79,7 @@ def _gguf_name(hf: str) -> str | None:
     return f"blk.{parts[2]}.{name}.weight" if name else None
 
 
-def _add_vocab(writer, tokenizer_file: Path) -> None:
+def _add_vocab(writer, tokenizer_file: Path, vocab_size: int) -> None:
     import gguf
     import sentencepiece as spm
 
@@ -98,6 +98,10 @@ def _add_vocab(writer, tokenizer_file: Path) -> None:
         elif sp.is_byte(i):
             kind = gguf.TokenType.BYTE
         types.append(kind)
+    for i in range(len(tokens), vocab_size):  # rows past the tokenizer (e.g. an added pad row)
+        tokens.append(f"<unused{i}>".encode())
+        scores.append(0.0)
+        types.append(gguf.TokenType.UNUSED)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
@@ -131,7 +135,7 @@ def write_gguf(model_dir: Path, out: Path, precision: str) -> Path:
     writer.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
     writer.add_vocab_size(cfg["vocab_size"])
     writer.add_file_type(FTYPE[precision])
-    _add_vocab(writer, Path(model_dir) / "tokenizer.model")
+    _add_vocab(writer, Path(model_dir) / "tokenizer.model", cfg["vocab_size"])
 
     plan = []
     for hf, handle in _tensors(llm_dir):

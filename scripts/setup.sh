@@ -54,16 +54,19 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 # llama-cpp-python (the llamacpp extra) has no CPU wheel on PyPI: build it once from source (a portable
-# x86-64/arm64 CPU build, only the llama library), keep the wheel in a cache keyed on its version, and
-# install from there ever after. LUMEN_LLAMACPP_CMAKE_ARGS adds e.g. -DGGML_CUDA=ON or -DGGML_VULKAN=ON.
+# x86-64/arm64 CPU build, only the libraries the Python package installs: no llava, tools or server),
+# keep the wheel in a cache keyed on its version, and install from there ever after. A build already
+# in .venv (a prebuilt or GPU wheel installed by hand) is kept. LUMEN_LLAMACPP_CMAKE_ARGS adds e.g.
+# -DGGML_CUDA=ON or -DGGML_VULKAN=ON.
 LLAMACPP_VERSION=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 wheels="${LUMEN_WHEEL_CACHE:-$HOME/.cache/lumen-wheels}/llama-cpp-python-$LLAMACPP_VERSION"
 mkdir -p "$wheels"
-if ! ls "$wheels"/llama_cpp_python-"$LLAMACPP_VERSION"-*.whl >/dev/null 2>&1; then
+if ! ls "$wheels"/llama_cpp_python-"$LLAMACPP_VERSION"-*.whl >/dev/null 2>&1 \
+   && [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))' 2>/dev/null)" != "$LLAMACPP_VERSION" ]; then
   echo "Building llama-cpp-python $LLAMACPP_VERSION from source (once; the wheel is kept in $wheels)"
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${LUMEN_LLAMACPP_CMAKE_ARGS:-}" \
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
-    $VPIP wheel -q --no-deps "llama-cpp-python==$LLAMACPP_VERSION" -C build.targets=llama -w "$wheels"
+    $VPIP wheel -q --no-deps "llama-cpp-python==$LLAMACPP_VERSION" -C "build.targets=llama;llama-common" -w "$wheels"
 fi
 $VPIP install -q --find-links "$wheels" -e ".[$extras]"
 echo "$inputs" > "$(stamp "$extras")"
