@@ -166,6 +166,9 @@ def quantize(src: Path, out: Path, precision: str, threads: int | None = None) -
     """llama.cpp's own quantiser (the one behind llama-quantize), as llama-cpp-python exposes it."""
     import llama_cpp
 
+    from engine.llamacpp_backend import _silence_llama_log
+
+    _silence_llama_log(llama_cpp)  # a line per tensor otherwise
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPE[precision]
     params.nthread = threads or os.cpu_count() or 1
