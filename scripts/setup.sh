@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
-extras="gpu,train,voice,llamacpp"
+extras="gpu,train,voice"
+# The llama.cpp language-model back-end is for machines without an NVIDIA card (the tests need it always).
+if [ "$DEV" = 1 ] || ! command -v nvidia-smi >/dev/null 2>&1; then extras="$extras,llamacpp"; fi
 [ "$DEV" = 1 ] && extras="$extras,dev"
 
 # --- already set up? A complete run leaves a stamp of what it installed from (pyproject.toml, this script,
@@ -61,13 +63,19 @@ fi
 LLAMACPP_VERSION=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 wheels="${LUMEN_WHEEL_CACHE:-$HOME/.cache/lumen-wheels}/llama-cpp-python-$LLAMACPP_VERSION"
 mkdir -p "$wheels"
-if ! ls "$wheels"/llama_cpp_python-"$LLAMACPP_VERSION"-*.whl >/dev/null 2>&1 \
+if [[ ",$extras," == *,llamacpp,* ]] && ! ls "$wheels"/llama_cpp_python-"$LLAMACPP_VERSION"-*.whl >/dev/null 2>&1 \
    && [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))' 2>/dev/null)" != "$LLAMACPP_VERSION" ]; then
   echo "Building llama-cpp-python $LLAMACPP_VERSION from source (once; the wheel is kept in $wheels)"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${LUMEN_LLAMACPP_CMAKE_ARGS:-}" \
-    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
-    $VPIP wheel -q --no-deps "llama-cpp-python==$LLAMACPP_VERSION" -C "build.targets=llama;llama-common" -w "$wheels"
+  if ! CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${LUMEN_LLAMACPP_CMAKE_ARGS:-}" \
+      CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
+      $VPIP wheel -q --no-deps "llama-cpp-python==$LLAMACPP_VERSION" -C "build.targets=llama;llama-common" -w "$wheels"; then
+    # The tests need it; the app does not (the language model then runs in torch, and `lumen --check` says so).
+    [ "$DEV" = 1 ] && exit 1
+    echo "llama-cpp-python could not be built (a C++ compiler is needed): Lumen runs without the llama.cpp back-end." >&2
+    echo "Install a compiler, then delete .venv/.lumen-setup-* and run this again to add it." >&2
+    install_extras="${extras/,llamacpp/}"
+  fi
 fi
-$VPIP install -q --find-links "$wheels" -e ".[$extras]"
+$VPIP install -q --find-links "$wheels" -e ".[${install_extras:-$extras}]"
 echo "$inputs" > "$(stamp "$extras")"
 echo "Lumen is set up in $(pwd)/.venv"
