@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> dict:
     from desktop.settings import Settings, SpeechOutput
     from desktop.speech import VoiceSpeaker
     from engine.protocol import ModelReady
-    from tests.fakes import RecordingAnnouncer, RecordingEarcons
+    from desktop.speech_output import ReaderWatch
+    from tests.fakes import RecordingEarcons
 
     qt = QApplication.instance() or QApplication([])
     screen = QLabel("<h1>Quarterly report</h1><p>Revenue rose 12 percent. Costs were flat.</p>")
@@ -87,9 +88,9 @@ def run(args: argparse.Namespace) -> dict:
         launcher = process_launcher
     engine = EngineClient(launcher)
     speaker = VoiceSpeaker()
-    settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=model_dir(args.model), device=args.device,
+    settings = Settings(speech_output=SpeechOutput.AUTO, model_dir=model_dir(args.model), device=args.device,
                         quantization=args.quantization, max_new_tokens=args.max_new_tokens)
-    controller = AssistantController(engine, speaker, RecordingAnnouncer(), RecordingEarcons(), settings,
+    controller = AssistantController(engine, speaker, ReaderWatch(), RecordingEarcons(), settings,
                                      grabber=capture.grab)
     hotkeys = HotkeyService()
     hotkeys.activated.connect(controller.handle_action)
