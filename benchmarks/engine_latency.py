@@ -4,7 +4,7 @@
     python benchmarks/engine_latency.py --preset vicuna0-7b --dtype bfloat16 --workdir /scratch
     python benchmarks/engine_latency.py --preset vicuna0-7b --quantization nf4 --workdir /scratch
 
-Same as ``python -m engine bench``; see engine/bench.py.
+Same as ``python -m engine bench``; see engine/minigpt4/bench.py.
 """
 
 import sys
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.bench import main  # noqa: E402
+from engine.minigpt4.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared GPU check: full-size MiniGPT-4 Vicuna 7B with random weights on one CUDA GPU, in under
 # 8 minutes on an H100/H200. Measures load time, time to first token, decode tokens/s, peak VRAM and the
-# fraction of the memory-bandwidth bound for bf16 and nf4 (engine/bench.py), then a few stage-1 and
+# fraction of the memory-bandwidth bound for bf16 and nf4 (engine/minigpt4/bench.py), then a few stage-1 and
 # stage-2 training steps (benchmarks/training_throughput.py --size 7b). Writes gpu_check.md (a table) and
 # the raw JSON lines to $OUT (default benchmarks/out).
 #

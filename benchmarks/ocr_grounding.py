@@ -10,7 +10,7 @@ Per backend and screen:
 * ``char acc``: 1 - Levenshtein / length of the true text, both in reading order; it counts
   recognition errors and reading-order errors together, as a listener would hear them.
 * ``items``: share of the screen's text items (labels, buttons, lines) found verbatim anywhere.
-* ``s/capture``: median wall time of ``engine.ocr.read_text`` over ``--repeat`` runs (warm).
+* ``s/capture``: median wall time of ``engine.perception.ocr.read_text`` over ``--repeat`` runs (warm).
 * ``load+first``: creating the backend and reading the first screen (cold).
 
 Grounding (default backend). MiniGPT-4 sees a 224x224 image; it receives no text from the screen
@@ -40,7 +40,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PIL import Image  # noqa: E402
 
-from engine import ocr  # noqa: E402
+from engine.perception import ocr  # noqa: E402
 from tests import ocr_screens  # noqa: E402
 from tests.ocr_screens import Screen, char_accuracy  # noqa: E402
 

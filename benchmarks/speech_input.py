@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import speech_input  # noqa: E402
+from engine.perception import speech_recognition  # noqa: E402
 from tests.ocr_screens import edit_distance  # noqa: E402
 from tests.speech_samples import normalise, spoken_wav  # noqa: E402
 
@@ -45,14 +45,14 @@ def main() -> None:
     print(f"| model | exact | WER | s/question | load s |\n|---|---|---|---|---|")
     for model in models:
         started = time.perf_counter()
-        recognizer = speech_input.get_recognizer(model)
+        recognizer = speech_recognition.get_recognizer(model)
         load = time.perf_counter() - started
         exact, errors, words, times, misses = 0, 0, 0, [], []
         for question, wav in wavs.items():
             t0 = time.perf_counter()
             try:
-                heard = normalise(recognizer.transcribe(speech_input.decode_wav(wav), "en"))
-            except speech_input.NothingHeard as exc:
+                heard = normalise(recognizer.transcribe(speech_recognition.decode_wav(wav), "en"))
+            except speech_recognition.NothingHeard as exc:
                 heard = f"<{exc.reason}>"
             times.append(time.perf_counter() - t0)
             exact += heard == question

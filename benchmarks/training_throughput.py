@@ -25,9 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import tiny, vicuna0_7b, vicuna0_13b  # noqa: E402
-from engine.modeling_minigpt4 import MiniGPT4  # noqa: E402
-from engine.tokenizer import Tokenizer  # noqa: E402
+from engine.minigpt4.config import tiny, vicuna0_7b, vicuna0_13b  # noqa: E402
+from engine.minigpt4.modeling import MiniGPT4  # noqa: E402
+from engine.minigpt4.tokenizer import Tokenizer  # noqa: E402
 from training.features import projection_inputs  # noqa: E402
 from training.model import param_groups, set_trainable  # noqa: E402
 from training.objective import Objective, stage2_instructions  # noqa: E402

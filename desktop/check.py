@@ -42,7 +42,7 @@ class CheckItem:
 
 
 def check_gpu() -> CheckItem:
-    from engine.hardware import describe_gpus, detect
+    from engine.store.hardware import describe_gpus, detect
 
     hw = detect()
     if hw.gpus:
@@ -51,11 +51,11 @@ def check_gpu() -> CheckItem:
 
 
 def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
-    """Which engine runs the language model, and why (engine.llamacpp_backend.choose_backend)."""
+    """Which engine runs the language model, and why (engine.minigpt4.llamacpp_backend.choose_backend)."""
     import json
 
-    from engine import gguf_convert, llamacpp_backend
-    from engine.hardware import detect
+    from engine.minigpt4 import gguf_convert, llamacpp_backend
+    from engine.store.hardware import detect
 
     if model_dir is None:
         return CheckItem("Language model", None, "No model to run yet.")
@@ -72,7 +72,7 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
 def check_model(models_dir: Path | None) -> CheckItem:
     """The model the app would load (desktop.model_choice), said as what it is."""
     from desktop.model_choice import Origin, choose_from_settings
-    from engine.model_store import ModelStore
+    from engine.store.model_store import ModelStore
 
     choice = choose_from_settings(ModelStore(models_dir))
     notice = f"{choice.notice} " if choice.notice else ""  # the settings' folder is unusable: not ready
@@ -145,8 +145,8 @@ def check_speech_input(models_dir: Path | None,
     from desktop import messages, setup_messages as m
     from desktop.settings import load
     from desktop.speech_choice import SpeechModelChooser, language_name
-    from engine.catalogue import get_speech_model
-    from engine.speech_store import SpeechModelStore
+    from engine.store.catalogue import get_speech_model
+    from engine.store.speech_models import SpeechModelStore
 
     if importlib.util.find_spec("faster_whisper") is None:
         return CheckItem("Speech input", None, messages.tr(m.CHECK_VOICE_MISSING))
@@ -154,7 +154,7 @@ def check_speech_input(models_dir: Path | None,
     choice = SpeechModelChooser(lambda: SpeechModelStore(models_dir)).choose(settings.speech_model, settings.speech_language)
     path = choice.model_path or ""
     if choice.bundled:
-        from engine.speech_input import SpeechInputUnavailable, default_model_path
+        from engine.perception.speech_recognition import SpeechInputUnavailable, default_model_path
 
         try:
             path = str(default_model_path())
@@ -280,7 +280,7 @@ def run_checks(models_dir: Path | None = None, engine: bool = False, device: str
             log.exception("check failed")
             items.append(CheckItem("Check", None, "One check could not run.", f"{type(exc).__name__}: {exc}"))
     from desktop.model_choice import choose_from_settings
-    from engine.model_store import ModelStore
+    from engine.store.model_store import ModelStore
 
     model_dir = choose_from_settings(ModelStore(models_dir)).path
     try:

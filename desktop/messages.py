@@ -232,7 +232,7 @@ RECOGNISING = "Recognising"
 # Translators: the recognised spoken question, said back briefly before it is asked.
 HEARD = "Heard: {text}"
 VOICE_FAILURES = {
-    # Translators: keys are desktop.voice_input failure reasons and engine.speech_input.NothingHeard reasons.
+    # Translators: keys are desktop.voice_input failure reasons and engine.perception.speech_recognition.NothingHeard reasons.
     "no_audio_system": "Voice questions need the PortAudio sound library, which is not installed.",
     "no_microphone": "No microphone was found. Connect one, or type your question.",
     "microphone_error": "The microphone could not be used. It may be busy in another program.",

@@ -25,8 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from desktop.resources import demo_model_dir
-from engine.catalogue import CATALOGUE
-from engine.model_store import CHECKSUMS, MODEL_MANIFEST, ModelStore
+from engine.store.catalogue import CATALOGUE
+from engine.store.model_store import CHECKSUMS, MODEL_MANIFEST, ModelStore
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("visual.safetensors", "llm", "tokenizer.model")

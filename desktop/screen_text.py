@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from desktop import messages
-from engine.ocr import format_grounding, rows
+from engine.perception.ocr import format_grounding, rows
 from engine.protocol import TextLine, TextRead
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def reading_chunks(lines: Sequence[TextLine], max_chars: int = READ_CHUNK_CHARS) -> list[str]:
-    """Utterances for "read the text", in reading order (``lines`` as ``engine.ocr.read_text`` gives them)."""
+    """Utterances for "read the text", in reading order (``lines`` as ``engine.perception.ocr.read_text`` gives them)."""
     chunks: list[str] = []
     for row in rows(lines):
         text = ", ".join(" ".join(line.text.split()) for line in row if line.text.strip())

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import messages
-from engine.catalogue import SPEECH_CATALOGUE
+from engine.store.catalogue import SPEECH_CATALOGUE
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Settings:
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
     speech_language: str = "en"  # language of spoken questions (a Whisper language code)
-    speech_model: str = ""  # an installed engine.catalogue SPEECH_CATALOGUE id; "" = the bundled tiny.en
+    speech_model: str = ""  # an installed engine.store.catalogue SPEECH_CATALOGUE id; "" = the bundled tiny.en
 
 
 # max_new_tokens: the context window (GenerationSettings.max_length, 2000) must keep room for the prompt.

@@ -48,7 +48,7 @@ class PercentAnnouncer:
 class SetupJob(QObject):
     """Runs ``work(progress, cancel)`` on a thread. ``progress`` may be called from that thread."""
 
-    progress = Signal(object)  # engine.model_store.SetupProgress
+    progress = Signal(object)  # engine.store.model_store.SetupProgress
     succeeded = Signal(object)  # whatever work returned
     failed = Signal(object)  # the exception
     finished = Signal()

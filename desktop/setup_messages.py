@@ -3,9 +3,9 @@ desktop/messages.py, which the desktop teammate owns; same ``tr`` so both are tr
 
 from __future__ import annotations
 
-from engine.catalogue import ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
-from engine.downloads import FailureKind
-from engine.hardware import Hardware, Recommendation, gigabytes
+from engine.store.catalogue import ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
+from engine.store.downloads import FailureKind
+from engine.store.hardware import Hardware, Recommendation, gigabytes
 
 from desktop.messages import tr
 

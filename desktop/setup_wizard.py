@@ -37,11 +37,11 @@ from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
 from desktop.widgets import status_line
-from engine.catalogue import CATALOGUE, ModelSpec, Precision
-from engine.downloads import DownloadError, FailureKind
-from engine.hardware import Hardware, detect, gigabytes, recommend
-from engine.model_store import ModelStore, SetupProgress
-from engine.official_files import find_official_files
+from engine.store.catalogue import CATALOGUE, ModelSpec, Precision
+from engine.store.downloads import DownloadError, FailureKind
+from engine.store.hardware import Hardware, detect, gigabytes, recommend
+from engine.store.model_store import ModelStore, SetupProgress
+from engine.store.official_files import find_official_files
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, Priority], None]
@@ -60,7 +60,7 @@ class SetupWizard(QDialog):
         pick_folder: Callable[[], Path | None] | None = None,
         pick_file: Callable[[], Path | None] | None = None,
         endpoint: str | None = None,
-        preset: str | None = None,  # engine.config preset override, for tiny demo/test models
+        preset: str | None = None,  # engine.minigpt4.config preset override, for tiny demo/test models
         announcer: PercentAnnouncer | None = None,
         parent: QWidget | None = None,
     ) -> None:

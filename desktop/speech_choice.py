@@ -1,7 +1,7 @@
 """Which Whisper model a spoken question goes to, decided just before it is sent.
 
 The settings name a speech model (``Settings.speech_model``: "" = the bundled tiny.en, else an id
-from ``engine.catalogue.SPEECH_CATALOGUE`` installed by ``engine.speech_store``). Before every
+from ``engine.store.catalogue.SPEECH_CATALOGUE`` installed by ``engine.store.speech_models``). Before every
 question the choice is checked without reading the weights (files present, sizes as recorded):
 
 * the chosen model is there: ``Transcribe.model_path`` is its folder;
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from desktop import messages
-from engine.catalogue import BUNDLED_SPEECH, SpeechModelSpec, get_speech_model
-from engine.speech_store import SpeechModelStore
+from engine.store.catalogue import BUNDLED_SPEECH, SpeechModelSpec, get_speech_model
+from engine.store.speech_models import SpeechModelStore
 
 log = logging.getLogger(__name__)
 

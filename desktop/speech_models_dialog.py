@@ -5,7 +5,7 @@ Opened from Settings, Speech ("Download speech models…"). Keyboard only: Tab m
 the details and the buttons; arrow keys choose a model; Alt+letter activates a button; Escape
 cancels a running download, or closes. Every control has an accessible name and description. Like
 the setup wizard it never speaks itself (``notify``), and the download runs on a background thread
-(``desktop.setup_jobs``) through ``engine.speech_store`` (the only network use: an explicit click).
+(``desktop.setup_jobs``) through ``engine.store.speech_models`` (the only network use: an explicit click).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
 from desktop.widgets import status_line
-from engine.catalogue import SPEECH_CATALOGUE, SpeechModelSpec
-from engine.downloads import DownloadError
-from engine.hardware import gigabytes
-from engine.model_store import SetupProgress
-from engine.speech_store import SpeechModelStore
+from engine.store.catalogue import SPEECH_CATALOGUE, SpeechModelSpec
+from engine.store.downloads import DownloadError
+from engine.store.hardware import gigabytes
+from engine.store.model_store import SetupProgress
+from engine.store.speech_models import SpeechModelStore
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str, Priority], None]

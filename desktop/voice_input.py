@@ -4,7 +4,7 @@
 hotkey: in ``hold`` mode recording lasts while the key is held, in ``toggle`` mode one press starts
 and the next stops. The audio callback (PortAudio's thread) only appends sample blocks under a
 lock; every signal is emitted from the GUI thread. The finished recording is checked (too short,
-silent) with the same rules the engine applies (``engine.speech_input.check_audible``) and
+silent) with the same rules the engine applies (``engine.perception.speech_recognition.check_audible``) and
 emitted as 16 kHz mono 16-bit WAV bytes, ready for ``engine.protocol.Transcribe``. Nothing is
 written to disk.
 
@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.protocol import ErrorKind, Failed
-from engine.speech_input import SAMPLE_RATE, NothingHeard, check_audible
+from engine.perception.speech_recognition import SAMPLE_RATE, NothingHeard, check_audible
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,13 @@ _ENGINE_REASONS = ("too_short", "silence", "no_speech", "unintelligible")
 def failure_reason(failed: Failed) -> str:
     """The reason key (``messages.VOICE_FAILURES``) for a ``Failed`` answering a ``Transcribe``,
     or ``"unavailable"`` when speech input is not installed (``messages.VOICE_UNAVAILABLE``).
-    ``"model_damaged"``: the model folder exists but cannot be loaded (engine.speech_input's words)."""
+    ``"model_damaged"``: the model folder exists but cannot be loaded (engine.perception.speech_recognition's words)."""
     if failed.kind is ErrorKind.UNAVAILABLE:
         if "understands English only" in failed.detail:
             return "language"
         damaged = ("cannot be loaded", "is not a CTranslate2 Whisper model directory")
         return "model_damaged" if any(words in failed.detail for words in damaged) else "unavailable"
-    if "NothingHeard: " in failed.detail:  # "engine.speech_input.NothingHeard: silence: peak ..."
+    if "NothingHeard: " in failed.detail:  # "engine.perception.speech_recognition.NothingHeard: silence: peak ..."
         reason = failed.detail.split("NothingHeard: ", 1)[1].split(":", 1)[0].strip()
         if reason in _ENGINE_REASONS:
             return reason

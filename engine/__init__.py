@@ -1,7 +1,7 @@
 """Lumen's MiniGPT-4 engine.
 
 Importing this package must stay cheap: no torch, no CUDA probing. Heavy modules
-(``engine.modeling_minigpt4``, ``engine.loading``, ``engine.describer``) are imported explicitly by
+(``engine.minigpt4.modeling``, ``engine.minigpt4.loading``, ``engine.minigpt4.describer``) are imported explicitly by
 the code that needs them.
 
 ONNX Runtime (OCR, the speech recogniser's voice detector) records a device id and telemetry under

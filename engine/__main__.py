@@ -11,8 +11,8 @@ from engine.protocol import Quantization
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from engine.checkpoints import CheckpointError, convert_official
-    from engine.config import PRESETS, MiniGPT4Config
+    from engine.minigpt4.converter import CheckpointError, convert_official
+    from engine.minigpt4.config import PRESETS, MiniGPT4Config
 
     config = MiniGPT4Config.load(Path(args.config)) if args.config else PRESETS[args.preset]()
     try:
@@ -42,9 +42,9 @@ def _default_model() -> str | None:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from engine.describer import Describer
+    from engine.minigpt4.describer import Describer
     from engine.image_io import ImageError, model_input_image, open_image
-    from engine.loading import ModelLoadError, load_model
+    from engine.minigpt4.loading import ModelLoadError, load_model
     from engine.protocol import Describe, GenerationSettings, ImageInput, Turn
 
     try:  # the picture first: a bad file is refused before the model is loaded, and decoded once
@@ -87,11 +87,11 @@ def _describe(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "models":
-        from engine.model_store import cli_main
+        from engine.store.model_store import cli_main
 
         return cli_main(argv[1:])
     if argv and argv[0] == "bench":
-        from engine.bench import main as bench_main
+        from engine.minigpt4.bench import main as bench_main
 
         return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)

@@ -201,7 +201,7 @@ def blank_problem(image: Image.Image) -> str | None:
 
 def model_input_image(image: Image.Image, size: int) -> Image.Image:
     """The official eval transform's first step: PIL bicubic resize of the RGB image to
-    (size, size), aspect ratio not kept. ``engine.image_processing.preprocess`` uses it, so a
+    (size, size), aspect ratio not kept. ``engine.minigpt4.image_processing.preprocess`` uses it, so a
     caller that sends this result instead of the full image gets bit-identical pixels (resizing
     an image to its own size is a copy in PIL)."""
     if image.mode != "RGB":

@@ -1,6 +1,6 @@
 """The typed, torch-free messages between the desktop app and the engine process.
 
-The desktop imports only this module (and the torch-free ``engine.model_store`` /
+The desktop imports only this module (and the torch-free ``engine.store.model_store`` /
 ``engine.image_io``), so the tray and window appear without importing torch. Messages are
 frozen dataclasses pickled through a ``multiprocessing`` pipe (see ``engine.worker``).
 
@@ -98,7 +98,7 @@ class LoadModel:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
     static_cache: bool = False  # static KV cache; on a GPU transformers then compiles the decoding step
-    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.llamacpp_backend.choose_backend)
+    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.minigpt4.llamacpp_backend.choose_backend)
     gguf_precision: str | None = None  # llama.cpp: which GGUF file (None: the smallest converted one)
 
 
@@ -128,7 +128,7 @@ class Describe:
 class ReadText:
     """OCR an image (works with no MiniGPT-4 model loaded). Answered by ``TextRead``.
 
-    Served off the describing path (``engine.ocr_jobs``): never delays a ``Describe``, and ``Cancel``
+    Served off the describing path (``engine.perception.ocr_jobs``): never delays a ``Describe``, and ``Cancel``
     ends it at once. ``background`` (grounding) jobs wait behind the user's own ("read the text")."""
 
     request_id: int

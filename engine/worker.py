@@ -3,7 +3,7 @@
 In the app it runs in a ``spawn``ed process (crash isolation, guaranteed VRAM release, a UI that never
 imports torch); tests and ``--engine-in-process`` run the very same loop in a thread. A receiver
 thread reads the pipe so that ``Cancel`` reaches a running generation within one decoding step. OCR
-(``ReadText``) never takes the serving thread: the receiver hands it to ``engine.ocr_jobs.OcrJobs``
+(``ReadText``) never takes the serving thread: the receiver hands it to ``engine.perception.ocr_jobs.OcrJobs``
 (its own thread and process), so it never delays a ``Describe`` and ``Cancel`` ends it. A thread of
 its own sends a ``Heartbeat`` every second (the desktop's watchdog restarts an engine that falls
 silent). Every failure becomes a typed ``Failed`` event: the caller is never left hanging.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from engine.ocr_jobs import BackendFactory, OcrJobs
+from engine.perception.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
                              Transcribe, Transcribed)
@@ -99,7 +99,7 @@ class _Session:
 
     @staticmethod
     def backend_for(request: LoadModel) -> tuple[str, str]:
-        from engine import gguf_convert, llamacpp_backend
+        from engine.minigpt4 import gguf_convert, llamacpp_backend
 
         if request.backend != "auto":
             return llamacpp_backend.choose_backend(request.backend, None, 0, [], True)
@@ -111,8 +111,8 @@ class _Session:
                 free = torch.cuda.mem_get_info()[0]
         needed = 0
         if free is not None:
-            from engine.checkpoints import read_llm_config, read_model_json
-            from engine.loading import required_bytes
+            from engine.minigpt4.converter import read_llm_config, read_model_json
+            from engine.minigpt4.loading import required_bytes
 
             config = read_model_json(Path(request.model_dir)).with_llm(read_llm_config(Path(request.model_dir) / "llm"))
             needed = required_bytes(config, torch.float16, request.quantization)
@@ -122,8 +122,8 @@ class _Session:
     def load(self, request: LoadModel) -> None:
         self.send(Progress("loading", None))
         self.unload()
-        from engine.describer import Describer
-        from engine.loading import load_model
+        from engine.minigpt4.describer import Describer
+        from engine.minigpt4.loading import load_model
 
         backend, why = self.backend_for(request)
         log.info("language model back-end: %s", why)
@@ -162,7 +162,7 @@ class _Session:
                 self.send(Finished(rid, "", cancelled=True))
                 return
             self.send(Progress("describing", None, rid))
-            from engine.describer import MissingImage
+            from engine.minigpt4.describer import MissingImage
 
             try:
                 reply, stats = self.describer.describe(
@@ -178,12 +178,12 @@ class _Session:
 
     def transcribe(self, request: Transcribe) -> None:
         try:
-            from engine import speech_input
+            from engine.perception import speech_recognition
         except ImportError as exc:
             self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"speech input is not installed: {exc}"))
             return
         start = time.perf_counter()
-        text = speech_input.transcribe(request.wav, request.language, model_path=request.model_path)
+        text = speech_recognition.transcribe(request.wav, request.language, model_path=request.model_path)
         self.send(Transcribed(request.request_id, text, time.perf_counter() - start))
 
 
@@ -216,7 +216,7 @@ def _empty_cuda_cache() -> None:
 
 def serve(conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
     """Serve requests until ``Shutdown`` or until the other end of the pipe closes.
-    ``ocr_backend``: makes the ``engine.ocr`` backend (picklable); None = the first usable one."""
+    ``ocr_backend``: makes the ``engine.perception.ocr`` backend (picklable); None = the first usable one."""
     session = _Session(conn, ocr_backend)
     receiver = threading.Thread(target=session.receive_forever, name="engine-receiver", daemon=True)
     receiver.start()
@@ -285,7 +285,7 @@ class WorkerHandle:
 def _process_main(conn: Connection, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="engine %(levelname)s %(name)s: %(message)s")
     # The app starts this process daemonic (so it ends with the app), and multiprocessing refuses
-    # children to a daemonic process: let it start the OCR process (engine.ocr_jobs; a daemon of
+    # children to a daemonic process: let it start the OCR process (engine.perception.ocr_jobs; a daemon of
     # its own, ended when this one exits).
     multiprocessing.current_process().daemon = False
     serve(conn)

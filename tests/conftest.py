@@ -86,8 +86,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def convert_reference(out_dir: Path, qformer: bool = True) -> Path:
     """Convert the official-format parity checkpoints into a Lumen model directory."""
-    from engine.checkpoints import convert_official
-    from engine.config import tiny
+    from engine.minigpt4.converter import convert_official
+    from engine.minigpt4.config import tiny
 
     ckpt = REFERENCE / "checkpoints"
     convert_official(
@@ -113,8 +113,8 @@ def quantisable_model_dir(tmp_path_factory: pytest.TempPathFactory, reference_di
     refuses other widths; the parity fixtures' MLP is 172 wide, so 4-bit tests use this model instead."""
     from dataclasses import replace
 
-    from engine.bench import make_random_model_dir
-    from engine.config import tiny
+    from engine.minigpt4.bench import make_random_model_dir
+    from engine.minigpt4.config import tiny
 
     config = tiny()
     config = replace(config, name="minigpt4-tiny-quantisable", llm={**config.llm, "intermediate_size": 192})

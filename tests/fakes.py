@@ -3,7 +3,7 @@
 * ``ScriptedEngine``: a ``serve(conn)`` loop speaking the real protocol with scripted answers,
   honouring Cancel between deltas, caching images per conversation like the real engine (and
   answering ``ImagesNeeded`` for an image it has neither cached nor been sent).
-* ``SlowOcr``: an ``engine.ocr`` backend that takes its time (a busy CPU), for the real worker.
+* ``SlowOcr``: an ``engine.perception.ocr`` backend that takes its time (a busy CPU), for the real worker.
 * ``RecordingSpeaker`` / ``RecordingReader`` / ``RecordingEarcons``: record what the user would hear.
 * ``FakeCapture``: a grabber returning a fixed picture (or a black one), counting grabs.
 """
@@ -116,7 +116,7 @@ class ScriptedEngine:
 
 @dataclass
 class SlowOcr:
-    """An ``engine.ocr`` backend taking ``seconds`` per image, then reading one line. Picklable, for
+    """An ``engine.perception.ocr`` backend taking ``seconds`` per image, then reading one line. Picklable, for
     ``engine.worker.serve(conn, ocr_backend=functools.partial(SlowOcr, seconds))``."""
 
     seconds: float = 60.0
@@ -128,7 +128,7 @@ class SlowOcr:
 
 
 class PriorityOcr:
-    """An ``engine.ocr`` backend that reads the CPU priority (niceness) of the process it runs in."""
+    """An ``engine.perception.ocr`` backend that reads the CPU priority (niceness) of the process it runs in."""
 
     name = "priority"
 

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handlers = {"stage1": _train, "stage2": _train, "stage2-paper": _train, "prepare": _prepare,
                 "cache": _cache, "export": _export, "curate": _curate, "verify": _verify, "demo": _demo}
-    from engine.checkpoints import CheckpointError
+    from engine.minigpt4.converter import CheckpointError
 
     try:
         return handlers[args.command](args)

@@ -107,7 +107,7 @@ def load_trainable(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path / TRAINABLE_FILE))
     if path.is_file() and path.suffix == ".safetensors":
         return load_file(str(path))
-    from engine.checkpoints import PROJECTION_RULES, VISUAL_FILE, ConversionReport, apply_rules, load_state_dict
+    from engine.minigpt4.converter import PROJECTION_RULES, VISUAL_FILE, ConversionReport, apply_rules, load_state_dict
 
     if path.is_file():  # official .pth: tensors only (weights_only), llama_proj.* -> language_projection.*
         found = apply_rules(load_state_dict(path), PROJECTION_RULES, str(path), ConversionReport())
@@ -152,7 +152,7 @@ def export_model_dir(checkpoint: str | Path, out_dir: str | Path) -> Path:
     stored as trained (float32). ``lumen_model.json`` records where it came from (``sources.training``).
     A checkpoint that trained the LLM too is re-serialised through the model instead.
     """
-    from engine.checkpoints import LLM_DIR, MODEL_JSON, TOKENIZER_FILE, VISUAL_FILE
+    from engine.minigpt4.converter import LLM_DIR, MODEL_JSON, TOKENIZER_FILE, VISUAL_FILE
 
     from training.config import TrainConfig
 
@@ -170,7 +170,7 @@ def export_model_dir(checkpoint: str | Path, out_dir: str | Path) -> Path:
 
         model, tok = load_for_training(base)
         model.load_state_dict(trained, strict=False)
-        from engine.checkpoints import save_model_dir
+        from engine.minigpt4.converter import save_model_dir
 
         save_model_dir(model, model.config, tok.model_file, tmp)
     else:

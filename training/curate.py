@@ -60,9 +60,9 @@ def describe_images(model_dir: str | Path, images: list[Path], out_file: Path, m
     """Greedy long descriptions, appended to ``out_file`` as they are made (a rerun skips done ones)."""
     import torch
 
-    from engine.generation import generate_reply
-    from engine.image_processing import preprocess
-    from engine.loading import load_model
+    from engine.minigpt4.generation import generate_reply
+    from engine.minigpt4.image_processing import preprocess
+    from engine.minigpt4.loading import load_model
     from engine.protocol import GenerationSettings
 
     done = {r["image_id"]: r["raw"] for r in _read_jsonl(out_file)}

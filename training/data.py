@@ -49,7 +49,7 @@ def require(module: str) -> Any:
 # -- text --------------------------------------------------------------------------------------
 def clean_caption(caption: str, max_words: int = 50) -> str:
     """Stage-1 caption processor (LAVIS ``BlipCaptionProcessor.pre_caption``), owned by the engine."""
-    from engine.prompts import caption_processor
+    from engine.minigpt4.prompts import caption_processor
 
     return caption_processor(caption, max_words)
 
@@ -96,7 +96,7 @@ class TrainTransform:
 
 def eval_transform(image: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """The official eval transform; the engine's implementation is the one used when it is present."""
-    from engine import image_processing  # the engine owns preprocessing (no second copy)
+    from engine.minigpt4 import image_processing  # the engine owns preprocessing (no second copy)
 
     return image_processing.preprocess([image], size, mean, std)[0]
 

@@ -51,7 +51,7 @@ DEMO_NOTE = ("DEMO MODEL: a tiny MiniGPT-4 trained only on synthetic shapes (col
 
 
 def demo_model_config(vocab_size: int):
-    from engine.config import MiniGPT4Config, QFormerConfig, VisionConfig, _llama
+    from engine.minigpt4.config import MiniGPT4Config, QFormerConfig, VisionConfig, _llama
 
     llm = _llama(128, 2, 4, 344, 1e-6, 2048)
     llm["vocab_size"] = vocab_size
@@ -107,7 +107,7 @@ def train_tokenizer(out_file: Path, corpus: list[str], vocab_size: int = 600) ->
 
 
 def _corpus(captions: list[str]) -> list[str]:
-    from engine.prompts import SYSTEM_PROMPT
+    from engine.minigpt4.prompts import SYSTEM_PROMPT
 
     lines = [f"{SYSTEM_PROMPT}###Human: <Img><ImageHere></Img> {q}###Assistant: " for q in TRAIN_QUESTIONS]
     lines += [HELD_OUT_QUESTION, "Continue", "[INST] [/INST] ###"]
@@ -118,10 +118,10 @@ def evaluate(model_dir: Path, samples, images_dir: Path, questions: tuple[str, .
     """Greedy answers through the engine (load_model, prompts, generate_reply) -> attribute accuracy."""
     from PIL import Image
 
-    from engine.generation import generate_reply
-    from engine.image_processing import preprocess
-    from engine.loading import load_model
-    from engine.prompts import build_prompt, get_template, split_on_images
+    from engine.minigpt4.generation import generate_reply
+    from engine.minigpt4.image_processing import preprocess
+    from engine.minigpt4.loading import load_model
+    from engine.minigpt4.prompts import build_prompt, get_template, split_on_images
     from engine.protocol import GenerationSettings
 
     loaded = load_model(model_dir, device="cpu", dtype="float32", check_memory_first=False)
@@ -165,10 +165,10 @@ def build_demo(out: str | Path, work_dir: str | Path = "runs/demo", stage1_steps
 
 def _build(out: Path, work: Path, stage1_steps: int, stage2_steps: int, train_size: int, test_size: int,
            seed: int, batch_size: int, t0: float) -> dict:
-    from engine.checkpoints import save_model_dir
-    from engine.modeling_minigpt4 import MiniGPT4
-    from engine.prompts import SYSTEM_PROMPT
-    from engine.tokenizer import Tokenizer
+    from engine.minigpt4.converter import save_model_dir
+    from engine.minigpt4.modeling import MiniGPT4
+    from engine.minigpt4.prompts import SYSTEM_PROMPT
+    from engine.minigpt4.tokenizer import Tokenizer
     from training.recipe import train
 
     shutil.rmtree(work, ignore_errors=True)
@@ -220,7 +220,7 @@ def _build(out: Path, work: Path, stage1_steps: int, stage2_steps: int, train_si
 
 
 def _publish(exported: Path, out: Path, summary: dict) -> None:
-    from engine.checkpoints import MODEL_JSON
+    from engine.minigpt4.converter import MODEL_JSON
 
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(exported, out)
@@ -243,7 +243,7 @@ def _readme(summary: dict) -> str:
 {DEMO_NOTE}
 
 It is an engine model directory (`lumen_model.json`, `visual.safetensors`, `llm/`, `tokenizer.model`)
-and loads with `engine.loading.load_model` like a converted official model.
+and loads with `engine.minigpt4.loading.load_model` like a converted official model.
 
 ## What it can do
 

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, read_model_json
-from engine.modeling_minigpt4 import MiniGPT4
-from engine.tokenizer import Tokenizer
+from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, read_model_json
+from engine.minigpt4.modeling import MiniGPT4
+from engine.minigpt4.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.floa
     """Model directory -> (MiniGPT4 on the CPU, Tokenizer). Visual weights stay float32."""
     from transformers import LlamaForCausalLM
 
-    from engine.checkpoints import read_llm_config
+    from engine.minigpt4.converter import read_llm_config
 
     model_dir = Path(model_dir)
     config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
@@ -47,7 +47,7 @@ def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.floa
 def load_vision_side(model_dir: str | Path, device: torch.device | str = "cpu") -> MiniGPT4:
     """The frozen vision side (ViT, ln_vision, Q-Former, queries) and projection of a model directory,
     without the LLM (only its config is read): enough for ``image_features`` (feature caching)."""
-    from engine.checkpoints import read_llm_config
+    from engine.minigpt4.converter import read_llm_config
 
     model_dir = Path(model_dir)
     config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))

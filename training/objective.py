@@ -27,7 +27,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from engine.prompts import ALIGNMENT_PROMPTS, IMAGE_PLACEHOLDER, get_template
+from engine.minigpt4.prompts import ALIGNMENT_PROMPTS, IMAGE_PLACEHOLDER, get_template
 
 IGNORE_INDEX = -100
 MAX_CONTEXT_LEN = 3800  # official default of MiniGPTBase (wraps longer than this are cut)

@@ -18,8 +18,8 @@ from desktop import setup_messages as m
 from desktop.speech import Priority
 from desktop.speech_choice import language_code, language_name
 from desktop.widgets import accessible
-from engine.catalogue import BUNDLED_SPEECH, SPEECH_CATALOGUE, get_speech_model
-from engine.speech_store import SpeechModelStore
+from engine.store.catalogue import BUNDLED_SPEECH, SPEECH_CATALOGUE, get_speech_model
+from engine.store.speech_models import SpeechModelStore
 
 log = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ def main() -> None:
     from desktop.widgets.settings_dialog import SettingsDialog
 
     from desktop.setup_wizard import SetupWizard
-    from engine.hardware import Hardware
-    from engine.model_store import ModelStore
+    from engine.store.hardware import Hardware
+    from engine.store.model_store import ModelStore
 
     dialog = SettingsDialog(lumen.settings, parent=lumen.window)
     dialog.show()

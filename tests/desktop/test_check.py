@@ -15,8 +15,8 @@ from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
 
 @pytest.fixture(scope="module")
 def tiny_model(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.checkpoints import convert_official
-    from engine.config import tiny
+    from engine.minigpt4.converter import convert_official
+    from engine.minigpt4.config import tiny
 
     ck = reference_dir / "checkpoints"
     out = tmp_path_factory.mktemp("store") / "vicuna0-7b"
@@ -157,7 +157,7 @@ def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tm
     """No NVIDIA GPU: llama.cpp once the folder has a GGUF file, torch (and how to convert) before."""
     import shutil
 
-    from engine import gguf_convert
+    from engine.minigpt4 import gguf_convert
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
     folder = tmp_path / "model"

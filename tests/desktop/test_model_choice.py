@@ -20,7 +20,7 @@ from desktop.engine_client import thread_launcher
 from desktop.model_choice import DEMO_TITLE, Origin, choose
 from desktop.resources import demo_model_dir
 from desktop.settings import Settings, SpeechOutput
-from engine.model_store import CHECKSUMS, ModelStore
+from engine.store.model_store import CHECKSUMS, ModelStore
 from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
 
@@ -92,7 +92,7 @@ def test_ready_messages_name_the_model_and_where_it_runs(store: ModelStore) -> N
 
 # ---------------------------------------------------------------- the command line
 def test_models_list_shows_what_lumen_uses(store: ModelStore, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.model_cli import main
+    from engine.store.model_cli import main
 
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -171,7 +171,7 @@ def test_app_loads_the_model_lumen_models_import_installed_and_names_it(qtbot, t
                                                                         capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     from desktop import app
     from engine import worker
-    from engine.model_cli import main
+    from engine.store.model_cli import main
     from engine.protocol import ModelReady
 
     assert main(["import", str(official_files), "--model", "vicuna0-7b", "--preset", "tiny"]) == 0

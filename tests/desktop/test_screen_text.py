@@ -6,7 +6,7 @@ import pytest
 
 from desktop import messages
 from desktop.screen_text import Purpose, ScreenText, reading_chunks, reading_summary
-from engine import ocr
+from engine.perception import ocr
 from engine.protocol import TextLine, TextRead
 import tests.native_preload  # noqa: F401 - see its docstring
 from tests import ocr_screens

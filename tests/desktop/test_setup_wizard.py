@@ -15,9 +15,9 @@ from desktop import setup_messages as m
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.setup_wizard import SetupWizard
 from desktop.speech import Priority
-from engine.catalogue import GB, HubRepo, get_model
-from engine.hardware import Gpu, Hardware
-from engine.model_store import ModelStore
+from engine.store.catalogue import GB, HubRepo, get_model
+from engine.store.hardware import Gpu, Hardware
+from engine.store.model_store import ModelStore
 from tests.fake_model_server import Behaviour, FakeServer, running_server
 
 REPO = "Vision-CAIR/vicuna-7b"
@@ -200,8 +200,8 @@ def test_wizard_and_check_modules_do_not_import_torch(tmp_path: Path) -> None:
 
 def test_unknown_memory_is_said_in_the_wizard() -> None:
     from desktop.setup_messages import recommendation_text
-    from engine.catalogue import get_model
-    from engine.hardware import Hardware, recommend
+    from engine.store.catalogue import get_model
+    from engine.store.hardware import Hardware, recommend
 
     rec = recommend(get_model("vicuna0-7b"), Hardware((), None, "none"))
     assert "could not be read" in recommendation_text(rec)

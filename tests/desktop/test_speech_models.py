@@ -29,10 +29,10 @@ from desktop.setup_jobs import PercentAnnouncer
 from desktop.speech import Priority
 from desktop.speech_choice import SpeechModelChooser
 from desktop.voice_input import failure_reason
-from engine import speech_input
-from engine.catalogue import BUNDLED_SPEECH, get_speech_model
+from engine.perception import speech_recognition
+from engine.store.catalogue import BUNDLED_SPEECH, get_speech_model
 from engine.protocol import ErrorKind, Failed, Transcribe
-from engine.speech_store import SpeechModelStore
+from engine.store.speech_models import SpeechModelStore
 from tests.desktop.test_setup_wizard import Spoken
 from tests.desktop.test_voice_question_flow import lumen  # noqa: F401 (fixture: the app with the real worker)
 from tests.fake_model_server import Behaviour, FakeServer, running_server
@@ -42,8 +42,8 @@ from tests.speech_samples import QUESTIONS, normalise, spoken_wav
 @pytest.fixture
 def bundled() -> Path:
     try:
-        return speech_input.default_model_path()
-    except speech_input.SpeechInputUnavailable as exc:
+        return speech_recognition.default_model_path()
+    except speech_recognition.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
 
 
@@ -123,7 +123,7 @@ def test_the_chosen_model_reaches_the_engine_and_transcribes(qtbot, lumen, store
     sent = _ask_by_voice(qtbot, lumen, QUESTIONS[0], "Heard")
     assert [(r.model_path, r.language) for r in sent] == [(str(out), "en")]
     assert _heard(lumen, QUESTIONS[0])
-    assert speech_input.get_recognizer(out).model_path == out.resolve()  # that folder's model answered
+    assert speech_recognition.get_recognizer(out).model_path == out.resolve()  # that folder's model answered
 
 
 def test_a_missing_choice_is_said_and_the_bundled_model_answers(qtbot, lumen, store, bundled) -> None:  # noqa: ANN001, F811

@@ -11,7 +11,7 @@ import pytest
 from desktop import messages
 from desktop.voice_input import (BLOCK_FRAMES, MicrophoneUnavailable, RecordingMode, VoiceRecorder,
                                  sounddevice_stream)
-from engine import speech_input
+from engine.perception import speech_recognition
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
 
 
@@ -45,10 +45,10 @@ class FakeMicrophone:
 
 
 @pytest.fixture(scope="session")
-def recognizer() -> speech_input.Recognizer:
+def recognizer() -> speech_recognition.Recognizer:
     try:
-        return speech_input.get_recognizer()
-    except speech_input.SpeechInputUnavailable as exc:
+        return speech_recognition.get_recognizer()
+    except speech_recognition.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
 
 
@@ -75,7 +75,7 @@ def test_a_spoken_question_goes_from_microphone_to_text(qtbot, mode, recognizer)
     wav = _record(qtbot, VoiceRecorder(mode, stream_factory=mic))
     assert mic.closed
     np.testing.assert_array_equal(int16_samples(wav), samples)  # nothing lost or reordered
-    assert normalise(speech_input.transcribe(wav, "en")) == question
+    assert normalise(speech_recognition.transcribe(wav, "en")) == question
 
 
 def test_silence_and_a_tap_fail_with_a_reason(qtbot) -> None:

@@ -2,9 +2,9 @@
 ``desktop.integrations`` wiring), the real engine worker in a thread, the tiny MiniGPT-4, real OCR
 and the bundled Whisper model. Only the microphone and the screen are replaced:
 
-fake microphone -> VoiceRecorder -> Transcribe -> worker (engine.speech_input) -> Transcribed ->
+fake microphone -> VoiceRecorder -> Transcribe -> worker (engine.perception.speech_recognition) -> Transcribed ->
 AssistantController.ask -> Describe follow-up -> the image embeddings cached by the first answer,
-grounded in the capture's OCR text (ReadText -> worker (engine.ocr) -> TextRead).
+grounded in the capture's OCR text (ReadText -> worker (engine.perception.ocr) -> TextRead).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from desktop import messages
 from desktop.engine_client import thread_launcher
 from desktop.voice_input import build_wav
-from engine import speech_input
+from engine.perception import speech_recognition
 from engine.protocol import Describe, Failed, LoadModel, ModelReady, ReadText, Transcribe
 from engine.worker import serve
 from tests import ocr_screens
@@ -51,8 +51,8 @@ def _feature(lumen, name: str):  # noqa: ANN001, ANN202
 
 def test_spoken_follow_up_reaches_the_engine_about_the_cached_image(qtbot, lumen, tiny_model_dir) -> None:  # noqa: ANN001
     try:
-        speech_input.get_recognizer()
-    except speech_input.SpeechInputUnavailable as exc:
+        speech_recognition.get_recognizer()
+    except speech_recognition.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
     with qtbot.waitSignal(lumen.engine.event, timeout=60_000,
                           check_params_cb=lambda e: isinstance(e, (ModelReady, Failed))) as ready:

@@ -1,4 +1,4 @@
-"""Converters for exercising engine.conversion_process in a spawned child (must be importable there)."""
+"""Converters for exercising engine.store.conversion_process in a spawned child (must be importable there)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Write a MiniGPT4's weights back in the *official* file formats (the inverse of engine.checkpoints).
+"""Write a MiniGPT4's weights back in the *official* file formats (the inverse of engine.minigpt4.converter).
 
 Used to prove that the converter works on any tiny configuration, not only the parity fixtures'.
 """

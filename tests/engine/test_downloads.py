@@ -1,4 +1,4 @@
-"""engine.downloads against a real HTTP server on 127.0.0.1 (tests/fake_model_server.py)."""
+"""engine.store.downloads against a real HTTP server on 127.0.0.1 (tests/fake_model_server.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.downloads import CHUNK, DownloadError, DownloadItem, FailureKind, check_free_space, download
+from engine.store.downloads import CHUNK, DownloadError, DownloadItem, FailureKind, check_free_space, download
 from tests.fake_model_server import Behaviour, FakeServer, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_disk_filling_up_mid_file_is_disk_full(tmp_path: Path) -> None:
             from pathlib import Path
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, ({int(1.5 * CHUNK)}, {int(1.5 * CHUNK)}))
-            from engine.downloads import DownloadError, DownloadItem, download
+            from engine.store.downloads import DownloadError, DownloadItem, download
             try:
                 download(DownloadItem({srv.url("/f.bin")!r}, Path({str(tmp_path / "f.bin")!r}), "f.bin", size={len(DATA)}))
             except DownloadError as exc:

@@ -1,4 +1,4 @@
-"""Streaming, stop strings, cancellation and the window rule of engine.generation."""
+"""Streaming, stop strings, cancellation and the window rule of engine.minigpt4.generation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import threading
 import pytest
 import torch
 
-from engine.generation import ReplyTracker, apply_window, generate_reply
-from engine.loading import load_model
+from engine.minigpt4.generation import ReplyTracker, apply_window, generate_reply
+from engine.minigpt4.loading import load_model
 from engine.protocol import GenerationSettings
-from engine.tokenizer import Tokenizer
+from engine.minigpt4.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.catalogue import GB, Precision, get_model, gpu_memory_bytes
-from engine.hardware import Gpu, Hardware, detect, parse_nvidia_smi, recommend
+from engine.store.catalogue import GB, Precision, get_model, gpu_memory_bytes
+from engine.store.hardware import Gpu, Hardware, detect, parse_nvidia_smi, recommend
 from tests.fake_gpu import RTX_3060, install_nvidia_smi
 
 
@@ -64,7 +64,7 @@ def test_installed_memory_is_known_without_sysconf_as_on_windows_and_macos(monke
 
     import psutil
 
-    from engine import hardware
+    from engine.store import hardware
 
     monkeypatch.delattr(os, "sysconf")  # Windows has none; macOS lacks SC_AVPHYS_PAGES
     assert hardware._ram_bytes() == psutil.virtual_memory().total

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.loading import ModelLoadError, load_model
+from engine.minigpt4.loading import ModelLoadError, load_model
 from engine.protocol import ErrorKind, Failed, LoadModel, ModelReady
 from tests.hostile_corpus import DEMO_MODEL, damaged_model, model_cases
 

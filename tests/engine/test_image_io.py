@@ -107,7 +107,7 @@ def test_model_input_image_sent_instead_of_the_full_capture_gives_identical_pixe
     import torch
 
     from engine.image_io import model_input_image
-    from engine.image_processing import preprocess
+    from engine.minigpt4.image_processing import preprocess
 
     rng = np.random.default_rng(0)
     full = Image.fromarray(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), "RGB")

@@ -15,11 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine import gguf_convert
-from engine.generation import generate_reply
-from engine.llamacpp_backend import choose_backend
-from engine.loading import ModelLoadError, load_model
-from engine.prompts import TEMPLATES, build_prompt, split_on_images
+from engine.minigpt4 import gguf_convert
+from engine.minigpt4.generation import generate_reply
+from engine.minigpt4.llamacpp_backend import choose_backend
+from engine.minigpt4.loading import ModelLoadError, load_model
+from engine.minigpt4.prompts import TEMPLATES, build_prompt, split_on_images
 from engine.protocol import ErrorKind, GenerationSettings, Turn
 
 CASES = {"main": ("tiny_model_dir", "vicuna0"), "noqformer": ("tiny_noqformer_model_dir", "llama2")}
@@ -162,7 +162,7 @@ def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_pa
     """End to end: the demo model converted to GGUF, the real spawned engine process, automatic choice
     (no CUDA here -> llama.cpp), a follow-up; the answers are the torch path's."""
     from desktop.resources import demo_model_dir
-    from engine.describer import Describer
+    from engine.minigpt4.describer import Describer
     from engine.protocol import Describe, Finished, ImageInput, LoadModel, ModelReady
     from engine.worker import spawn_worker
     from tests.engine.test_worker import collect, png
@@ -193,7 +193,7 @@ def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_pa
 
 
 def test_lumen_models_gguf_converts_an_installed_model(tiny_model_dir, tmp_path, capsys):
-    from engine.model_cli import main
+    from engine.store.model_cli import main
 
     shutil.copytree(tiny_model_dir, tmp_path / "tiny")
     assert main(["--root", str(tmp_path), "gguf", "tiny", "q8_0"]) == 0

@@ -7,10 +7,10 @@ import warnings
 import pytest
 import torch
 
-from engine import loading
-from engine.config import llama2_7b, vicuna0_7b, vicuna0_13b
-from engine.generation import generate_reply
-from engine.loading import ModelLoadError, load_model, recommend, required_bytes
+from engine.minigpt4 import loading
+from engine.minigpt4.config import llama2_7b, vicuna0_7b, vicuna0_13b
+from engine.minigpt4.generation import generate_reply
+from engine.minigpt4.loading import ModelLoadError, load_model, recommend, required_bytes
 from engine.protocol import ErrorKind, GenerationSettings, Quantization
 
 GB = 1_000_000_000
@@ -33,7 +33,7 @@ def test_cpu_auto_dtype_is_float32_when_it_fits_else_bfloat16(monkeypatch):
 
 
 def test_the_wizard_and_the_loader_use_the_same_estimate():
-    from engine.catalogue import Precision, get_model, gpu_memory_bytes
+    from engine.store.catalogue import Precision, get_model, gpu_memory_bytes
 
     for model_id, config in (("vicuna0-7b", vicuna0_7b()), ("vicuna0-13b", vicuna0_13b()), ("llama2-7b", llama2_7b())):
         for quant, precision in ((Quantization.NONE, Precision.FP16), (Quantization.NF4, Precision.NF4)):

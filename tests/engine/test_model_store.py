@@ -1,4 +1,4 @@
-"""engine.model_store: the whole download -> verify -> convert path against a local fake hub and
+"""engine.store.model_store: the whole download -> verify -> convert path against a local fake hub and
 file server that serve the parity fixtures' official files; import from a folder; verify; remove;
 the CLI; and that none of it imports torch."""
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalogue import CATALOGUE, HubRepo, UrlFile, get_model
-from engine.downloads import DownloadError, FailureKind
-from engine.model_store import CHECKSUMS, ModelStore, SetupProgress, cli_main
-from engine.official_files import find_official_files, llm_flavour
+from engine.store.catalogue import CATALOGUE, HubRepo, UrlFile, get_model
+from engine.store.downloads import DownloadError, FailureKind
+from engine.store.model_store import CHECKSUMS, ModelStore, SetupProgress, cli_main
+from engine.store.official_files import find_official_files, llm_flavour
 from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
 from tests.fake_model_server import Behaviour, FakeServer, running_server
 
@@ -27,9 +27,9 @@ REPO = "Vision-CAIR/vicuna-7b"
 
 def test_importing_the_store_leaves_torch_out() -> None:
     code = (
-        "import sys, engine.model_store, engine.model_cli, engine.hardware, engine.official_files, "
-        "engine.conversion_process, engine.catalogue, engine.downloads\n"
-        "engine.model_store.ModelStore('/nonexistent').installed()\n"
+        "import sys, engine.store.model_store, engine.store.model_cli, engine.store.hardware, engine.store.official_files, "
+        "engine.store.conversion_process, engine.store.catalogue, engine.store.downloads\n"
+        "engine.store.model_store.ModelStore('/nonexistent').installed()\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'PySide6' not in sys.modules\n"
     )
@@ -237,7 +237,7 @@ def test_cli_list_and_import_report(tmp_path: Path, reference_dir: Path, fake_nv
 
 def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """End to end with the engine's real converter: fetched official files -> model directory ->
-    checksums -> engine.loading.load_model, with the network guard and HF_HUB_OFFLINE back on."""
+    checksums -> engine.minigpt4.loading.load_model, with the network guard and HF_HUB_OFFLINE back on."""
     srv, spec, ck = served
     srv.behaviour["/uc"] = Behaviour()  # this time Drive serves the projection itself
     store = ModelStore(tmp_path / "models")
@@ -250,7 +250,7 @@ def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online
     assert store.installed() == ["vicuna0-7b"] and store.verify("vicuna0-7b").ok
     assert not list(store.root.glob("*.converting*"))
     assert store.discard_llm_download(spec) == store.hub_dir(spec.llm)  # the model no longer needs it
-    from engine.loading import load_model
+    from engine.minigpt4.loading import load_model
 
     loaded = load_model(out, device="cpu", dtype="float32")
     assert loaded.config.qformer is not None
@@ -279,7 +279,7 @@ def test_prequantised_copy_loads_without_quantising_again(reference_dir: Path, t
     pytest.importorskip("bitsandbytes")
     from safetensors import safe_open
 
-    from engine.loading import load_model
+    from engine.minigpt4.loading import load_model
     from engine.protocol import Quantization
 
     folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src")

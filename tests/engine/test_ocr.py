@@ -1,4 +1,4 @@
-"""engine.ocr: real OCR of synthetic screenshots (PIL and Qt), reading order, grounding text."""
+"""engine.perception.ocr: real OCR of synthetic screenshots (PIL and Qt), reading order, grounding text."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 import pytest
 from PIL import Image, ImageDraw
 
-from engine import ocr, prompts
+from engine.perception import ocr
+
+from engine.minigpt4 import prompts
 from engine.protocol import Describe, TextLine
 import tests.native_preload  # noqa: F401 - see its docstring
 from tests import ocr_screens
@@ -125,7 +127,7 @@ def test_unknown_backend_name_is_a_value_error() -> None:
 
 
 def test_importing_ocr_loads_neither_torch_nor_an_ocr_library() -> None:
-    code = ("import sys, engine.ocr; bad = [m for m in ('torch', 'rapidocr', 'onnxruntime', 'cv2') "
+    code = ("import sys, engine.perception.ocr; bad = [m for m in ('torch', 'rapidocr', 'onnxruntime', 'cv2') "
             "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ocr_screens.Path(__file__).parents[2])
 

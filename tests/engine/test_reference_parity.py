@@ -12,13 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.generation import generate_reply
+from engine.minigpt4.generation import generate_reply
 from engine.image_io import open_image
-from engine.image_processing import preprocess
-from engine.loading import load_model
-from engine.prompts import TEMPLATES, build_prompt, split_on_images
+from engine.minigpt4.image_processing import preprocess
+from engine.minigpt4.loading import load_model
+from engine.minigpt4.prompts import TEMPLATES, build_prompt, split_on_images
 from engine.protocol import GenerationSettings, Turn
-from engine.tokenizer import Tokenizer
+from engine.minigpt4.tokenizer import Tokenizer
 
 IMAGES = ("gray_stripes.png", "photo_office.png", "shapes.png")
 CASES = {"main": ("tiny_model_dir", "vicuna0"), "noqformer": ("tiny_noqformer_model_dir", "llama2")}

@@ -1,4 +1,4 @@
-"""engine.speech_store: Whisper speech models fetched from a loopback fake hub (tests/fake_model_server.py),
+"""engine.store.speech_models: Whisper speech models fetched from a loopback fake hub (tests/fake_model_server.py),
 verified against the hub's checksums, installed, re-checked, removed; the CLI; and a real model fetched
 that way transcribes an espeak-ng question through the engine worker."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, get_speech_model
-from engine.downloads import DownloadError, FailureKind
-from engine.model_store import CHECKSUMS, SetupProgress, cli_main
-from engine.speech_store import MANIFEST, SpeechModelStore
+from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, get_speech_model
+from engine.store.downloads import DownloadError, FailureKind
+from engine.store.model_store import CHECKSUMS, SetupProgress, cli_main
+from engine.store.speech_models import MANIFEST, SpeechModelStore
 from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
 from tests.fake_model_server import Behaviour, FakeServer, running_server
 
@@ -56,8 +56,8 @@ def _fetched(srv: FakeServer) -> list[str]:
 
 
 def test_importing_the_speech_store_leaves_torch_out() -> None:
-    code = ("import sys, engine.speech_store, engine.model_cli\n"
-            "engine.speech_store.SpeechModelStore('/nonexistent').installed()\n"
+    code = ("import sys, engine.store.speech_models, engine.store.model_cli\n"
+            "engine.store.speech_models.SpeechModelStore('/nonexistent').installed()\n"
             "bad = [m for m in ('torch', 'PySide6', 'faster_whisper', 'ctranslate2') if m in sys.modules]\n"
             "assert not bad, bad\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -65,18 +65,18 @@ def test_importing_the_speech_store_leaves_torch_out() -> None:
 
 
 def test_speech_catalogue_is_consistent() -> None:
-    from engine import speech_input
-    from engine import speech_store
+    from engine.perception import speech_recognition
+    from engine.store import speech_models
 
     ids = [s.model_id for s in SPEECH_CATALOGUE]
     assert len(set(ids)) == len(ids) and not set(ids) & {s.model_id for s in CATALOGUE}
     assert len({s.repo_id for s in SPEECH_CATALOGUE}) == len(ids)
-    assert speech_store.REQUIRED == speech_input.REQUIRED_MODEL_FILES
+    assert speech_models.REQUIRED == speech_recognition.REQUIRED_MODEL_FILES
     for spec in SPEECH_CATALOGUE:
         size = spec.model_id.removeprefix("whisper-")
         assert spec.title == f"Whisper {size}" and spec.english_only == size.endswith(".en")
         assert spec.repo_id in (f"Systran/faster-whisper-{size}", "mobiuslabsgmbh/faster-whisper-large-v3-turbo")
-        assert set(speech_input.REQUIRED_MODEL_FILES) <= set(spec.files)
+        assert set(speech_recognition.REQUIRED_MODEL_FILES) <= set(spec.files)
         vocab = [f for f in spec.files if f.startswith("vocabulary.")]
         v3 = size.startswith("large-v3")  # 128 mel bins: feature settings in preprocessor_config.json
         assert vocab == (["vocabulary.json"] if v3 else ["vocabulary.txt"])
@@ -243,14 +243,14 @@ def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worke
     base.en weights exist on this machine), go through download -> verify -> install; the engine
     worker then transcribes an espeak-ng question with ``Transcribe.model_path`` set to the folder,
     and refuses German with that English-only model."""
-    from engine import speech_input
+    from engine.perception import speech_recognition
     from engine.protocol import ErrorKind, Failed, Transcribe, Transcribed
     from engine.worker import start_thread_worker
     from tests.speech_samples import QUESTIONS, normalise, spoken_wav
 
     try:
-        bundled = speech_input.default_model_path()
-    except speech_input.SpeechInputUnavailable as exc:
+        bundled = speech_recognition.default_model_path()
+    except speech_recognition.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
     fake = FakeServer()
     fake.add_hub_repo(SPEC.repo_id, {p.name: p.read_bytes() for p in bundled.iterdir() if p.is_file()})
@@ -263,7 +263,7 @@ def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worke
         worker.conn.send(Transcribe(1, spoken_wav(QUESTIONS[0]), "en", model_path=str(out)))
         answer = worker.recv(60)
         assert isinstance(answer, Transcribed) and normalise(answer.text) == QUESTIONS[0]
-        assert speech_input.get_recognizer(out).model_path == out.resolve()  # that folder's model did it
+        assert speech_recognition.get_recognizer(out).model_path == out.resolve()  # that folder's model did it
         worker.conn.send(Transcribe(2, spoken_wav(QUESTIONS[0]), "de", model_path=str(out)))
         refused = worker.recv(60)
         assert isinstance(refused, Failed) and refused.kind is ErrorKind.UNAVAILABLE and "English only" in refused.detail
@@ -293,13 +293,13 @@ def test_switching_speech_models_frees_the_least_recently_used(tmp_path: Path, m
     """A user trying several models must not end up holding all of them in the engine's memory."""
     from collections import OrderedDict
 
-    from engine import speech_input
+    from engine.perception import speech_recognition
 
     try:
-        bundled = speech_input.default_model_path()
-    except speech_input.SpeechInputUnavailable as exc:
+        bundled = speech_recognition.default_model_path()
+    except speech_recognition.SpeechInputUnavailable as exc:
         pytest.skip(f"voice extra not installed: {exc}")
-    monkeypatch.setattr(speech_input, "_recognizers", OrderedDict())
+    monkeypatch.setattr(speech_recognition, "_recognizers", OrderedDict())
     folders = []
     for name in ("a", "b", "c"):
         folder = tmp_path / name
@@ -307,9 +307,9 @@ def test_switching_speech_models_frees_the_least_recently_used(tmp_path: Path, m
         for f in bundled.iterdir():
             (folder / f.name).symlink_to(f)
         folders.append(folder)
-    first = speech_input.get_recognizer(folders[0])
-    speech_input.get_recognizer(folders[1])
-    assert speech_input.get_recognizer(folders[0]) is first  # reused, and now the most recent
-    speech_input.get_recognizer(folders[2])
-    assert list(speech_input._recognizers) == [folders[0], folders[2]]  # b went
-    assert speech_input.KEEP_LOADED == 2
+    first = speech_recognition.get_recognizer(folders[0])
+    speech_recognition.get_recognizer(folders[1])
+    assert speech_recognition.get_recognizer(folders[0]) is first  # reused, and now the most recent
+    speech_recognition.get_recognizer(folders[2])
+    assert list(speech_recognition._recognizers) == [folders[0], folders[2]]  # b went
+    assert speech_recognition.KEEP_LOADED == 2

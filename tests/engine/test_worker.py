@@ -119,7 +119,7 @@ def test_bad_image_is_a_typed_failure_and_the_worker_goes_on(worker):
 
 
 def test_simulated_out_of_memory_then_next_request_works(worker, monkeypatch):
-    from engine.describer import Describer
+    from engine.minigpt4.describer import Describer
 
     real = Describer.describe
     calls = {"n": 0}
@@ -165,7 +165,7 @@ def test_spawned_engine_process_answers_and_exits(tiny_model_dir):
 def test_a_conversation_with_more_images_than_the_cache_holds_keeps_working(worker, monkeypatch):
     """The cache limit used to evict images the same request needed, then fail with a KeyError on
     this and every later question of the conversation."""
-    from engine import describer
+    from engine.minigpt4 import describer
 
     monkeypatch.setattr(describer, "MAX_CACHED_IMAGES", 2)
     images = tuple(ImageInput(f"i{n}", png((60 * n, 0, 0))) for n in range(3))

@@ -14,8 +14,8 @@ def manifest(reference_dir: Path) -> dict:
 
 
 def _convert(reference_dir: Path, out: Path, qformer: bool) -> Path:
-    from engine.checkpoints import convert_official
-    from engine.config import tiny
+    from engine.minigpt4.converter import convert_official
+    from engine.minigpt4.config import tiny
 
     ck = reference_dir / "checkpoints"
     convert_official(

@@ -17,9 +17,9 @@ DEMO = ROOT / "resources" / "demo_model"
 
 
 def _answer(loaded, image, question: str) -> str:
-    from engine.generation import generate_reply
-    from engine.image_processing import preprocess
-    from engine.prompts import build_prompt, get_template, split_on_images
+    from engine.minigpt4.generation import generate_reply
+    from engine.minigpt4.image_processing import preprocess
+    from engine.minigpt4.prompts import build_prompt, get_template, split_on_images
     from engine.protocol import GenerationSettings
 
     model, tok, cfg = loaded.model, loaded.tokenizer, loaded.config
@@ -41,7 +41,7 @@ def test_demo_model_is_small_labelled_and_loadable() -> None:
 
 
 def test_demo_model_describes_unseen_images_correctly_and_deterministically() -> None:
-    from engine.loading import load_model
+    from engine.minigpt4.loading import load_model
 
     loaded = load_model(DEMO, device="cpu", dtype="float32", check_memory_first=False)
     rng = random.Random(12345)  # images the model never saw (different seed from training and eval)

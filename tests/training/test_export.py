@@ -52,7 +52,7 @@ def test_an_official_projection_checkpoint_starts_a_run(reference_dir, tiny_mode
 
 
 def test_any_checkpoint_exports_to_an_engine_model_folder(run, fp16_base, tmp_path) -> None:
-    from engine.loading import load_model
+    from engine.minigpt4.loading import load_model
 
     ckpt = run / "checkpoint-000001"  # an intermediate one
     assert main(["export", str(ckpt), str(tmp_path / "model")]) == 0
@@ -81,8 +81,8 @@ def test_official_format_export_round_trips(run, reference_dir, tiny_model_dir, 
     assert list(data) == ["model"] and sorted(data["model"]) == ["llama_proj.bias", "llama_proj.weight"]
     trained = load_file(str(run / "checkpoint-000002" / "trainable.safetensors"))
     assert torch.equal(data["model"]["llama_proj.weight"], trained["language_projection.weight"])
-    from engine.checkpoints import convert_official
-    from engine.config import tiny
+    from engine.minigpt4.converter import convert_official
+    from engine.minigpt4.config import tiny
 
     ck = reference_dir / "checkpoints"  # the engine's converter of official files takes it as the projection
     convert_official(tmp_path / "converted", config=tiny(qformer=True), eva_vit=ck / "eva_vit_g.pth",

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from engine.image_processing import preprocess
+from engine.minigpt4.image_processing import preprocess
 from training.data import clean_caption
 from training.model import load_for_training
 from training.objective import IGNORE_INDEX, Objective, forward_loss, stage2_instructions

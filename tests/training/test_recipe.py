@@ -63,7 +63,7 @@ def test_training_changes_only_the_projection_and_exports_a_loadable_model(tiny_
     for key in before:
         if not key.startswith("language_projection."):
             assert torch.equal(before[key], after[key]), key
-    from engine.loading import load_model
+    from engine.minigpt4.loading import load_model
 
     loaded = load_model(result.exported, device="cpu", dtype="float32", check_memory_first=False)
     assert torch.equal(loaded.model.language_projection.weight.detach(), trained["language_projection.weight"])
@@ -216,7 +216,7 @@ def test_projection_trains_in_the_run_precision_under_the_engines_fp16_autocast(
         tiny_model_dir, aligned, tmp_path, monkeypatch, precision, expected) -> None:
     """On a GPU the engine runs the image path under fp16 autocast (no GradScaler in a bf16/fp32 run);
     CPU autocast stands in for it here. The trained layer must leave it, the frozen parts stay in it."""
-    from engine.modeling_minigpt4 import MiniGPT4
+    from engine.minigpt4.modeling import MiniGPT4
 
     model, *_ = build_model(_cfg(tiny_model_dir, aligned, tmp_path, mixed_precision=precision))
     pixels = torch.randn(2, 3, 56, 56)

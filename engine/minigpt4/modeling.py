@@ -9,7 +9,7 @@
 
 Parameter names are Hugging Face's (``vision_model``, ``qformer``, ``query_tokens``,
 ``language_projection``, ``language_model``); the official names appear only in
-``engine.checkpoints``. References: Vision-CAIR/MiniGPT-4 ``minigpt4/models/minigpt4.py``
+``engine.minigpt4.converter``. References: Vision-CAIR/MiniGPT-4 ``minigpt4/models/minigpt4.py``
 (``encode_img``, ``get_context_emb``) and docs/minigpt4-reference.md sections 1-5, 7.2, 9.
 """
 
@@ -23,7 +23,7 @@ from torch import nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from engine.config import MiniGPT4Config
+from engine.minigpt4.config import MiniGPT4Config
 
 
 def vision_hf_config(config: MiniGPT4Config) -> Blip2VisionConfig:

@@ -350,7 +350,7 @@ ROW_SEPARATOR = " | "
 def format_grounding(lines: Sequence[TextLine], max_chars: int = GROUNDING_MAX_CHARS) -> str:
     """The OCR text for ``Describe.context``: one row per line, items of a row joined by " | ".
 
-    The engine frames it as a separate, quoted part of the question (``engine.prompts.with_context``).
+    The engine frames it as a separate, quoted part of the question (``engine.minigpt4.prompts.with_context``).
     Text past ``max_chars`` is cut at a row boundary and the cut is stated. No lines give "".
     """
     out: list[str] = []

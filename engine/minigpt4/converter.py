@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.config import MiniGPT4Config
+from engine.minigpt4.config import MiniGPT4Config
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def map_eva(state: dict[str, torch.Tensor], config: MiniGPT4Config, file: str,
 
 
 def expected_visual_shapes(config: MiniGPT4Config) -> dict[str, tuple[int, ...]]:
-    from engine.modeling_minigpt4 import MiniGPT4
+    from engine.minigpt4.modeling import MiniGPT4
 
     llm = dict(config.llm)
     llm.update(num_hidden_layers=1, vocab_size=8)  # the LLM is not part of visual.safetensors

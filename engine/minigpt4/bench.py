@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from engine.config import PRESETS, MiniGPT4Config
+from engine.minigpt4.config import PRESETS, MiniGPT4Config
 from engine.protocol import Describe, GenerationSettings, ImageInput, Quantization
 
 # Peak memory bandwidth in GB/s by GPU name fragment (performance.md section 3.1).
@@ -34,14 +34,14 @@ def make_random_model_dir(preset: str | MiniGPT4Config, out: Path, tokenizer_fil
                           seed: int = 0) -> Path:
     """A full model directory with random weights (LLM in fp16, as released checkpoints are), for a preset
     name or a config of its own."""
-    from engine.checkpoints import save_model_dir
-    from engine.modeling_minigpt4 import MiniGPT4
+    from engine.minigpt4.converter import save_model_dir
+    from engine.minigpt4.modeling import MiniGPT4
 
     if (out / "lumen_model.json").exists():
         return out
     config = PRESETS[preset]() if isinstance(preset, str) else preset
     tok = tokenizer_file or _default_tokenizer()
-    from engine.tokenizer import Tokenizer
+    from engine.minigpt4.tokenizer import Tokenizer
 
     config = replace(config, llm={**config.llm, "vocab_size": Tokenizer(tok).vocab_size})
     torch.manual_seed(seed)
@@ -58,7 +58,7 @@ def make_random_model_dir(preset: str | MiniGPT4Config, out: Path, tokenizer_fil
 
 
 def _default_tokenizer() -> Path:
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     for candidate in (here / "resources" / "demo_model" / "tokenizer.model",
                       here.parent / "shared" / "fixtures" / "reference" / "checkpoints" / "vicuna-tiny" / "tokenizer.model"):
         if candidate.is_file():
@@ -73,8 +73,8 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from engine.describer import Describer
-    from engine.loading import load_model
+    from engine.minigpt4.describer import Describer
+    from engine.minigpt4.loading import load_model
 
     workdir = Path(args.workdir or tempfile.gettempdir()) / f"lumen-bench-{args.preset}"
     model_dir = make_random_model_dir(args.preset, workdir, Path(args.tokenizer) if args.tokenizer else None)

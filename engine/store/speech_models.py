@@ -1,14 +1,14 @@
 """Whisper speech models in the model store: an explicit download from the Hugging Face hub, verified,
-then installed as a plain CTranslate2 folder that ``engine.speech_input`` loads offline. Torch-free.
+then installed as a plain CTranslate2 folder that ``engine.perception.speech_recognition`` loads offline. Torch-free.
 
-Layout under the store root (the same root as ``engine.model_store``)::
+Layout under the store root (the same root as ``engine.store.model_store``)::
 
     <root>/speech/<model_id>/                the model: the catalogue's files, lumen_speech.json
                                              (where each file came from) and lumen_checksums.json
     <root>/speech/.downloads/<model_id>/     files being fetched (``.part`` files resume), plan.json
 
 Every file is checked against the size and SHA-256 (LFS) or git blob id the hub reports for the
-pinned commit (``engine.downloads``); a damaged file is deleted, never installed. The folder appears
+pinned commit (``engine.store.downloads``); a damaged file is deleted, never installed. The folder appears
 under ``<root>/speech/<model_id>`` only when every file is complete (one rename), so a half-finished
 download can never be chosen.
 """
@@ -23,16 +23,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.catalogue import SPEECH_CATALOGUE, HubRepo, SpeechModelSpec, get_speech_model
-from engine.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download, sha256_file
-from engine.model_store import CHECKSUMS, ModelStore, ProgressFn, SetupProgress, VerifyReport, default_root
+from engine.store.catalogue import SPEECH_CATALOGUE, HubRepo, SpeechModelSpec, get_speech_model
+from engine.store.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download, sha256_file
+from engine.store.model_store import CHECKSUMS, ModelStore, ProgressFn, SetupProgress, VerifyReport, default_root
 
 log = logging.getLogger(__name__)
 SPEECH_DIR = "speech"
 MANIFEST = "lumen_speech.json"
 PLAN = "plan.json"
 MARGIN_BYTES = 200_000_000  # a speech model is small; still never fill a disk to the last bytes
-REQUIRED = ("model.bin", "config.json", "tokenizer.json")  # = engine.speech_input.REQUIRED_MODEL_FILES
+REQUIRED = ("model.bin", "config.json", "tokenizer.json")  # = engine.perception.speech_recognition.REQUIRED_MODEL_FILES
 
 
 class SpeechModelStore:
@@ -79,7 +79,7 @@ class SpeechModelStore:
     # ------------------------------------------------------------ download and install
     def plan(self, spec: SpeechModelSpec, endpoint: str | None = None, token: str | None = None) -> list[DownloadItem]:
         """The catalogue's files as the hub lists them now (exact sizes and checksums, pinned commit)."""
-        from engine.model_store import _hub_items
+        from engine.store.model_store import _hub_items
 
         if not spec.repo_id:
             raise ValueError(f"{spec.title} is bundled, not downloaded")

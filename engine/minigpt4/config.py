@@ -55,7 +55,7 @@ class MiniGPT4Config:
     vision: VisionConfig = field(default_factory=VisionConfig)
     qformer: QFormerConfig | None = field(default_factory=QFormerConfig)
     llm: dict[str, Any] = field(default_factory=dict)  # LlamaConfig keyword arguments
-    template: str = "vicuna0"  # engine.prompts.TEMPLATES key
+    template: str = "vicuna0"  # engine.minigpt4.prompts.TEMPLATES key
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
     tokens_per_group: int = 4  # only without Q-Former: ViT tokens concatenated per LLM token

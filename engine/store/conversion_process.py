@@ -13,19 +13,19 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from engine.catalogue import ModelSpec
-from engine.downloads import DownloadError, FailureKind
-from engine.official_files import OfficialFiles
+from engine.store.catalogue import ModelSpec
+from engine.store.downloads import DownloadError, FailureKind
+from engine.store.official_files import OfficialFiles
 
 log = logging.getLogger(__name__)
 
 
 def default_converter(*, preset: str, eva: Path | None, qformer: Path | None, projection: Path, llm_dir: Path, out_dir: Path) -> None:
-    """The engine's converter (engine.checkpoints), imported in the child only. It checks every
+    """The engine's converter (engine.minigpt4.converter), imported in the child only. It checks every
     file's key set and tensor shapes and raises CheckpointError naming the wrong file."""
-    from engine import checkpoints, config
+    from engine.minigpt4 import converter, config
 
-    report = checkpoints.convert_official(
+    report = converter.convert_official(
         Path(out_dir),
         config=getattr(config, preset)(),
         eva_vit=eva,

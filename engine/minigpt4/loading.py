@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from engine.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, estimate_memory_bytes
-from engine.checkpoints import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
-from engine.config import MiniGPT4Config
-from engine.modeling_minigpt4 import MiniGPT4
+from engine.store.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, estimate_memory_bytes
+from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
+from engine.minigpt4.config import MiniGPT4Config
+from engine.minigpt4.modeling import MiniGPT4
 from engine.protocol import ErrorKind, Quantization
-from engine.tokenizer import Tokenizer
+from engine.minigpt4.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _vision_params(config: MiniGPT4Config) -> float:
 
 def required_bytes(config: MiniGPT4Config, dtype: torch.dtype, quantization: Quantization,
                    device: torch.device | None = None) -> int:
-    """Memory needed to answer: ``engine.catalogue.estimate_memory_bytes`` for this configuration."""
+    """Memory needed to answer: ``engine.store.catalogue.estimate_memory_bytes`` for this configuration."""
     precision = Precision.FP16 if quantization is Quantization.NONE else Precision(quantization.value)
     on_cpu = device is not None and device.type == "cpu"
     return estimate_memory_bytes(_llm_shape(config), _vision_params(config), precision,
@@ -208,7 +208,7 @@ def _place_vision(model: MiniGPT4, device: torch.device, dtype: torch.dtype) -> 
 def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
                quantization: Quantization = Quantization.NONE, check_memory_first: bool = True,
                backend: str = "torch", gguf_precision: str | None = None) -> LoadedModel:
-    """``backend="llamacpp"``: the LLaMA decoder from the folder's GGUF file (engine.llamacpp_backend),
+    """``backend="llamacpp"``: the LLaMA decoder from the folder's GGUF file (engine.minigpt4.llamacpp_backend),
     the vision side in fp32 torch as on the CPU today."""
     from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
@@ -282,7 +282,7 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
 
 
 def _load_llamacpp(model_dir: Path, config: MiniGPT4Config, tokenizer: Tokenizer, precision: str | None) -> LoadedModel:
-    from engine.llamacpp_backend import LlamaCppError, load_decoder
+    from engine.minigpt4.llamacpp_backend import LlamaCppError, load_decoder
 
     try:
         decoder = load_decoder(model_dir, config.llm, precision)

@@ -28,7 +28,7 @@ from engine.protocol import ErrorKind, Failed, ReadText, TextRead
 
 log = logging.getLogger(__name__)
 
-BackendFactory = Callable[[], object]  # -> an engine.ocr.OcrBackend; None = the first usable one
+BackendFactory = Callable[[], object]  # -> an engine.perception.ocr.OcrBackend; None = the first usable one
 
 
 def _lowest_priority() -> None:
@@ -57,7 +57,7 @@ def _ocr_process_main(conn: Connection, backend: BackendFactory | None) -> None:
             return
         start = time.perf_counter()
         try:
-            from engine import ocr
+            from engine.perception import ocr
             from engine.image_io import open_image
 
             if reader is None:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.catalogue import CATALOGUE, ModelSpec, get_model
+from engine.store.catalogue import CATALOGUE, ModelSpec, get_model
 
 log = logging.getLogger(__name__)
 EVA_NAME = "eva_vit_g.pth"

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.checkpoints import CheckpointError, convert_official, load_state_dict
-from engine.config import QFormerConfig, VisionConfig, tiny
-from engine.image_processing import preprocess
-from engine.loading import ModelLoadError, load_model
-from engine.modeling_minigpt4 import MiniGPT4
+from engine.minigpt4.converter import CheckpointError, convert_official, load_state_dict
+from engine.minigpt4.config import QFormerConfig, VisionConfig, tiny
+from engine.minigpt4.image_processing import preprocess
+from engine.minigpt4.loading import ModelLoadError, load_model
+from engine.minigpt4.modeling import MiniGPT4
 from tests.engine.official_format import write_official_files
 
 CKPT = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "reference" / "checkpoints"

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.catalogue import CATALOGUE, HubRepo, ModelSpec, UrlFile, converted_size_bytes, get_model
-from engine.downloads import (
+from engine.store.catalogue import CATALOGUE, HubRepo, ModelSpec, UrlFile, converted_size_bytes, get_model
+from engine.store.downloads import (
     DownloadError,
     DownloadItem,
     FailureKind,
@@ -32,7 +32,7 @@ from engine.downloads import (
     remote_size,
     sha256_file,
 )
-from engine.official_files import EVA_NAME, QFORMER_NAME, OfficialFiles, find_official_files
+from engine.store.official_files import EVA_NAME, QFORMER_NAME, OfficialFiles, find_official_files
 
 log = logging.getLogger(__name__)
 MARGIN_BYTES = 1_000_000_000  # never fill a disk to the last gigabyte
@@ -258,7 +258,7 @@ class ModelStore:
         preset: str | None = None,
     ) -> Path:
         """Convert official files into ``<root>/<model_id>`` and record its checksums.
-        ``preset`` overrides the engine.config preset (tests convert the tiny fixtures)."""
+        ``preset`` overrides the engine.minigpt4.config preset (tests convert the tiny fixtures)."""
         missing = official.missing(spec)
         if missing:
             raise DownloadError(FailureKind.MISSING, ", ".join(missing))
@@ -267,7 +267,7 @@ class ModelStore:
         shutil.rmtree(tmp, ignore_errors=True)
         check_free_space(self.root, converted_size_bytes(spec) + MARGIN_BYTES, self.disk_usage)
         on_progress(SetupProgress("converting", spec.title, 0, None))
-        from engine.conversion_process import run_conversion
+        from engine.store.conversion_process import run_conversion
 
         try:
             run_conversion(spec, official, tmp, cancel or threading.Event(), converter, preset)
@@ -316,8 +316,8 @@ class ModelStore:
         llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
         check_free_space(self.root, llm_bytes // (2 if quantization == "int8" else 3) + MARGIN_BYTES, self.disk_usage)
         on_progress(SetupProgress("converting", out.name, 0, None))
-        from engine.conversion_process import run_in_process
-        from engine.prequantize import prequantize
+        from engine.store.conversion_process import run_in_process
+        from engine.minigpt4.prequantize import prequantize
 
         try:
             kwargs = dict(src_dir=src, out_dir=tmp, quantization=quantization, device=device)
@@ -333,9 +333,9 @@ class ModelStore:
 
     def convert_gguf(self, model_id: str, precision: str, on_progress: ProgressFn = lambda p: None,
                      cancel: threading.Event | None = None) -> Path:
-        """Store ``<model>/gguf/llm-<precision>.gguf`` for the llama.cpp back-end (engine.gguf_convert),
+        """Store ``<model>/gguf/llm-<precision>.gguf`` for the llama.cpp back-end (engine.minigpt4.gguf_convert),
         in a spawned process like every conversion; the folder's own files are left as they are."""
-        from engine import gguf_convert
+        from engine.minigpt4 import gguf_convert
 
         if precision not in gguf_convert.PRECISIONS:
             raise ValueError(f"unknown GGUF precision {precision!r}")
@@ -345,7 +345,7 @@ class ModelStore:
         llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
         check_free_space(self.root, int(llm_bytes * 1.2) + MARGIN_BYTES, self.disk_usage)  # + a transient f16
         on_progress(SetupProgress("converting", f"{model_id} {precision}", 0, None))
-        from engine.conversion_process import run_in_process
+        from engine.store.conversion_process import run_in_process
 
         out = gguf_convert.gguf_path(src, precision)
         run_in_process(gguf_convert.convert, dict(model_dir=src, precision=precision), cancel or threading.Event(),
@@ -429,7 +429,7 @@ def _remaining(item: DownloadItem) -> int:
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """``lumen models list|download|import|verify|remove`` (see engine.model_cli)."""
-    from engine.model_cli import main
+    """``lumen models list|download|import|verify|remove`` (see engine.store.model_cli)."""
+    from engine.store.model_cli import main
 
     return main(argv)

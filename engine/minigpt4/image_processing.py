@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.config import CLIP_MEAN, CLIP_STD
+from engine.minigpt4.config import CLIP_MEAN, CLIP_STD
 from engine.image_io import model_input_image
 
 

@@ -4,13 +4,13 @@ The vision side and the text-segment embeddings stay in torch exactly as today (
 ``context_embeds``); only the decoder runs in llama.cpp, through llama-cpp-python's low-level API and
 its embedding-batch input (``llama_batch.embd``). Every generated token is embedded by the same torch
 table and fed back as an embedding, so the decoder never sees llama.cpp's own (possibly quantised)
-token table. The decoding rules are the torch path's (engine.generation, transformers' semantics):
+token table. The decoding rules are the torch path's (engine.minigpt4.generation, transformers' semantics):
 the window rule, repetition penalty on the generated ids only, the min-length rule as transformers
 applies it to ``inputs_embeds``, temperature -> top-k 50 -> top-p, torch's RNG for sampling (so
 ``seed`` means the same thing), end-of-sequence, the template's stop string, streaming deltas and
 cancel (checked between every prefill chunk and every step). Beam search is torch-only.
 
-Conversion to GGUF: engine.gguf_convert (an explicit ``lumen models gguf`` step).
+Conversion to GGUF: engine.minigpt4.gguf_convert (an explicit ``lumen models gguf`` step).
 """
 
 from __future__ import annotations
@@ -164,9 +164,9 @@ class LlamaCppDecoder(nn.Module):
     def generate_reply(self, tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
                        stop_string: str | None = "###", cancel: threading.Event | None = None,
                        on_delta: Callable[[str], None] | None = None):
-        """``engine.generation.generate_reply`` through llama.cpp: same rules, same Reply."""
-        from engine.generation import Reply, ReplyTracker, apply_window
-        from engine.prompts import clean_answer
+        """``engine.minigpt4.generation.generate_reply`` through llama.cpp: same rules, same Reply."""
+        from engine.minigpt4.generation import Reply, ReplyTracker, apply_window
+        from engine.minigpt4.prompts import clean_answer
 
         if settings.num_beams != 1:
             raise LlamaCppError(ErrorKind.BAD_REQUEST, "beam search runs only on the torch back-end")
@@ -237,7 +237,7 @@ def read_embedding_table(llm_dir: Path, dtype: torch.dtype = torch.float32) -> n
 
 def load_decoder(model_dir: Path, config_llm: dict, precision: str | None = None) -> LlamaCppDecoder:
     """The llama.cpp decoder of a model folder: ``precision`` or the smallest GGUF converted there."""
-    from engine import gguf_convert
+    from engine.minigpt4 import gguf_convert
 
     if not installed():
         raise LlamaCppError(ErrorKind.UNSUPPORTED_HARDWARE,

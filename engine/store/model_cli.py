@@ -1,7 +1,7 @@
 """``lumen models list|download|import|verify|remove|quantize|gguf`` (also ``python -m engine models ...``).
 
 ``download``, ``verify`` and ``remove`` also take a speech model id (``whisper-small`` ...): the
-Whisper models for spoken questions (engine.speech_store); ``list`` shows them after the MiniGPT-4 ones.
+Whisper models for spoken questions (engine.store.speech_models); ``list`` shows them after the MiniGPT-4 ones.
 
 Plain, screen-reader friendly output: one fact per line, progress as whole percentages on stderr
 every 5 %, no bars drawn with characters. Exit status 0 = done, 1 = failed, 2 = bad usage,
@@ -16,12 +16,12 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, Precision, get_model, get_speech_model, gpu_memory_bytes
-from engine.downloads import DownloadError, FailureKind
-from engine.hardware import describe_gpus, detect, gigabytes, recommend
-from engine.model_store import ModelStore, SetupProgress
-from engine.official_files import find_official_files
-from engine.speech_store import SpeechModelStore
+from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, Precision, get_model, get_speech_model, gpu_memory_bytes
+from engine.store.downloads import DownloadError, FailureKind
+from engine.store.hardware import describe_gpus, detect, gigabytes, recommend
+from engine.store.model_store import ModelStore, SetupProgress
+from engine.store.official_files import find_official_files
+from engine.store.speech_models import SpeechModelStore
 
 SPEECH_IDS = [s.model_id for s in SPEECH_CATALOGUE]
 
@@ -256,7 +256,7 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
 
 
 def cmd_gguf(store: ModelStore, args: argparse.Namespace) -> int:
-    from engine.gguf_convert import estimate_bytes
+    from engine.minigpt4.gguf_convert import estimate_bytes
 
     cancel = threading.Event()
     try:
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="convert official files you already have (or add a faster-whisper folder)")
     p.add_argument("folder")
     p.add_argument("--model", choices=[s.model_id for s in CATALOGUE] + SPEECH_IDS)
-    p.add_argument("--preset", help=argparse.SUPPRESS)  # engine.config preset override (tiny test models)
+    p.add_argument("--preset", help=argparse.SUPPRESS)  # engine.minigpt4.config preset override (tiny test models)
     p = sub.add_parser("quantize", help="store a pre-quantised copy so loading never quantises at start-up")
     p.add_argument("model")
     p.add_argument("quantization", choices=["nf4", "int8"])

@@ -79,7 +79,7 @@ class ModelSpec:
     files: tuple[UrlFile, ...]  # eva_vit_g.pth, blip2_pretrained_flant5xxl.pth (Q-Former flavours), projection
     shape: LlmShape
     has_qformer: bool
-    preset: str  # engine.config preset function name
+    preset: str  # engine.minigpt4.config preset function name
     projection_names: tuple[str, ...]  # official file names seen for this model's projection
 
     @property
@@ -177,7 +177,7 @@ def estimate_memory_bytes(shape: LlmShape, vision_params: float, precision: Prec
 
     weights (linear layers at the precision, embeddings/LM head and the vision side at
     ``element_bytes``) + KV cache (2 x layers x hidden x element_bytes per position) + overhead.
-    The one formula behind the wizard's table and ``engine.loading``'s check before loading.
+    The one formula behind the wizard's table and ``engine.minigpt4.loading``'s check before loading.
     """
     linear_bytes = element_bytes if precision is Precision.FP16 else _BYTES_PER_LINEAR_PARAM[precision]
     weights = shape.linear_params * linear_bytes + (shape.embed_params + vision_params) * element_bytes

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import torch
 
-from engine.generation import Reply, generate_reply
+from engine.minigpt4.generation import Reply, generate_reply
 from engine.image_io import open_image
-from engine.image_processing import preprocess
-from engine.loading import LoadedModel
-from engine.prompts import build_prompt, get_template, split_on_images, with_context
+from engine.minigpt4.image_processing import preprocess
+from engine.minigpt4.loading import LoadedModel
+from engine.minigpt4.prompts import build_prompt, get_template, split_on_images, with_context
 from engine.protocol import Describe, ErrorKind, GenerationStats
 
 MAX_CACHED_IMAGES = 64

@@ -3,7 +3,7 @@
 ``<root>/<model_id>`` (fp16) -> ``<root>/<model_id>-nf4`` (or ``-int8``): the same visual weights,
 tokenizer and description, and an ``llm/`` saved by bitsandbytes in its serialised 4-bit / 8-bit form
 (transformers writes ``quantization_config`` into ``llm/config.json``, and ``from_pretrained`` reads the
-quantised tensors back as they are). Runs in a spawned process (engine.conversion_process); imports
+quantised tensors back as they are). Runs in a spawned process (engine.store.conversion_process); imports
 torch, so the desktop never imports this module itself.
 """
 
@@ -29,7 +29,7 @@ def prequantize(*, src_dir: Path, out_dir: Path, quantization: str, device: str 
     import torch
     from transformers import LlamaForCausalLM
 
-    from engine.loading import bnb_config
+    from engine.minigpt4.loading import bnb_config
     from engine.protocol import Quantization
 
     src_dir, out_dir = Path(src_dir), Path(out_dir)

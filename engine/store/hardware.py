@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.catalogue import GB, ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
+from engine.store.catalogue import GB, ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024

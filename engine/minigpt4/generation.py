@@ -18,9 +18,9 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from engine.prompts import clean_answer
+from engine.minigpt4.prompts import clean_answer
 from engine.protocol import GenerationSettings
-from engine.tokenizer import Tokenizer
+from engine.minigpt4.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: 
                    stop_string: str | None = "###", cancel: threading.Event | None = None,
                    on_delta: Callable[[str], None] | None = None, static_cache: bool = False) -> Reply:
     """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final."""
-    if hasattr(model.language_model, "generate_reply"):  # the llama.cpp decoder (engine.llamacpp_backend)
+    if hasattr(model.language_model, "generate_reply"):  # the llama.cpp decoder (engine.minigpt4.llamacpp_backend)
         return model.language_model.generate_reply(tokenizer, embeds, settings, stop_string, cancel, on_delta)
     embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
     tracker = ReplyTracker(tokenizer, stop_string if settings.stop_on_template else None, cancel, on_delta)

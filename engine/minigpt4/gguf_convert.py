@@ -1,4 +1,4 @@
-"""The model folder's language model as a GGUF file, for the llama.cpp back-end (engine.llamacpp_backend).
+"""The model folder's language model as a GGUF file, for the llama.cpp back-end (engine.minigpt4.llamacpp_backend).
 
 ``<model folder>/gguf/llm-<precision>.gguf``: ``f32`` and ``f16`` are written here with the ``gguf``
 package, tensor by tensor (a 7B model never sits in memory twice); ``q8_0`` and ``q4_k_m`` are made from
@@ -166,7 +166,7 @@ def quantize(src: Path, out: Path, precision: str, threads: int | None = None) -
     """llama.cpp's own quantiser (the one behind llama-quantize), as llama-cpp-python exposes it."""
     import llama_cpp
 
-    from engine.llamacpp_backend import _silence_llama_log
+    from engine.minigpt4.llamacpp_backend import _silence_llama_log
 
     _silence_llama_log(llama_cpp)  # a line per tensor otherwise
     params = llama_cpp.llama_model_quantize_default_params()
