@@ -279,7 +279,8 @@ class AssistantController(QObject):
         if token == self._token:
             self._set_state(State.IDLE)
             self.fail({"unsupported": messages.CAPTURE_UNSUPPORTED,
-                       "permission": messages.SCREEN_RECORDING_DENIED}.get(reason, messages.CAPTURE_FAILED))
+                       "permission": messages.SCREEN_RECORDING_DENIED,
+                       "accessibility": messages.ACCESSIBILITY_DENIED}.get(reason, messages.CAPTURE_FAILED))
 
     def open_photo(self, load: Callable[[int | None], Photo]) -> None:
         """A dropped, opened or pasted photo: acknowledge at once, read and decode it in the capture

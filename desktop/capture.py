@@ -7,8 +7,9 @@ shared-memory segment) against 2 ms for the grab itself, so a thread keeps its i
 one at its next grab. Grabs return raw RGB rows, which go to the engine as
 ``ImageInput(encoding="rgb")`` without PNG encoding. Coordinates are physical pixels (mss makes
 the process DPI-aware on Windows; X11 has no scaling), so HiDPI screens are grabbed at full
-resolution. ``check_capture`` refuses black, single-colour and near-blank grabs before the model
-can invent content for them.
+resolution. macOS has its own back-end (desktop.capture_macos: points, grabbed at the Retina pixel
+resolution, ScreenCaptureKit) and Wayland the Screenshot portal. ``check_capture`` refuses black,
+single-colour and near-blank grabs before the model can invent content for them.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class Rect:
 @dataclass(frozen=True)
 class Capture:
     rgb: bytes  # width * height * 3 bytes, rows top to bottom
-    size: tuple[int, int]
-    rect: Rect
+    size: tuple[int, int]  # pixels
+    rect: Rect  # where on the screen: pixels, points on macOS (a Retina grab's size is twice its rect's)
     label: str  # "screen", "window", "monitor 2", "region"
     model_rgb: bytes = b""  # the model's view (see for_model): model_side x model_side raw RGB
     model_side: int = 0
@@ -141,8 +142,23 @@ def _thread_mss():  # noqa: ANN202
     return sct
 
 
+@cache
+def _mac():  # noqa: ANN202 - desktop.capture_macos.MacScreens on the pyobjc modules
+    from desktop.capture_macos import MacScreens
+
+    return MacScreens.native()
+
+
 def monitors() -> tuple[Rect, list[Rect]]:
-    """(bounding box of all monitors, each monitor) in physical pixels."""
+    """(bounding box of all monitors, each monitor; the main one first) in physical pixels, or
+    points on macOS."""
+    from desktop.session import session_type
+
+    if session_type() == "macos":
+        from desktop.capture_macos import union
+
+        rects = [d.bounds for d in _mac().displays()]
+        return union(rects), rects
     with _mss() as sct:
         rects = [Rect(m["left"], m["top"], m["width"], m["height"]) for m in sct.monitors]
     return rects[0], rects[1:]
@@ -158,6 +174,8 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
         return _portal_grab(rect, label)
     if not screen_recording_allowed(request=True):
         raise CaptureError("permission", "macOS Screen Recording permission not granted")
+    if session_type() == "macos":
+        return _mac_grab(rect, label)
     try:
         sct = _thread_mss()
         if rect is None:
@@ -171,6 +189,16 @@ def grab(rect: Rect | None = None, label: str = "screen") -> Capture:
         raise CaptureError("failed", repr(exc)) from exc
     image = Image.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)  # raw: no extra copy
     return Capture(image.tobytes(), tuple(shot.size), rect, label, image=image)
+
+
+def _mac_grab(rect: Rect | None, label: str) -> Capture:
+    try:
+        image, rect = _mac().grab(rect)
+    except CaptureError:
+        raise
+    except Exception as exc:  # a pyobjc error, a missing framework: all mean "failed"
+        raise CaptureError("failed", repr(exc)) from exc
+    return Capture(image.tobytes(), image.size, rect, label, image=image)
 
 
 def _portal_grab(rect: Rect | None, label: str) -> Capture:
@@ -244,7 +272,7 @@ def check_capture(capture: Capture) -> str | None:
 
 
 def monitor_at(x: int, y: int) -> tuple[int, Rect] | None:
-    """(1-based index, rect) of the monitor containing the physical point."""
+    """(1-based index, rect) of the monitor containing the point (``monitors()``'s coordinates)."""
     _, rects = monitors()
     for index, rect in enumerate(rects, start=1):
         if rect.contains(x, y):
@@ -253,16 +281,22 @@ def monitor_at(x: int, y: int) -> tuple[int, Rect] | None:
 
 
 def cursor_position() -> tuple[int, int] | None:
-    """The mouse position in physical pixels, or None when it cannot be read this way."""
+    """The mouse position in physical pixels (points on macOS), or None when it cannot be read
+    this way (Wayland tells no client where the mouse is)."""
+    from desktop.session import session_type
+
+    session = session_type()
     try:
-        if sys.platform == "win32":
+        if session == "macos":
+            return _mac().cursor()
+        if session == "windows":
             import ctypes
             from ctypes import wintypes
 
             point = wintypes.POINT()
             ctypes.windll.user32.GetCursorPos(ctypes.byref(point))  # type: ignore[attr-defined]
             return point.x, point.y
-        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+        if session == "x11":
             from Xlib import display
 
             d = display.Display()
@@ -277,11 +311,17 @@ def cursor_position() -> tuple[int, int] | None:
 
 
 def active_window_rect() -> Rect | None:
-    """The focused top-level window's frame in physical pixels, or None if unknown."""
+    """The focused top-level window's frame in physical pixels (points on macOS), or None if
+    unknown (Wayland tells no client which window is active)."""
+    from desktop.session import session_type
+
+    session = session_type()
     try:
-        if sys.platform == "win32":
+        if session == "macos":
+            return _mac().active_window()
+        if session == "windows":
             return _active_window_windows()
-        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+        if session == "x11":
             return _active_window_x11()
     except Exception as exc:  # noqa: BLE001 - unknown window: the caller describes the screen
         log.debug("active window unavailable: %r", exc)

@@ -8,19 +8,19 @@
   comtypes), the element Narrator and NVDA read, inside browsers too; if UIA fails, the Win32 focus
   of the foreground thread (GetGUIThreadInfo, GetWindowRect). Both tested against recorded fakes.
 - macOS: the Accessibility API (AXFocusedUIElement of the system-wide element, its AXPosition and
-  AXSize; points, as mss takes them there). Needs the Accessibility permission: without it None.
+  AXSize; points, as desktop.capture_macos takes them). Needs the Accessibility permission: without
+  it ``CaptureError("accessibility")``, so the user hears what to enable in System Settings.
   Tested against recorded fakes of ApplicationServices.
-None means unknown; it never raises.
+None means unknown; nothing else raises.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import sys
 
-from desktop.capture import Rect
-from desktop.session import session_type
+from desktop import session
+from desktop.capture import CaptureError, Rect
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,15 @@ _MAX_NODES = 4000  # a browser's tree can be huge: give up rather than freeze
 
 
 def focused_rect() -> Rect | None:
+    kind = session.session_type()
+    if kind == "macos" and not session.accessibility_allowed(request=True):
+        raise CaptureError("accessibility", "macOS Accessibility permission not granted")
     try:
-        if sys.platform == "win32":
+        if kind == "windows":
             rect = _uia_focus() or _windows_focus()
-        elif sys.platform == "darwin":
+        elif kind == "macos":
             rect = _mac_focus()
-        elif session_type() in ("x11", "wayland"):
+        elif kind in ("x11", "wayland"):
             rect = _atspi_focus()
         else:
             rect = None

@@ -85,6 +85,10 @@ SCREEN_RECORDING_DENIED = (
     "Lumen may not record the screen, so it would see only the wallpaper. Open System Settings, "
     "Privacy and Security, Screen Recording, turn Lumen on, then start Lumen again."
 )
+ACCESSIBILITY_DENIED = (
+    "Lumen may not read the focused control. Open System Settings, Privacy and Security, "
+    "Accessibility, turn Lumen on, then try again."
+)
 NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
 NO_FOCUSED_CONTROL = ("The focused control could not be found through the accessibility interface, "
                       "so the whole screen is described instead.")

@@ -31,8 +31,8 @@ CAPTURE_VIA = {
     "x11": "mss over X11 (exercised for real under Xvfb)",
     "wayland": "the desktop's Screenshot portal (tested against a fake portal only)",
     "windows": "mss with GDI (not exercised here)",
-    "macos": "mss with CoreGraphics, after the Screen Recording permission (permission check tested "
-             "against recorded fakes only)",
+    "macos": "ScreenCaptureKit at the Retina pixel resolution (CoreGraphics before macOS 14), after the "
+             "Screen Recording permission (tested against recorded fakes of pyobjc only)",
 }
 
 
@@ -57,4 +57,24 @@ def screen_recording_allowed(request: bool = False, cg=None) -> bool:  # noqa: A
             return True
         return bool(cg.CGRequestScreenCaptureAccess()) if request else False
     except (OSError, AttributeError):
+        return True
+
+
+def _hi_services():  # noqa: ANN202 - pyobjc's ApplicationServices (HIServices' AX calls)
+    import ApplicationServices
+
+    return ApplicationServices
+
+
+def accessibility_allowed(request: bool = False, hi=None) -> bool:  # noqa: ANN001
+    """macOS: whether Lumen may read other applications' controls (describe the focused control).
+    ``request`` asks macOS to show its prompt, which opens System Settings > Privacy & Security >
+    Accessibility. True on other systems, and where the call cannot be made (the AX calls in
+    desktop.focus then find nothing, and the user hears that the control was not found)."""
+    if sys.platform != "darwin" and hi is None:
+        return True
+    try:
+        hi = hi or _hi_services()
+        return bool(hi.AXIsProcessTrustedWithOptions({hi.kAXTrustedCheckOptionPrompt: bool(request)}))
+    except (ImportError, AttributeError):
         return True

@@ -21,7 +21,11 @@ BUNDLED = {  # module -> what a user would lose without it
 }
 VOICE = {"faster_whisper": "spoken questions", "ctranslate2": "spoken questions",
          "sounddevice": "push-to-talk (PortAudio)"}
-PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the focused control"}}
+PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the focused control"},
+            "win32": {"comtypes": "the focused control (UI Automation) and speech through JAWS"},
+            "darwin": {"Quartz": "screen capture", "AppKit": "the active window",
+                       "ScreenCaptureKit": "screen capture on macOS 14 and later",
+                       "ApplicationServices": "the Accessibility permission prompt"}}
 GPU = {"accelerate": "4-bit and 8-bit precision", "bitsandbytes": "4-bit and 8-bit precision"}
 
 

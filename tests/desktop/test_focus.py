@@ -154,3 +154,39 @@ def test_windows_focus_through_ui_automation_first() -> None:
     automation = RecordedAutomation((300, 400, 540, 424))  # an edit field inside a browser page
     assert focus._uia_focus(automation) == Rect(300, 400, 240, 24) and automation.calls == ["GetFocusedElement"]
     assert focus._uia_focus(RecordedAutomation(None)) is None  # then GetGUIThreadInfo is asked
+
+
+class RecordedHIServices:
+    """pyobjc's ApplicationServices: AXIsProcessTrustedWithOptions({kAXTrustedCheckOptionPrompt: bool})."""
+
+    kAXTrustedCheckOptionPrompt = "AXTrustedCheckOptionPrompt"
+
+    def __init__(self, trusted: bool) -> None:
+        self.trusted, self.calls = trusted, []
+
+    def AXIsProcessTrustedWithOptions(self, options: dict) -> bool:  # noqa: N802
+        self.calls.append(options)
+        return self.trusted
+
+
+def test_macos_accessibility_permission_is_checked_and_requested() -> None:
+    from desktop.session import accessibility_allowed
+
+    granted = RecordedHIServices(True)
+    assert accessibility_allowed(hi=granted) and granted.calls == [{"AXTrustedCheckOptionPrompt": False}]
+    denied = RecordedHIServices(False)
+    assert not accessibility_allowed(request=True, hi=denied)
+    assert denied.calls == [{"AXTrustedCheckOptionPrompt": True}]  # macOS shows its prompt
+
+
+def test_without_accessibility_permission_lumen_says_what_to_enable_and_grabs_nothing(rig, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    from desktop import session
+
+    asked = []
+    monkeypatch.setattr(session, "session_type", lambda: "macos")
+    monkeypatch.setattr(session, "accessibility_allowed", lambda request=False, hi=None: asked.append(request) or False)
+    with qtbot.waitSignal(rig.controller.status, timeout=5000,
+                          check_params_cb=lambda text: text == messages.ACCESSIBILITY_DENIED):
+        rig.controller.handle_action("describe_focus")
+    assert asked == [True] and rig.grabber.grabs == []
+    assert messages.ACCESSIBILITY_DENIED in [text for text, _ in rig.speaker.spoken]
