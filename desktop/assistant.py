@@ -456,6 +456,8 @@ class AssistantController(QObject):
             self.model_image_size = event.image_size
             choice = self.model_choice or model_choice.ModelChoice(None, model_choice.Origin.NONE)
             self.notify(model_choice.ready_text(choice, event.device, event.quantization), Priority.NEXT)
+            if "memory_unknown" in event.warnings:  # the engine chose the safe precision unchecked
+                self.notify(messages.tr(messages.MEMORY_UNKNOWN), Priority.NEXT)
 
     def _on_delta(self, text: str) -> None:
         self.timeline.setdefault("first_delta", time.monotonic())

@@ -142,6 +142,10 @@ MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows co
                     "photos.")
 CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
                          "in Settings, Model, or empty that field to let Lumen choose.")
+# Said once per load when the engine could not read the free memory (engine.loading: "memory_unknown").
+MEMORY_UNKNOWN = ("Lumen could not read how much memory is free, so it could not check that the model fits; it "
+                  "loaded the model in a precision that needs less memory. If the computer slows down or answers "
+                  "fail, close other programs.")
 NO_MODEL_CONFIGURED = "No model is set up yet."
 UNNAMED_MODEL = "the model"
 ENGINE_RESTARTED = "The engine stopped unexpectedly and was restarted. Your conversation is kept; ask again to continue."
@@ -158,6 +162,10 @@ _ERRORS: dict[ErrorKind, str] = {
     ErrorKind.MODEL_MISMATCH: "The model files do not match what Lumen expects. Set up the model again.",
     ErrorKind.NO_MODEL_LOADED: "The model is not loaded yet. Wait for Model ready, then try again.",
     ErrorKind.OUT_OF_MEMORY: "Not enough memory for this request. Try a smaller precision in Settings, or a region of the screen.",
+    # Translators: PyTorch on a Mac's GPU (MPS), where 8-bit and 4-bit precision do not exist.
+    ErrorKind.OUT_OF_SHARED_MEMORY: ("The Mac's graphics chip ran out of memory; it shares the computer's memory with "
+                                     "every open program. Close some programs and try again, or describe a region of "
+                                     "the screen."),
     ErrorKind.BAD_IMAGE: "The image could not be read, so it was not described.",
     ErrorKind.UNSUPPORTED_HARDWARE: "This computer cannot run the chosen precision. Choose another precision in Settings, Model.",
     ErrorKind.BAD_REQUEST: "Lumen made a request the engine did not understand. Please report this.",

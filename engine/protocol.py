@@ -26,11 +26,23 @@ class ErrorKind(StrEnum):
     MODEL_MISMATCH = "model_mismatch"  # files present but wrong keys, shapes or config
     NO_MODEL_LOADED = "no_model_loaded"  # Describe before a successful LoadModel
     OUT_OF_MEMORY = "out_of_memory"  # GPU or host memory exhausted
+    OUT_OF_SHARED_MEMORY = "out_of_shared_memory"  # an Apple GPU (MPS): the memory it shares with the system
     BAD_IMAGE = "bad_image"  # not an image, corrupt, too large (decompression bomb)
     UNSUPPORTED_HARDWARE = "unsupported_hardware"  # e.g. 4-bit requested where bitsandbytes can't run
     BAD_REQUEST = "bad_request"  # malformed request (programming error on the caller's side)
     UNAVAILABLE = "unavailable"  # an optional capability (OCR, speech input) is not installed
     INTERNAL = "internal"  # anything else; detail has the traceback
+
+
+def memory_error_kind(exc: BaseException) -> ErrorKind | None:
+    """Which memory ran out, if ``exc`` says so: PyTorch's MPS raises RuntimeError("MPS backend out
+    of memory ..."), CUDA torch.cuda.OutOfMemoryError, the host MemoryError."""
+    text = str(exc).lower()
+    if "mps backend out of memory" in text:
+        return ErrorKind.OUT_OF_SHARED_MEMORY
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text:
+        return ErrorKind.OUT_OF_MEMORY
+    return None
 
 
 class Quantization(StrEnum):

@@ -26,7 +26,7 @@ from engine.perception.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
                              Transcribe, Transcribed)
-from engine.protocol import HEARTBEAT_SECONDS, Heartbeat
+from engine.protocol import HEARTBEAT_SECONDS, Heartbeat, memory_error_kind
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,8 @@ def failure_for(request: Request, exc: BaseException) -> Failed:
 
     if isinstance(exc, ImageError):
         kind = ErrorKind.BAD_IMAGE
-    elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        kind = ErrorKind.OUT_OF_MEMORY
+    elif memory_error_kind(exc):
+        kind = memory_error_kind(exc)
     elif isinstance(getattr(exc, "kind", None), ErrorKind):  # ModelLoadError, OCR/speech errors, MissingImage
         kind = exc.kind
     if kind is ErrorKind.INTERNAL:

@@ -16,7 +16,7 @@ from engine.store.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, 
 from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
 from engine.minigpt4.config import MiniGPT4Config
 from engine.minigpt4.modeling import MiniGPT4
-from engine.protocol import ErrorKind, Quantization
+from engine.protocol import ErrorKind, Quantization, memory_error_kind
 from engine.minigpt4.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,6 @@ def available_bytes(device: torch.device) -> int | None:
     except Exception as exc:  # noqa: BLE001 - psutil missing or the OS refused: unknown
         log.warning("free memory unknown: %r", exc)
         return None
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """CUDA raises OutOfMemoryError; MPS a RuntimeError "MPS backend out of memory"."""
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int,
@@ -256,8 +251,8 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     except MemoryError as exc:
         raise ModelLoadError(ErrorKind.OUT_OF_MEMORY, f"out of memory while loading the language model: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - truncated files, refused pickles, bad headers: all "damaged"
-        if _out_of_memory(exc):  # CUDA's OutOfMemoryError, MPS's RuntimeError "MPS backend out of memory"
-            raise ModelLoadError(ErrorKind.OUT_OF_MEMORY,
+        if memory_error_kind(exc):  # CUDA's OutOfMemoryError, MPS's RuntimeError "MPS backend out of memory"
+            raise ModelLoadError(memory_error_kind(exc),
                                  f"out of {dev.type.upper()} memory while loading the language model: {exc}") from exc
         raise _mismatch(weights, f"cannot load the language model ({type(exc).__name__}: {str(exc)[:300]})") from exc
     missing = info.get("missing_keys") or []
@@ -269,9 +264,9 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         try:
             llm.to(dev)
         except RuntimeError as exc:
-            if not _out_of_memory(exc):
+            if not memory_error_kind(exc):
                 raise
-            raise ModelLoadError(ErrorKind.OUT_OF_MEMORY,
+            raise ModelLoadError(memory_error_kind(exc),
                                  f"out of {dev.type.upper()} memory while moving the language model: {exc}") from exc
     llm.eval()
 

@@ -295,3 +295,63 @@ def test_a_damaged_model_is_named_aloud_and_the_next_load_works(qtbot, tmp_path)
         qtbot.waitUntil(lambda: rig.speaker.texts[-1].startswith("Model ready"), timeout=5000)
     finally:
         rig.client.shutdown()
+
+
+def test_unknown_free_memory_is_said_once_per_load(qtbot, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
+    """The real engine (in its thread) cannot read the free memory, chooses bfloat16 on the CPU
+    unchecked and warns "memory_unknown": the user hears it, once for each load."""
+    import psutil
+
+    from engine import worker
+
+    def unreadable():  # noqa: ANN202 - as psutil fails where the OS refuses
+        raise OSError("memory information unavailable")
+
+    monkeypatch.setattr(psutil, "virtual_memory", unreadable)
+
+    class Real:
+        serve = staticmethod(worker.serve)
+
+    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=8)
+    try:
+        for _ in range(2):  # the first load, then a reload
+            with qtbot.waitSignal(rig.client.event, timeout=60000,
+                                  check_params_cb=lambda e: isinstance(e, ModelReady)) as ready:
+                assert rig.controller.load_model()
+            qtbot.waitUntil(lambda: messages.MEMORY_UNKNOWN in rig.speaker.texts, timeout=5000)
+            assert "memory_unknown" in ready.args[0].warnings and ready.args[0].dtype == "bfloat16"
+            assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1
+            answer_of(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+            assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1  # not again with each answer
+            rig.speaker.spoken.clear()
+    finally:
+        rig.client.shutdown()
+
+
+def test_mps_out_of_memory_has_its_own_message(qtbot, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
+    """PyTorch's MPS error (faked at from_pretrained, as an Apple GPU raises it) reaches the user as
+    the Mac's shared memory running out: not "the model files do not match", and not the advice
+    to choose 8-bit or 4-bit, which do not exist there."""
+    from transformers import LlamaForCausalLM
+
+    from engine import worker
+    from engine.protocol import ErrorKind
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.2 GB, other allocations: 1.1 GB, "
+                           "max allowed: 18.1 GB). Tried to allocate 250.0 MB on private pool.")
+
+    monkeypatch.setattr(LlamaForCausalLM, "from_pretrained", out_of_memory)
+
+    class Real:
+        serve = staticmethod(worker.serve)
+
+    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu")
+    try:
+        said = messages.error_text(ErrorKind.OUT_OF_SHARED_MEMORY)
+        with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
+            assert rig.controller.load_model()
+        assert said in rig.speaker.texts and "Mac" in said
+        assert messages.error_text(ErrorKind.MODEL_MISMATCH) not in rig.speaker.texts
+    finally:
+        rig.client.shutdown()

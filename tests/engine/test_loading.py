@@ -143,4 +143,4 @@ def test_mps_out_of_memory_is_out_of_memory_not_mismatched_files(tiny_model_dir,
     monkeypatch.setattr(LlamaForCausalLM, "from_pretrained", out_of_memory)
     with pytest.raises(ModelLoadError) as err:
         load_model(tiny_model_dir, device="cpu")
-    assert err.value.kind is ErrorKind.OUT_OF_MEMORY
+    assert err.value.kind is ErrorKind.OUT_OF_SHARED_MEMORY
