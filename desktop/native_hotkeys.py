@@ -11,8 +11,9 @@ Registered keys are consumed by the OS: the focused application does not receive
 
 - X11: ``XGrabKey`` on the root window (python-xlib), events read through a QSocketNotifier;
   BadAccess = taken. Tested for real under Xvfb.
-- Windows: ``RegisterHotKey`` (thread hotkeys, WM_HOTKEY read by a Qt native event filter);
-  ERROR_HOTKEY_ALREADY_REGISTERED = taken. Windows sends no key-up for hotkeys, so the release
+- Windows: ``RegisterHotKey`` (thread hotkeys of a thread of their own, whose GetMessageW loop
+  hands WM_HOTKEY to Qt, so they work while the GUI thread is in a menu's or a message box's modal
+  loop); ERROR_HOTKEY_ALREADY_REGISTERED = taken. Windows sends no key-up for hotkeys, so the release
   (push-to-talk) is polled with ``GetAsyncKeyState``. Tested against recorded fakes of user32.
 - macOS: Carbon ``RegisterEventHotKey`` with an event handler on the application target (needs no
   Input Monitoring permission, runs on the main thread; pynput's listener crashed PySide6 apps
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import queue
 import sys
+import threading
 from collections.abc import Callable
 
-from PySide6.QtCore import QAbstractNativeEventFilter, QCoreApplication, QSocketNotifier, QTimer
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal, Slot
 
 from desktop.hotkeys import Combo
 from desktop.session import session_type
@@ -208,60 +211,119 @@ class _Msg(ctypes.Structure):  # MSG, with fixed-size fields so it is laid out t
                 ("y", ctypes.c_int32)]
 
 
-class _HotkeyFilter(QAbstractNativeEventFilter):
-    def __init__(self, on_hotkey: Callback) -> None:
-        super().__init__()
-        self._on_hotkey = on_hotkey
+WM_QUIT, WM_APP, PM_NOREMOVE = 0x0012, 0x8000, 0
 
-    def nativeEventFilter(self, event_type, message):  # noqa: ANN001, ANN201, N802 - Qt's override
-        if bytes(event_type) == b"windows_generic_MSG":
-            msg = _Msg.from_address(int(message))
-            if msg.message == WM_HOTKEY:
-                self._on_hotkey(int(msg.wParam))
-                return True, 0
-        return False, 0
+
+class _Relay(QObject):
+    """Carries a WM_HOTKEY's id from the hotkey thread to the GUI thread (a queued signal)."""
+
+    hotkey = Signal(int)
+
+    def __init__(self, deliver: Callback) -> None:
+        super().__init__()
+        self._deliver = deliver
+        self.hotkey.connect(self._on_hotkey, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(int)
+    def _on_hotkey(self, key_id: int) -> None:
+        self._deliver(key_id)
 
 
 class WindowsBackend:
-    RELEASE_POLL_MS = 30
+    """Thread hotkeys (``RegisterHotKey(NULL, ...)``) owned by a thread of their own, whose
+    ``GetMessageW`` loop receives WM_HOTKEY and posts it to Qt. Registered from the GUI thread, the
+    message went to the GUI thread's queue, where a modal loop (an open menu, a message box, a
+    window being moved or resized) takes it without Qt's native event filter ever seeing it: the
+    hotkeys were dead exactly when a user was stuck. This thread never enters a modal loop.
+    ``register``/``unregister`` run there (a hotkey belongs to the thread that registered it),
+    woken by a posted WM_APP; Qt's queued signals and timers keep working in native modal loops."""
 
-    def __init__(self, on_press: Callback, on_release: Callback, user32=None,  # noqa: ANN001
+    RELEASE_POLL_MS = 30
+    START_TIMEOUT_S = 5.0
+
+    def __init__(self, on_press: Callback, on_release: Callback, user32=None, kernel32=None,  # noqa: ANN001
                  last_error: Callable[[], int] | None = None) -> None:
         if user32 is None:
             user32 = ctypes.WinDLL("user32", use_last_error=True)
             user32.RegisterHotKey.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
             user32.UnregisterHotKey.argtypes = [ctypes.c_void_p, ctypes.c_int]
             user32.GetAsyncKeyState.restype = ctypes.c_short
-        self._user32, self._last_error = user32, last_error or ctypes.get_last_error
+            user32.GetMessageW.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+            user32.PeekMessageW.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                            ctypes.c_uint]
+            user32.PostThreadMessageW.argtypes = [ctypes.c_uint32, ctypes.c_uint, ctypes.c_size_t, ctypes.c_ssize_t]
+        self._user32, self._kernel32 = user32, kernel32 or ctypes.WinDLL("kernel32")
+        self._last_error = last_error or ctypes.get_last_error  # per thread: read in the hotkey thread
         self._on_press, self._on_release = on_press, on_release
         self._vks: dict[int, int] = {}
         self._held: set[int] = set()
-        self._filter = _HotkeyFilter(self._hotkey)
-        QCoreApplication.instance().installNativeEventFilter(self._filter)
+        self._relay = _Relay(self._hotkey)
         self._poll = QTimer(interval=self.RELEASE_POLL_MS, timeout=self._check_releases)
+        self._jobs: queue.Queue = queue.Queue()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lumen-hotkeys", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.START_TIMEOUT_S):
+            raise Unavailable("the hotkey thread did not start")
+
+    def _loop(self) -> None:
+        msg = _Msg()
+        self._user32.PeekMessageW(ctypes.byref(msg), None, 0, 0, PM_NOREMOVE)  # creates this thread's queue
+        self._thread_id = self._kernel32.GetCurrentThreadId()
+        self._ready.set()
+        while self._user32.GetMessageW(ctypes.byref(msg), None, 0, 0) > 0:  # 0: WM_QUIT, -1: error
+            if msg.message == WM_HOTKEY:
+                self._relay.hotkey.emit(int(msg.wParam))
+            elif msg.message == WM_APP:
+                while not self._jobs.empty():
+                    self._jobs.get_nowait()()
+
+    def _in_thread(self, job: Callable[[], object]) -> object:
+        """Run ``job`` in the hotkey thread and return its result (or raise its exception)."""
+        done, answer = threading.Event(), {}
+
+        def run() -> None:
+            try:
+                answer["value"] = job()
+            except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+                answer["error"] = exc
+            done.set()
+
+        self._jobs.put(run)
+        self._user32.PostThreadMessageW(self._thread_id, WM_APP, 0, 0)
+        if not done.wait(self.START_TIMEOUT_S):
+            raise OSError("the hotkey thread does not answer")
+        if "error" in answer:
+            raise answer["error"]
+        return answer["value"]
 
     def register(self, key_id: int, combo: Combo, any_modifiers: bool = False) -> bool:
         vk = windows_vk(combo.key)
         masks = {"ctrl": MOD_CONTROL, "shift": MOD_SHIFT, "alt": MOD_ALT, "meta": MOD_WIN}
         mods = MOD_NOREPEAT | sum(masks[m] for m in combo.modifiers)
-        if not self._user32.RegisterHotKey(None, key_id, mods, vk):
-            error = self._last_error()
-            if error == ERROR_HOTKEY_ALREADY_REGISTERED:
-                return False
+
+        def register_here() -> int:  # 0 when registered, else GetLastError (thread-local)
+            return 0 if self._user32.RegisterHotKey(None, key_id, mods, vk) else self._last_error() or -1
+
+        error = self._in_thread(register_here)
+        if error == ERROR_HOTKEY_ALREADY_REGISTERED:
+            return False
+        if error:
             raise OSError(error, f"RegisterHotKey failed for {combo.normal()}")
         self._vks[key_id] = vk
         return True
 
     def unregister(self, key_id: int) -> None:
         if self._vks.pop(key_id, None) is not None:
-            self._user32.UnregisterHotKey(None, key_id)
+            self._in_thread(lambda: self._user32.UnregisterHotKey(None, key_id))
         self._held.discard(key_id)
 
     def close(self) -> None:
         self._poll.stop()
         for key_id in list(self._vks):
             self.unregister(key_id)
-        QCoreApplication.instance().removeNativeEventFilter(self._filter)
+        self._user32.PostThreadMessageW(self._thread_id, WM_QUIT, 0, 0)
+        self._thread.join(self.START_TIMEOUT_S)
 
     def _hotkey(self, key_id: int) -> None:
         if key_id in self._vks and key_id not in self._held:

@@ -24,7 +24,8 @@ def session_type() -> str:
 HOTKEYS_VIA = {
     "x11": "XGrabKey on the X server (exercised for real under Xvfb)",
     "wayland": "the desktop's GlobalShortcuts portal (tested against a fake portal only)",
-    "windows": "RegisterHotKey (tested against recorded fakes of user32 only)",
+    "windows": "RegisterHotKey in a thread of its own, so that menus and message boxes do not swallow them "
+               "(tested against recorded fakes of user32 only)",
     "macos": "Carbon RegisterEventHotKey, which needs no permission (tested against recorded fakes only)",
 }
 CAPTURE_VIA = {

@@ -8,42 +8,88 @@ service, backend, ctypes structures and (macOS) the real ctypes callback trampol
 
 from __future__ import annotations
 
-import ctypes
-
-from PySide6.QtCore import QByteArray
+import threading
 
 from desktop import native_hotkeys as nh
 from desktop.hotkeys import MODAL_KEYS, HotkeyService
 
 
 class RecordedUser32:
+    """user32 and kernel32 as Windows documents them: a thread hotkey (hwnd NULL) belongs to the
+    thread that registered it, and its WM_HOTKEY is posted to that thread's queue only; each
+    thread has its own queue, read by GetMessageW (blocking) and filled by PostThreadMessageW.
+    ``press(vk)`` is the keyboard. Calls are recorded with the thread that made them."""
+
     def __init__(self, taken_vks: set[int]) -> None:
         self.calls: list[tuple] = []
+        self.threads: list[tuple[str, int]] = []  # (call, thread ident) of every hotkey call
         self.taken, self.down = taken_vks, set()
+        self.hotkeys: dict[int, tuple[int, int]] = {}  # vk -> (owning thread, id)
+        self.queues: dict[int, list[tuple[int, int]]] = {}
+        self.changed = threading.Condition()
+
+    def GetCurrentThreadId(self) -> int:  # noqa: N802 - kernel32
+        return threading.get_ident()
+
+    def PeekMessageW(self, msg, hwnd, first, last, remove):  # noqa: ANN001, ANN201, N802
+        with self.changed:
+            self.queues.setdefault(threading.get_ident(), [])
+        return 0
+
+    def GetMessageW(self, msg, hwnd, first, last):  # noqa: ANN001, ANN201, N802
+        queue = self.queues[threading.get_ident()]
+        with self.changed:
+            self.changed.wait_for(lambda: queue)
+            message, wparam = queue.pop(0)
+        msg._obj.message, msg._obj.wParam = message, wparam
+        return 0 if message == nh.WM_QUIT else 1
+
+    def PostThreadMessageW(self, thread, message, wparam, lparam):  # noqa: ANN001, ANN201, N802
+        with self.changed:
+            if thread not in self.queues:
+                return 0  # no message queue there
+            self.queues[thread].append((message, wparam))
+            self.changed.notify_all()
+        return 1
 
     def RegisterHotKey(self, hwnd, key_id, mods, vk):  # noqa: ANN001, ANN201, N802
         self.calls.append(("RegisterHotKey", hwnd, key_id, mods, vk))
-        return 0 if vk in self.taken else 1
+        self.threads.append(("RegisterHotKey", threading.get_ident()))
+        if vk in self.taken:
+            return 0
+        self.hotkeys[vk] = (threading.get_ident(), key_id)
+        return 1
 
     def UnregisterHotKey(self, hwnd, key_id):  # noqa: ANN001, ANN201, N802
         self.calls.append(("UnregisterHotKey", hwnd, key_id))
+        self.threads.append(("UnregisterHotKey", threading.get_ident()))
+        for vk, (thread, registered) in list(self.hotkeys.items()):
+            if registered == key_id and thread == threading.get_ident():
+                del self.hotkeys[vk]
         return 1
 
     def GetAsyncKeyState(self, vk):  # noqa: ANN001, ANN201, N802
         return -0x8000 if vk in self.down else 0  # a SHORT: the high bit set while down
 
+    def press(self, vk: int) -> bool:
+        """The key goes down: WM_HOTKEY to the registering thread's queue (False: not a hotkey)."""
+        if vk not in self.hotkeys:
+            return False
+        thread, key_id = self.hotkeys[vk]
+        return bool(self.PostThreadMessageW(thread, nh.WM_HOTKEY, key_id, 0))
 
-def wm_hotkey(backend: nh.WindowsBackend, key_id: int) -> bool:
-    msg = nh._Msg(None, nh.WM_HOTKEY, key_id, 0, 0, 0, 0)
-    handled, _ = backend._filter.nativeEventFilter(QByteArray(b"windows_generic_MSG"), ctypes.addressof(msg))
-    return handled
+
+def windows_backend(user32: RecordedUser32, backends: list):  # noqa: ANN201
+    def make(press, release):  # noqa: ANN001, ANN202
+        backends.append(nh.WindowsBackend(press, release, user32, user32, lambda: 1409))
+        return backends[-1]
+    return make
 
 
 def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: ANN001
     user32 = RecordedUser32(taken_vks={0x76})  # F7 held by another program
     backends = []
-    service = HotkeyService(lambda p, r: backends.append(nh.WindowsBackend(p, r, user32, lambda: 1409))
-                            or backends[-1])
+    service = HotkeyService(windows_backend(user32, backends))
     with qtbot.waitSignal(service.taken) as taken:
         assert service.start({"describe_screen": "Ctrl+Shift+F5", "describe_monitor": "Ctrl+Shift+F7",
                               "voice": "Meta+Alt+V"})
@@ -54,12 +100,9 @@ def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: AN
         ("RegisterHotKey", None, 2, nh.MOD_CONTROL | nh.MOD_SHIFT | norep, 0x76),
         ("RegisterHotKey", None, 3, nh.MOD_ALT | nh.MOD_WIN | norep, ord("V")),
     ]
-    backend = backends[0]
     with qtbot.waitSignal(service.activated) as activated:
-        assert wm_hotkey(backend, 1)
+        assert user32.press(0x74)
     assert activated.args == ["describe_screen"]
-    other = nh._Msg(None, 0x0100, 0, 0, 0, 0, 0)  # WM_KEYDOWN: not ours, Qt handles it
-    assert backend._filter.nativeEventFilter(QByteArray(b"windows_generic_MSG"), ctypes.addressof(other)) == (False, 0)
 
     # Push-to-talk: no key-up comes for a hotkey, so the key's state is polled until it is up.
     releases = []
@@ -67,7 +110,7 @@ def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: AN
     qtbot.waitUntil(lambda: releases == ["describe_screen"], timeout=2000)  # F5 is not down
     user32.down.add(ord("V"))
     with qtbot.waitSignal(service.activated, check_params_cb=lambda a: a == "voice"):
-        wm_hotkey(backend, 3)
+        user32.press(ord("V"))
     qtbot.wait(150)
     assert releases == ["describe_screen"]  # V still held
     user32.down.clear()
@@ -82,7 +125,8 @@ def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: AN
     assert ("RegisterHotKey", None, 1000 + MODAL_KEYS.index("escape"), norep, 0x1B) in registered
     keys = []
     service.key.connect(keys.append)
-    wm_hotkey(backend, 1000 + MODAL_KEYS.index("kp7"))
+    with qtbot.waitSignal(service.key):
+        user32.press(0x67)
     assert keys == ["7"]
     user32.calls.clear()
     service.end_modal()
@@ -91,6 +135,35 @@ def test_windows_register_hotkey_calls_and_wm_hotkey(qtbot) -> None:  # noqa: AN
     user32.calls.clear()
     service.stop()
     assert user32.calls == [("UnregisterHotKey", None, 1), ("UnregisterHotKey", None, 3)]  # F7 was never ours
+    assert not backends[0]._thread.is_alive()  # WM_QUIT ended its message loop
+
+
+def test_windows_hotkeys_work_while_the_gui_thread_is_in_a_modal_loop(qtbot) -> None:  # noqa: ANN001
+    """Every registration is made by the backend's own thread, which reads its queue with
+    GetMessageW: WM_HOTKEY never goes to the GUI thread's queue, where a menu's, a message box's or
+    a window move's modal loop would take it without Qt seeing it."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    user32 = RecordedUser32(taken_vks=set())
+    backends = []
+    service = HotkeyService(windows_backend(user32, backends))
+    assert service.start({"describe_screen": "Ctrl+Shift+F5"})
+    service.begin_modal()
+    gui = threading.get_ident()
+    owners = {thread for _, thread in user32.threads}
+    assert owners == {backends[0]._thread.ident} and gui not in owners
+    assert gui not in user32.queues  # the GUI thread's queue is never used for hotkeys
+    service.end_modal()
+
+    activated = []
+    service.activated.connect(activated.append)
+    modal = QEventLoop()  # as QMenu.exec / QMessageBox.exec: the GUI thread is inside a nested loop
+    service.activated.connect(lambda action: modal.quit())
+    QTimer.singleShot(50, lambda: user32.press(0x74))
+    QTimer.singleShot(5000, modal.quit)
+    modal.exec()
+    assert activated == ["describe_screen"]
+    service.stop()
 
 
 class RecordedCarbon:
