@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from desktop import capture, focus, messages, model_choice
+from desktop import capture, focus, messages, model_choice, session
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
@@ -244,6 +244,8 @@ class AssistantController(QObject):
             return
         if shot.label == "screen" and self._target in ("window", "monitor", "focus"):
             missing = messages.NO_FOCUSED_CONTROL if self._target == "focus" else messages.NO_ACTIVE_WINDOW
+            if session.session_type() == "wayland":  # not "not found": it cannot be known there
+                missing = messages.WAYLAND_WHOLE_SCREEN[self._target]
             self.notify(messages.tr(missing), Priority.NEXT)
         self._then(shot)
 

@@ -32,7 +32,8 @@ MIN_REGION = 32  # pixels: below this a cell is not worth describing
 
 
 class CaptureError(Exception):
-    """``reason``: "unsupported" (e.g. Wayland) or "failed"."""
+    """``reason``: "unsupported", "wayland" (cannot be known there), "permission" (macOS Screen
+    Recording), "accessibility" (macOS, the focused control) or "failed"."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}")
@@ -154,6 +155,8 @@ def monitors() -> tuple[Rect, list[Rect]]:
     points on macOS."""
     from desktop.session import session_type
 
+    if session_type() == "wayland":  # XWayland's screen, if any, is not the desktop's layout
+        raise CaptureError("wayland", "Wayland tells no application where the monitors are")
     if session_type() == "macos":
         from desktop.capture_macos import union
 

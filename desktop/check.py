@@ -183,6 +183,7 @@ def check_screen_reader() -> CheckItem:
 
 
 def check_capture() -> CheckItem:
+    from desktop import messages
     from desktop.capture import capture_supported
     from desktop.session import CAPTURE_VIA, screen_recording_allowed, session_type
 
@@ -198,6 +199,22 @@ def check_capture() -> CheckItem:
     if not screen_recording_allowed():
         return CheckItem("Screen capture", False, messages.tr(messages.SCREEN_RECORDING_DENIED), CAPTURE_VIA[session])
     return CheckItem("Screen capture", True, "The screen can be captured.", CAPTURE_VIA[session])
+
+
+def check_focus() -> CheckItem:
+    """Describe the focused control: how it is found here, and the macOS Accessibility permission."""
+    from desktop import messages
+    from desktop.session import FOCUS_VIA, accessibility_allowed, session_type
+
+    session = session_type()
+    if session == "none":
+        return CheckItem("Focused control", None, "There is no graphical session.")
+    if session == "wayland":
+        return CheckItem("Focused control", None, messages.tr(messages.WAYLAND_WHOLE_SCREEN["focus"]), FOCUS_VIA[session])
+    if not accessibility_allowed():
+        return CheckItem("Focused control", False, messages.tr(messages.ACCESSIBILITY_DENIED), FOCUS_VIA[session])
+    return CheckItem("Focused control", True, "The focused control is looked up through the accessibility interface.",
+                     FOCUS_VIA[session])
 
 
 def check_hotkeys() -> CheckItem:
@@ -273,7 +290,7 @@ def _why(event: object) -> str:
 def run_checks(models_dir: Path | None = None, engine: bool = False, device: str = "auto") -> list[CheckItem]:
     items = []
     for check in (check_gpu, lambda: check_model(models_dir), check_speech, lambda: check_speech_input(models_dir),
-                  check_screen_reader, check_capture, check_hotkeys):
+                  check_screen_reader, check_capture, check_focus, check_hotkeys):
         try:
             items.append(check())
         except Exception as exc:  # a broken check must not hide the others

@@ -51,8 +51,8 @@ class CommandKeys(QObject):
         self.c.interrupt()
         try:
             whole, _ = capture.monitors()
-        except CaptureError:
-            self.c.fail(messages.CAPTURE_UNSUPPORTED)
+        except CaptureError as exc:
+            self.c.fail(messages.WAYLAND_NO_REGION if exc.reason == "wayland" else messages.CAPTURE_UNSUPPORTED)
             return
         except Exception:  # noqa: BLE001 - no display or an mss failure
             log.exception("monitors unavailable")

@@ -1,9 +1,12 @@
 """Where the focused control is, in screen pixels: what "describe the focused control" captures.
 
 ``focused_rect()`` asks the platform's accessibility API, the one screen readers use:
-- Linux: AT-SPI over D-Bus (jeepney): the accessibility bus address from org.a11y.Bus, then the
+- Linux X11: AT-SPI over D-Bus (jeepney): the accessibility bus address from org.a11y.Bus, then the
   active window of each application is searched for the object whose state is FOCUSED, and its
-  Component extents are read. Tested for real under Xvfb with at-spi2-core.
+  Component extents are read. Tested for real under Xvfb with at-spi2-core. Not on Wayland:
+  there no application knows where its window is, so AT-SPI's screen coordinates are relative to
+  the window (GTK 4, Qt) and would crop the wrong part of the screenshot; None, and the user
+  hears that Wayland does not tell.
 - Windows: UI Automation (IUIAutomation.GetFocusedElement, its CurrentBoundingRectangle, through
   comtypes), the element Narrator and NVDA read, inside browsers too; if UIA fails, the Win32 focus
   of the foreground thread (GetGUIThreadInfo, GetWindowRect). Both tested against recorded fakes.
@@ -38,7 +41,7 @@ def focused_rect() -> Rect | None:
             rect = _uia_focus() or _windows_focus()
         elif kind == "macos":
             rect = _mac_focus()
-        elif kind in ("x11", "wayland"):
+        elif kind == "x11":  # on Wayland, AT-SPI's "screen" extents are relative to the window
             rect = _atspi_focus()
         else:
             rect = None

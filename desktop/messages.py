@@ -90,6 +90,15 @@ ACCESSIBILITY_DENIED = (
     "Accessibility, turn Lumen on, then try again."
 )
 NO_ACTIVE_WINDOW = "That window or monitor was not found, so the whole screen is described instead."
+# Wayland tells no application where other windows, the mouse or their controls are.
+WAYLAND_WHOLE_SCREEN = {
+    "window": "Wayland does not tell Lumen which window is active, so the whole screen is described instead.",
+    "monitor": "Wayland does not tell Lumen where the mouse is, so the whole screen is described instead.",
+    "focus": ("Wayland does not tell Lumen where the focused control is on the screen, so the whole screen is "
+              "described instead."),
+}
+WAYLAND_NO_REGION = ("The region grid does not work on Wayland: the desktop does not tell Lumen where the monitors "
+                     "are, nor lend it single keys. Describe the whole screen instead.")
 NO_FOCUSED_CONTROL = ("The focused control could not be found through the accessibility interface, "
                       "so the whole screen is described instead.")
 

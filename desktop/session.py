@@ -36,6 +36,13 @@ CAPTURE_VIA = {
              "Screen Recording permission (tested against recorded fakes of pyobjc only)",
 }
 
+FOCUS_VIA = {
+    "x11": "AT-SPI, the interface Orca reads (exercised for real under Xvfb)",
+    "wayland": "not available: Wayland gives applications no screen positions, so AT-SPI's are window-relative",
+    "windows": "UI Automation, else the Win32 focus (tested against recorded fakes only)",
+    "macos": "the Accessibility API, after the Accessibility permission (tested against recorded fakes only)",
+}
+
 
 def _core_graphics():  # noqa: ANN202
     import ctypes

@@ -32,8 +32,8 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Lumen ")
     areas = [line.split(":")[0] for line in out[1:]]
-    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Screen capture", "Hotkeys",
-                     "Language model"]
+    assert areas == ["GPU", "Model", "Speech", "Speech input", "Screen reader", "Screen capture", "Focused control",
+                     "Hotkeys", "Language model"]
     assert out[1].startswith("GPU: ready. Found NVIDIA GeForce RTX 3060")
     assert out[2].startswith(f"Model: NOT READY. The model folder chosen in the settings, {tmp_path / 'gone'}, is missing")
     assert "Lumen uses the small demo model" in out[2]  # what answers instead, as what it is
@@ -169,3 +169,32 @@ def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tm
     item = check.check_backend(folder)
     assert item.detail.startswith("llamacpp") and "llama.cpp with the f32 GGUF file (no NVIDIA GPU)" in item.summary
     assert check.check_backend(folder, "torch").summary == "Runs through torch, as chosen in Settings."
+
+
+def test_check_says_how_the_focused_control_is_found_and_the_macos_permission(monkeypatch) -> None:  # noqa: ANN001
+    from desktop import messages, session
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    item = check.check_focus()
+    assert item.ready and "AT-SPI" in item.detail and "for real" in item.detail
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    item = check.check_focus()
+    assert item.ready is None and "Wayland" in item.summary
+    monkeypatch.setattr(session, "session_type", lambda: "macos")
+    monkeypatch.setattr(session, "accessibility_allowed", lambda request=False, hi=None: False)
+    item = check.check_focus()
+    assert item.ready is False and item.summary == messages.ACCESSIBILITY_DENIED and "fakes only" in item.detail
+
+
+def test_check_names_the_screen_recording_setting_on_macos(monkeypatch) -> None:  # noqa: ANN001
+    """The refusal's sentence was built with a module check.py never imported (a NameError that
+    run_checks turned into "One check could not run")."""
+    from desktop import messages, session
+
+    monkeypatch.setattr(session, "session_type", lambda: "macos")
+    monkeypatch.setattr(session, "screen_recording_allowed", lambda request=False, cg=None: False)
+    item = check.check_capture()
+    assert item.ready is False and item.summary == messages.SCREEN_RECORDING_DENIED
+    assert "ScreenCaptureKit" in item.detail and "fakes" in item.detail

@@ -190,3 +190,34 @@ def test_without_accessibility_permission_lumen_says_what_to_enable_and_grabs_no
         rig.controller.handle_action("describe_focus")
     assert asked == [True] and rig.grabber.grabs == []
     assert messages.ACCESSIBILITY_DENIED in [text for text, _ in rig.speaker.spoken]
+
+
+def test_on_wayland_lumen_says_wayland_cannot_tell_instead_of_not_found(rig, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    """No Wayland client may know the active window, the mouse or its controls' screen positions
+    (AT-SPI's "screen" extents are window-relative there): the real locators give up without
+    asking X or AT-SPI, and the user hears why the whole screen is described."""
+    from desktop import session
+
+    monkeypatch.setattr(session, "session_type", lambda: "wayland")
+    for action, target in (("describe_window", "window"), ("describe_monitor", "monitor"),
+                           ("describe_focus", "focus")):
+        with qtbot.waitSignal(rig.controller.answer_finished, timeout=10000):
+            rig.controller.handle_action(action)
+        assert rig.grabber.grabs[-1] == (None, "screen")
+        said = [text for text, _ in rig.speaker.spoken]
+        assert messages.WAYLAND_WHOLE_SCREEN[target] in said and "Wayland" in messages.WAYLAND_WHOLE_SCREEN[target]
+        assert messages.NO_ACTIVE_WINDOW not in said and messages.NO_FOCUSED_CONTROL not in said
+        rig.speaker.spoken.clear()
+
+
+def test_on_wayland_the_region_grid_says_wayland_not_capture_unavailable(rig, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    """Without XWayland mss raised "no X11 display" and the user heard that capture was unavailable,
+    though the screenshot portal works; with it, the grid cut XWayland's idea of the screen."""
+    from desktop import session
+
+    monkeypatch.setattr(session, "session_type", lambda: "wayland")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with qtbot.waitSignal(rig.controller.status, timeout=5000,
+                          check_params_cb=lambda text: text == messages.WAYLAND_NO_REGION):
+        rig.controller.handle_action("region")
+    assert not rig.controller.keys.active and rig.grabber.grabs == []
