@@ -44,3 +44,35 @@ def test_macos_signing_has_the_microphone_entitlement_a_timestamp_and_notarisati
     sign = next(line for line in macos.splitlines() if "codesign --deep" in line)
     assert "--options runtime" in sign and "--timestamp" in sign and "--entitlements" in sign
     assert "xcrun notarytool submit" in macos and "xcrun stapler staple" in macos
+
+
+def test_a_failed_self_test_stops_every_build() -> None:
+    for script in ("linux/build.sh", "macos/build.sh"):
+        text = (INSTALLERS / script).read_text()
+        strict = text.index("set -euo pipefail")
+        test_line = next(line for line in text.splitlines() if "--bundle-self-test" in line and not line.startswith("#"))
+        assert strict < text.index(test_line) and "|| true" not in test_line and "; true" not in test_line, script
+    lines = (INSTALLERS / "windows" / "build.ps1").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "--bundle-self-test" in line and not line.startswith("#"))
+    assert "$LASTEXITCODE -ne 0" in lines[at + 1] and "throw" in lines[at + 1]
+
+
+def test_the_self_test_imports_every_platform_only_dependency() -> None:
+    """A package the app needs on one system only (pyproject's sys_platform markers) is in that
+    system's self-test, so a bundle without it fails its build (e.g. ScreenCaptureKit on macOS)."""
+    import tomllib
+
+    sys.path.insert(0, str(INSTALLERS))
+    try:
+        import lumen_entry
+    finally:
+        sys.path.remove(str(INSTALLERS))
+    modules = {"python-xlib": "Xlib", "pyobjc-framework-Cocoa": "AppKit"}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in deps:
+        if "sys_platform" not in dep:
+            continue
+        name = re.match(r"[A-Za-z0-9_.-]+", dep).group(0)
+        platform = re.search(r"sys_platform == '(\w+)'", dep).group(1)
+        module = modules.get(name, name.removeprefix("pyobjc-framework-"))
+        assert module in lumen_entry.PLATFORM.get(platform, {}), f"{name} ({platform}) is not self-tested"
