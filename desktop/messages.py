@@ -151,7 +151,7 @@ MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows co
                     "photos.")
 CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
                          "in Settings, Model, or empty that field to let Lumen choose.")
-# Said once per load when the engine could not read the free memory (engine.loading: "memory_unknown").
+# Said once per load when the engine could not read the free memory (engine.minigpt4.loading: "memory_unknown").
 MEMORY_UNKNOWN = ("Lumen could not read how much memory is free, so it could not check that the model fits; it "
                   "loaded the model in a precision that needs less memory. If the computer slows down or answers "
                   "fail, close other programs.")
