@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict:
     from desktop.engine_client import EngineClient, process_launcher, thread_launcher
     from desktop.hotkeys import HotkeyService
     from desktop.settings import Settings, SpeechOutput
-    from desktop.speech import VoiceSpeaker
+    from desktop.speech_output.voice import VoiceSpeaker
     from engine.protocol import ModelReady
     from desktop.speech_output import ReaderWatch
     from tests.fakes import RecordingEarcons

@@ -9,7 +9,8 @@ import wave
 import numpy as np
 import pytest
 
-from desktop.speech import Priority, SpeechQueue, Synthesizer, VoiceOptions, VoiceSpeaker
+from desktop.speech import Priority, VoiceOptions
+from desktop.speech_output.voice import SpeechQueue, Synthesizer, VoiceSpeaker
 
 ANSWER = "The screen shows a text editor with a letter to the bank. A save dialog is open in front of it."
 
@@ -118,7 +119,8 @@ STRESS = r'''
 import os, random, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from desktop.speech import Priority, Synthesizer, VoiceOptions, VoiceSpeaker
+from desktop.speech import Priority, VoiceOptions
+from desktop.speech_output.voice import Synthesizer, VoiceSpeaker
 
 app = QApplication([])
 synth = Synthesizer()

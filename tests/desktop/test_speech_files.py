@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from desktop.speech import private_temp_dir
+from desktop.speech_output.voice import private_temp_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 _MAKE = textwrap.dedent("""
     import os, signal, sys
-    from desktop.speech import private_temp_dir
+    from desktop.speech_output.voice import private_temp_dir
     folder = private_temp_dir(sys.argv[1])
     (folder / "utterance-1.wav").write_bytes(b"RIFF an answer")
     print(folder, flush=True)
