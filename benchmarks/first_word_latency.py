@@ -2,7 +2,7 @@
 
 hotkey event (emitted from a non-GUI thread, as pynput does) -> acknowledgement -> mss capture of
 the real screen -> Describe over the pipe -> engine (decode + preprocess + vision encode, prefill,
-first token) -> streamed deltas -> first complete sentence -> pyttsx3 synthesis -> QMediaPlayer
+first token) -> streamed deltas -> first complete sentence -> espeak-ng synthesis into memory -> QAudioSink
 playing. Once the model is ready, the capture thread does the official transform's first step
 (bicubic resize to the model's square input, bit-identical to doing it in the engine; the
 blank-screen check runs beside it in another thread) and sends that small image. "App overhead" is

@@ -1,32 +1,29 @@
-"""Lumen's own voice: one priority queue, synthesis in one dedicated thread, stoppable playback.
+"""Lumen's own voice: one priority queue, synthesis into memory, playback through QAudioSink.
 
-pyttsx3 must be created and driven from a single thread (pyttsx3 issues #193, #262, #327), and
-2.99 on Linux cannot interrupt its own playback, nor queue several files per ``runAndWait``
-(docs/environment.md section 4). So ``Synthesizer`` owns pyttsx3 in its own thread and renders one
-utterance per ``runAndWait`` to WAV bytes; ``VoiceSpeaker`` plays them with QtMultimedia, which
-stops at once. The queue follows NVDA's ``SpeechPriority``: NOW interrupts and clears, NEXT goes
-before NORMAL, NORMAL waits its turn. All decisions happen on the GUI thread.
+Each utterance is rendered to PCM in memory by the OS's driver (``voice_drivers``: espeak-ng,
+SAPI5, AVSpeechSynthesizer), at the rate the user chose, and played from a ``QBuffer`` through
+``QAudioSink``, whose ``stop()`` silences it at once. No audio file exists at any time.
+(QMediaPlayer is not used for speech: its ``stop()`` on a playing file deadlocked about one run in
+ten inside Qt's FFmpeg media plugin, ``QObject::disconnect``, with PySide6 6.10 to 6.12.)
 
-Privacy: a WAV exists on disk only between synthesis and being read back (milliseconds), in a
-private directory on tmpfs (/dev/shm) where available; it is deleted at once.
+The queue follows NVDA's ``SpeechPriority``: NOW interrupts and clears, NEXT goes before NORMAL,
+NORMAL waits its turn. All decisions happen on the GUI thread.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QTimer, Signal
 
 from desktop.speech import Priority, Speaker, VoiceOptions
+from desktop.speech_output.voice_drivers import EspeakVoice, Pcm
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +50,6 @@ class SpeechQueue:
             return self._normal.popleft()
         return None
 
-    def peek(self) -> str | None:
-        return self._next[0] if self._next else (self._normal[0] if self._normal else None)
-
     def clear(self) -> None:
         self._next.clear()
         self._normal.clear()
@@ -65,31 +59,24 @@ class SpeechQueue:
 
 
 class Synthesizer:
-    """Owns pyttsx3 in one thread; ``render(text, voice)`` returns a Future of WAV bytes.
+    """Runs a blocking driver (espeak-ng, SAPI5) in one thread of its own, where it is created
+    (espeak-ng is not thread-safe; COM objects live in their thread's apartment);
+    ``render(text, voice, rate)`` returns a Future of ``Pcm``."""
 
-    pyttsx3 2.99's command queue races its espeak loop: the first ``runAndWait`` after ``init``
-    writes nothing, and property changes land a call or two late (measured; see the tests). So
-    the engine is warmed up until it produces audio, a voice change is followed by warm-up renders,
-    an empty result is retried once, and rate and volume are applied at playback instead
-    (``VoiceSpeaker``), where they take effect at once and exactly.
-    """
-
-    WARM_UP = "Ready."
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[str, str, Future[bytes]] | None] = queue.Queue()
-        self._dir = private_temp_dir("lumen-speech-")
+    def __init__(self, driver: Callable[[], object] | None = None) -> None:
+        self._factory = driver or EspeakVoice
+        try:
+            getattr(self._factory, "load", lambda: None)()  # native libraries: here, not in the thread
+        except Exception as exc:  # noqa: BLE001 - the thread reports it when it creates the driver
+            log.debug("speech driver not loaded: %r", exc)
+        self._jobs: queue.Queue[tuple[str, str, int, Future[Pcm]] | None] = queue.Queue()
         self._voices: Future[list[tuple[str, str]]] = Future()
-        self.base_rate = 200  # words per minute of the unmodified voice (read from the engine)
-        self._voice = ""
-        self._default_voice: str | None = None
-        self._counter = 0
         self._thread = threading.Thread(target=self._run, name="lumen-tts", daemon=True)
         self._thread.start()
 
-    def render(self, text: str, voice: str = "") -> Future[bytes]:
-        future: Future[bytes] = Future()
-        self._jobs.put((text, voice, future))
+    def render(self, text: str, voice: str = "", rate: int = 200) -> Future[Pcm]:
+        future: Future[Pcm] = Future()
+        self._jobs.put((text, voice, rate, future))
         return future
 
     def voices(self, timeout: float = 5.0) -> list[tuple[str, str]]:
@@ -99,155 +86,58 @@ class Synthesizer:
     def close(self) -> None:
         self._jobs.put(None)
         self._thread.join(5.0)
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _run(self) -> None:
         try:
-            import pyttsx3
-
-            engine = pyttsx3.init()
-            _poll_espeak_faster(engine)
-            self.base_rate = int(engine.getProperty("rate") or 200)
-            self._default_voice = engine.getProperty("voice")
-            self._voices.set_result([(v.id, v.name) for v in engine.getProperty("voices")])
-            self._warm_up(engine)
+            driver = self._factory()
+            self._voices.set_result(driver.voices())
         except Exception as exc:  # noqa: BLE001 - no TTS: every render fails with this reason
             log.error("text to speech unavailable: %r", exc)
-            if not self._voices.done():
-                self._voices.set_exception(exc)
-            engine = None
+            self._voices.set_exception(exc)
+            driver = None
         while (job := self._jobs.get()) is not None:
-            text, voice, future = job
+            text, voice, rate, future = job
             if not future.set_running_or_notify_cancel():
                 continue
-            if engine is None:
+            if driver is None:
                 future.set_exception(RuntimeError("text to speech unavailable"))
                 continue
             try:
-                if voice != self._voice:
-                    engine.setProperty("voice", voice or self._default_voice)
-                    self._voice = voice
-                    self._warm_up(engine)
-                data = self._render_one(engine, text) or self._render_one(engine, text)
-                if not data:
-                    raise RuntimeError("synthesis produced no audio")
-                future.set_result(data)
+                future.set_result(driver.render(text, voice, rate))
             except Exception as exc:  # noqa: BLE001 - reported to the caller through the future
                 future.set_exception(exc)
-
-    def _warm_up(self, engine, attempts: int = 3) -> None:  # noqa: ANN001
-        for _ in range(attempts):
-            if self._render_one(engine, self.WARM_UP):
-                return
-
-    def _render_one(self, engine, text: str) -> bytes | None:  # noqa: ANN001
-        """One utterance per runAndWait (2.99 drops queued files); the WAV is deleted at once."""
-        self._counter += 1
-        path = self._dir / f"u{self._counter}.wav"
-        try:
-            engine.save_to_file(text, str(path))
-            engine.runAndWait()
-            if not path.exists() or path.stat().st_size <= 44 + 2 * 220:  # header + <10 ms of audio
-                return None
-            return path.read_bytes()
-        finally:
-            path.unlink(missing_ok=True)
+        if driver is not None:
+            driver.close()
 
 
-def _poll_espeak_faster(engine) -> None:  # noqa: ANN001
-    """pyttsx3's espeak driver starts the (asynchronous) synthesis, then polls for its end every
-    10 ms: 8-10 of the ~11 ms an utterance takes, all of it on the way to the first spoken word.
-    Poll every millisecond instead; otherwise the same loop. Other drivers (SAPI5,
-    NSSpeechSynthesizer) and driver versions whose internals differ from 2.9x's are left alone."""
-    driver = getattr(getattr(engine, "proxy", None), "_driver", None)
-    needed = ("_looping", "_proxy", "_text_to_say", "_start_synthesis", "iterate")
-    if type(driver).__module__ != "pyttsx3.drivers.espeak" or not all(hasattr(driver, n) for n in needed):
-        return
-
-    def start_loop() -> None:
-        driver._looping = True
-        driver._proxy.setBusy(False)
-        if driver._text_to_say:
-            driver._start_synthesis(driver._text_to_say)
-        while driver._looping:
-            driver.iterate()
-            if driver._looping:
-                time.sleep(0.001)
-
-    driver.startLoop = start_loop
-
-
-def private_temp_dir(prefix: str) -> Path:
-    """A 0700 temporary folder, in RAM (/dev/shm) where there is one, so speech never reaches a disk.
-
-    Its name holds this process's id. A process that ends without ``close`` (a crash, a kill) leaves
-    its folder and the utterance in it (one was transcribed back to its answer), so the folders of
-    ``prefix`` whose process is gone are removed first."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    remove_stale_dirs(Path(base or tempfile.gettempdir()), prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
-
-
-def remove_stale_dirs(base: Path, prefix: str) -> None:
-    """Remove this user's ``prefix<pid>-*`` folders in ``base`` whose process has ended (and
-    ``prefix*`` folders without a process id, an older Lumen's, a day after their last change).
-    POSIX only: on Windows signal 0 would not probe a process, and the folders are in the user's
-    own temporary folder."""
-    if os.name != "posix":
-        return
-    for path in base.glob(f"{prefix}*"):
-        pid = path.name[len(prefix):].split("-", 1)[0]
-        try:
-            info = path.lstat()
-            if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
-                continue
-            if pid.isdigit():
-                os.kill(int(pid), 0)
-                continue  # that process still runs
-            if time.time() - info.st_mtime < 86400:
-                continue
-        except ProcessLookupError:
-            pass
-        except OSError:  # gone meanwhile, or another user's process: leave it
-            continue
-        shutil.rmtree(path, ignore_errors=True)
+def make_synthesizer():  # noqa: ANN201 - a Synthesizer, or the macOS main-thread one
+    """The own voice's synthesizer for this OS."""
+    return Synthesizer()
 
 
 class VoiceSpeaker(Speaker):
-    """pyttsx3 voice, played with QMediaPlayer so that ``stop`` cuts a sentence off at once."""
+    """The own voice: rendered in memory, played by QAudioSink so that ``stop`` cuts it off at once."""
 
-    _rendered = Signal(int, object)  # (generation, wav bytes or exception), from the TTS thread
+    _rendered = Signal(int, object)  # (generation, Pcm or exception), from the synthesis thread
 
-    def __init__(self, options: VoiceOptions | None = None, synthesizer: Synthesizer | None = None) -> None:
+    def __init__(self, options: VoiceOptions | None = None, synthesizer=None) -> None:  # noqa: ANN001
         super().__init__()
-        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-
         self._options = options or VoiceOptions()
-        self._synth = synthesizer or Synthesizer()
+        self._synth = synthesizer or make_synthesizer()
         self._queue = SpeechQueue()
         self._generation = 0
         self._current: str | None = None
         self._waiting = False  # a render for the current utterance is in flight
-        # Each utterance is played from a file in a private RAM folder: QMediaPlayer's FFmpeg backend
-        # deadlocks or crashes when stop() meets a QIODevice source (setSourceDevice) mid-load
-        # (reproduced: 3 of 3 stress runs hung; the same loop with file sources never did).
-        self._dir = private_temp_dir("lumen-voice-")
-        self._files: list[Path] = []
-        self._counter = 0
-        self._player = QMediaPlayer(self)
-        self._output = QAudioOutput(self)
-        self._player.setAudioOutput(self._output)
-        if hasattr(self._player, "setPitchCompensation"):  # Qt >= 6.10: faster speech, same pitch
-            self._player.setPitchCompensation(True)
-        self.set_options(self._options)
-        self._player.playbackStateChanged.connect(self._on_state)
-        self._player.mediaStatusChanged.connect(self._on_status)
-        self._player.errorOccurred.connect(self._on_error)
+        self._sink = None  # QAudioSink, made again when the audio format changes
+        self._sink_format: tuple[int, int, str] | None = None
+        self._buffer: QBuffer | None = None  # what the sink plays: the current utterance, in memory
+        self._seconds = 0.0  # its length
+        self._announced = False  # ``started`` was emitted for the current utterance
         self._rendered.connect(self._on_rendered)
         self.last_start: float | None = None  # monotonic time the last utterance's audio began
 
     @property
-    def synthesizer(self) -> Synthesizer:
+    def synthesizer(self):  # noqa: ANN201
         return self._synth
 
     @property
@@ -255,10 +145,10 @@ class VoiceSpeaker(Speaker):
         return self._current is not None
 
     def set_options(self, options: VoiceOptions) -> None:
-        """Rate and volume apply from the next moment of audio; the voice from the next utterance."""
+        """Volume applies at once; voice and rate from the next utterance (they are synthesised)."""
         self._options = options
-        self._output.setVolume(max(0.0, min(1.0, options.volume)))
-        self._player.setPlaybackRate(max(0.5, min(2.5, options.rate / self._synth.base_rate)))
+        if self._sink is not None:
+            self._sink.setVolume(self._volume())
 
     def say(self, text: str, priority: Priority = Priority.NORMAL) -> None:
         text = text.strip()
@@ -275,40 +165,50 @@ class VoiceSpeaker(Speaker):
 
     def stop(self) -> None:
         self._queue.clear()
-        self._interrupt()
+        self._generation += 1
+        self._current = None
+        self._waiting = False
+        self._silence()
         self.idle.emit()
 
     def close(self) -> None:
         self.stop()
         self._synth.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     # ------------------------------------------------------------ internals
-    def _interrupt(self) -> None:
-        self._generation += 1
-        self._current = None
-        self._waiting = False
-        self._player.stop()
-        self._player.setSource(QUrl())
-        self._discard_files()
+    def _volume(self) -> float:
+        return max(0.0, min(1.0, self._options.volume))
 
-    def _discard_files(self, keep: Path | None = None) -> None:
-        """Delete played utterances (on Windows a file still open is retried next time)."""
-        for path in [p for p in self._files if p != keep]:
-            try:
-                path.unlink(missing_ok=True)
-                self._files.remove(path)
-            except OSError:
-                pass
+    def _silence(self) -> None:
+        if self._sink is not None:
+            self._sink.reset()  # drop what the sound server still holds, then detach
+            self._sink.stop()
+        if self._buffer is not None:
+            self._buffer.close()
+            self._buffer = None
 
     def _advance(self) -> None:
         self._current = self._queue.pop()
         if self._current is None:
+            self._silence()
             self.idle.emit()
             return
         self._waiting = True
-        generation, future = self._generation, self._synth.render(self._current, self._options.voice)
-        future.add_done_callback(lambda f: self._rendered.emit(generation, f.exception() or f.result()))
+        generation = self._generation
+        try:
+            future = self._synth.render(self._current, self._options.voice, self._options.rate)
+        except Exception as exc:  # noqa: BLE001 - a driver refusing at once is a failed render
+            future = Future()
+            future.set_exception(exc)
+
+        def done(f: Future[Pcm]) -> None:  # in the synthesis thread: the signal takes it to the GUI thread
+            try:
+                result: object = f.result()
+            except BaseException as exc:  # noqa: BLE001 - a cancelled render too
+                result = exc
+            self._rendered.emit(generation, result)
+
+        future.add_done_callback(done)
 
     def _on_rendered(self, generation: int, result: object) -> None:
         if generation != self._generation or not self._waiting:
@@ -316,32 +216,55 @@ class VoiceSpeaker(Speaker):
         self._waiting = False
         if isinstance(result, BaseException):
             log.warning("speech synthesis failed: %r", result)
-            self._player.stop()
             self._advance()
             return
-        self._counter += 1
-        path = self._dir / f"utterance-{self._counter}.wav"
-        path.write_bytes(result)
-        self._files.append(path)
-        self._player.stop()  # whatever an urgent utterance interrupts stops only now
-        self._player.setSource(QUrl.fromLocalFile(str(path)))
-        self._discard_files(keep=path)
-        self._player.play()
+        self._play(result)
 
-    def _on_state(self, state) -> None:  # noqa: ANN001
-        from PySide6.QtMultimedia import QMediaPlayer
+    def _play(self, pcm: Pcm) -> None:
+        from PySide6.QtMultimedia import QAudioFormat, QAudioSink, QMediaDevices
 
-        if state == QMediaPlayer.PlaybackState.PlayingState and self._current is not None:
+        self._silence()  # whatever an urgent utterance interrupts stops only now
+        key = (pcm.sample_rate, pcm.channels, pcm.sample_format)
+        if self._sink is None or key != self._sink_format:
+            if self._sink is not None:
+                self._sink.deleteLater()
+            fmt = QAudioFormat()
+            fmt.setSampleRate(pcm.sample_rate)
+            fmt.setChannelCount(pcm.channels)
+            fmt.setSampleFormat(QAudioFormat.SampleFormat.Int16 if pcm.sample_format == "int16"
+                                else QAudioFormat.SampleFormat.Float)
+            self._sink = QAudioSink(QMediaDevices.defaultAudioOutput(), fmt, self)
+            self._sink.setVolume(self._volume())
+            # No argument: PySide6 6.11 cannot convert QAudio::State for a slot that takes it.
+            self._sink.stateChanged.connect(self._on_state)
+            self._sink_format = key
+        self._buffer = QBuffer(self)
+        self._buffer.setData(QByteArray(pcm.data))
+        self._buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        self._seconds, self._announced = pcm.seconds, False
+        self._sink.start(self._buffer)
+        self._on_state()  # a sink that cannot open says so synchronously, or not at all
+
+    def _on_state(self) -> None:
+        from PySide6.QtMultimedia import QtAudio as QAudio  # (QAudio.State is another, unequal enum in 6.11)
+
+        sink = self._sink
+        if sink is None or self._current is None or self._waiting or self._buffer is None:
+            return
+        state = sink.state()
+        if state == QAudio.State.ActiveState and not self._announced:
+            self._announced = True
             self.last_start = time.monotonic()
             self.started.emit(self._current)
+        elif state == QAudio.State.IdleState and self._buffer.atEnd():  # played to the end
+            QTimer.singleShot(0, self._finished(self._buffer))
+        elif state == QAudio.State.StoppedState and sink.error() != QAudio.Error.NoError:
+            log.warning("speech playback error: %s", sink.error())  # e.g. no sound output: go on silently
+            QTimer.singleShot(0, self._finished(self._buffer))
 
-    def _on_status(self, status) -> None:  # noqa: ANN001
-        from PySide6.QtMultimedia import QMediaPlayer
-
-        if status == QMediaPlayer.MediaStatus.EndOfMedia and self._current is not None and not self._waiting:
-            self._advance()
-
-    def _on_error(self, error, message: str = "") -> None:  # noqa: ANN001
-        log.warning("speech playback error: %s %s", error, message)
-        if self._current is not None and not self._waiting:
-            QTimer.singleShot(0, self._advance)
+    def _finished(self, buffer: QBuffer) -> Callable[[], None]:
+        """The next utterance, unless this one was stopped or replaced meanwhile."""
+        def advance() -> None:
+            if buffer is self._buffer and not self._waiting:
+                self._advance()
+        return advance

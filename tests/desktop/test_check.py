@@ -113,6 +113,7 @@ def null_sound(tmp_path: Path):  # noqa: ANN201
     run.mkdir(mode=0o700)
     home.mkdir()
     env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(home)}
+    env.pop("PULSE_SERVER", None)  # the session's own null output (conftest) would hide this server's absence
     server = subprocess.Popen(
         ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes",
          "-L", "module-native-protocol-unix", "-L", "module-null-sink sink_name=lumen_test_output",
