@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -23,7 +24,7 @@ from concurrent.futures import Future
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QTimer, Signal
 
 from desktop.speech import Priority, Speaker, VoiceOptions
-from desktop.speech_output.voice_drivers import EspeakVoice, Pcm
+from desktop.speech_output.voice_drivers import AVSpeechVoice, EspeakVoice, Pcm, SapiVoice
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Synthesizer:
     ``render(text, voice, rate)`` returns a Future of ``Pcm``."""
 
     def __init__(self, driver: Callable[[], object] | None = None) -> None:
-        self._factory = driver or EspeakVoice
+        self._factory = driver or (SapiVoice if sys.platform == "win32" else EspeakVoice)
         try:
             getattr(self._factory, "load", lambda: None)()  # native libraries: here, not in the thread
         except Exception as exc:  # noqa: BLE001 - the thread reports it when it creates the driver
@@ -111,7 +112,13 @@ class Synthesizer:
 
 
 def make_synthesizer():  # noqa: ANN201 - a Synthesizer, or the macOS main-thread one
-    """The own voice's synthesizer for this OS."""
+    """The own voice's synthesizer for this OS (never raises: a synthesizer that cannot start makes
+    every utterance fail with its reason, logged, and the app goes on)."""
+    if sys.platform == "darwin":
+        try:
+            return AVSpeechVoice()
+        except Exception as exc:  # noqa: BLE001 - no pyobjc AVFoundation: espeak-ng, if installed
+            log.error("AVSpeechSynthesizer unavailable: %r", exc)
     return Synthesizer()
 
 

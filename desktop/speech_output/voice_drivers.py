@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import sys
 import threading
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -113,3 +116,146 @@ class EspeakVoice:
 
     def close(self) -> None:
         pass
+
+
+# ------------------------------------------------------------------ Windows: SAPI5
+SAFT22kHz16BitMono = 22  # SpeechAudioFormatType
+SVSFIsNotXML = 16  # SpeechVoiceSpeakFlags: the text is plain text (an answer may contain "<"), synchronous
+SAPI_WPM_AT_0, SAPI_STEP = 156.63, 1.11  # pyttsx3's measured rate curve: wpm = 156.63 * 1.11 ** Rate
+
+
+def sapi_rate(wpm: int) -> int:
+    """SAPI's Rate (-10..10) for words per minute."""
+    return max(-10, min(10, round(math.log(wpm / SAPI_WPM_AT_0, SAPI_STEP))))
+
+
+class SapiVoice:
+    name = driver_name("win32")
+
+    @staticmethod
+    def load() -> None:
+        """Import comtypes in the calling thread (see ``EspeakVoice.load``)."""
+        import comtypes.client  # noqa: F401
+
+    def __init__(self, create=None, co_initialize=None) -> None:  # noqa: ANN001 - comtypes' by default
+        if create is None:
+            import comtypes
+            import comtypes.client
+
+            create, co_initialize = comtypes.client.CreateObject, comtypes.CoInitialize
+        if co_initialize is not None:
+            co_initialize()  # this (the synthesis) thread's COM apartment
+        self._create = create
+        self._voice = create("SAPI.SpVoice")
+        self._voice.Volume = 100  # the volume setting is applied at playback
+        self._default = self._voice.Voice
+        self._format = create("SAPI.SpAudioFormat")
+        self._format.Type = SAFT22kHz16BitMono
+
+    def _tokens(self) -> list:
+        tokens = self._voice.GetVoices()
+        return [tokens.Item(i) for i in range(tokens.Count)]
+
+    def voices(self) -> list[tuple[str, str]]:
+        return [(t.Id, t.GetDescription()) for t in self._tokens()]
+
+    def render(self, text: str, voice: str, rate: int) -> Pcm:
+        token = next((t for t in self._tokens() if t.Id == voice), None) if voice else None
+        if voice and token is None:
+            log.warning("SAPI has no voice %r; the default speaks", voice)
+        self._voice.Voice = token or self._default
+        self._voice.Rate = sapi_rate(rate)
+        stream = self._create("SAPI.SpMemoryStream")  # a fresh one per utterance: it only grows
+        stream.Format = self._format
+        self._voice.AudioOutputStream = stream
+        self._voice.Speak(text, SVSFIsNotXML)  # synchronous: returns when the stream holds it all
+        data = bytes(stream.GetData())
+        if not data:
+            raise NoAudio("synthesis produced no audio")
+        return Pcm(data, 22050)
+
+    def close(self) -> None:
+        self._voice = None
+
+
+# ------------------------------------------------------------------ macOS: AVSpeechSynthesizer
+AVAudioPCMFormatFloat32, AVAudioPCMFormatInt16 = 1, 3  # AVAudioCommonFormat
+WPM_AT_DEFAULT_RATE = 200  # AVSpeechUtteranceDefaultSpeechRate is about 200 words per minute
+
+
+def avspeech_rate(wpm: int, av) -> float:  # noqa: ANN001 - the AVFoundation module
+    rate = av.AVSpeechUtteranceDefaultSpeechRate * wpm / WPM_AT_DEFAULT_RATE
+    return max(av.AVSpeechUtteranceMinimumSpeechRate, min(av.AVSpeechUtteranceMaximumSpeechRate, rate))
+
+
+class AVSpeechVoice:
+    """A synthesizer (``render`` returns a Future of Pcm) for the main thread; one utterance at a time."""
+
+    name = driver_name("darwin")
+
+    def __init__(self, avfoundation=None, main_queue=None) -> None:  # noqa: ANN001 - pyobjc's by default
+        if avfoundation is None:
+            import AVFoundation as avfoundation  # noqa: N813 - pyobjc-framework-AVFoundation
+            from Foundation import NSOperationQueue
+
+            main_queue = NSOperationQueue.mainQueue()
+        self._av, self._main_queue = avfoundation, main_queue
+        self._synth = avfoundation.AVSpeechSynthesizer.alloc().init()
+        self._jobs: deque[tuple[object, Future[Pcm]]] = deque()
+        self._busy = False
+
+    def voices(self, timeout: float = 0.0) -> list[tuple[str, str]]:
+        return [(v.identifier(), v.name()) for v in self._av.AVSpeechSynthesisVoice.speechVoices()]
+
+    def render(self, text: str, voice: str = "", rate: int = WPM_AT_DEFAULT_RATE) -> Future[Pcm]:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("AVSpeechSynthesizer is driven from the main thread only")
+        av, future = self._av, Future()
+        utterance = av.AVSpeechUtterance.speechUtteranceWithString_(text)
+        utterance.setRate_(avspeech_rate(rate, av))
+        chosen = av.AVSpeechSynthesisVoice.voiceWithIdentifier_(voice) if voice else None
+        if voice and chosen is None:
+            log.warning("macOS has no voice %r; the default speaks", voice)
+        if chosen is not None:
+            utterance.setVoice_(chosen)
+        self._jobs.append((utterance, future))
+        self._next()
+        return future
+
+    def _next(self) -> None:
+        if self._busy or not self._jobs:
+            return
+        self._busy = True
+        utterance, future = self._jobs.popleft()
+        chunks: list[bytes] = []
+        shape: list[tuple[int, str]] = []
+
+        def on_buffer(buffer) -> None:  # noqa: ANN001 - an AVAudioPCMBuffer; an empty one ends the utterance
+            frames = buffer.frameLength() if hasattr(buffer, "frameLength") else 0
+            if frames:
+                fmt = buffer.format()
+                if fmt.commonFormat() == AVAudioPCMFormatInt16:
+                    chunks.append(bytes(buffer.int16ChannelData()[0].as_buffer(frames)))
+                    shape[:] = [(int(fmt.sampleRate()), "int16")]
+                else:
+                    chunks.append(bytes(buffer.floatChannelData()[0].as_buffer(frames)))
+                    shape[:] = [(int(fmt.sampleRate()), "float32")]
+                return  # channel 0 only: the voices are mono
+            if chunks:
+                future.set_result(Pcm(b"".join(chunks), shape[0][0], 1, shape[0][1]))
+            else:
+                future.set_exception(NoAudio("synthesis produced no audio"))
+            self._busy = False
+            # The buffers may arrive on AVFoundation's own queue: the next utterance starts on the main thread.
+            if threading.current_thread() is threading.main_thread():
+                self._next()
+            else:
+                self._main_queue.addOperationWithBlock_(self._next)
+
+        self._synth.writeUtterance_toBufferCallback_(utterance, on_buffer)
+
+    def close(self) -> None:
+        self._synth.stopSpeakingAtBoundary_(0)  # AVSpeechBoundaryImmediate
+        for _utterance, future in self._jobs:
+            future.cancel()
+        self._jobs.clear()

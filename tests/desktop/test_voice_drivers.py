@@ -258,3 +258,22 @@ def test_avspeech_pcm_reaches_the_player(qtbot) -> None:  # noqa: ANN001
             pass
     finally:
         speaker.close()
+
+
+def test_each_os_gets_its_driver(monkeypatch) -> None:  # noqa: ANN001
+    from desktop.speech_output import voice
+    from desktop.speech_output.voice_drivers import EspeakVoice
+
+    made = []
+    monkeypatch.setattr(voice, "AVSpeechVoice", lambda: made.append("avspeech") or "main-thread synthesizer")
+    monkeypatch.setattr(voice.sys, "platform", "darwin")
+    assert voice.make_synthesizer() == "main-thread synthesizer" and made == ["avspeech"]
+    for platform, driver in (("win32", SapiVoice), ("linux", EspeakVoice)):
+        monkeypatch.setattr(voice.sys, "platform", platform)
+        synth = voice.make_synthesizer()
+        try:
+            assert synth._factory is driver
+        finally:
+            synth.close()
+    assert "SAPI5" in voice_drivers.driver_name("win32") and "espeak-ng" in voice_drivers.driver_name("linux")
+    assert "AVSpeechSynthesizer" in voice_drivers.driver_name("darwin")
