@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -113,27 +112,18 @@ def microphone_problem() -> tuple[str, str] | None:
 
 
 def check_speech(outputs: Callable[[], list[str]] | None = None) -> CheckItem:
-    import importlib.util
+    from desktop.speech_output.voice_drivers import driver_name, driver_problem
 
-    voices = []
-    if importlib.util.find_spec("pyttsx3") is not None:
-        voices.append("pyttsx3")
-    if sys.platform.startswith("linux") and not (shutil.which("espeak-ng") or shutil.which("espeak")):
-        return CheckItem("Speech", False, "No speech synthesizer found. Install espeak-ng.", ", ".join(voices))
-    try:
-        from PySide6.QtTextToSpeech import QTextToSpeech
-
-        voices += [f"Qt {e}" for e in QTextToSpeech.availableEngines() if e != "mock"]
-    except ImportError:
-        pass
-    if not voices:
-        return CheckItem("Speech", False, "No speech output is available.")
+    voice = f"own voice: {driver_name()}"
+    problem = driver_problem()
+    if problem is not None:
+        return CheckItem("Speech", False, problem, voice)
     devices = (outputs or sound_outputs)()
     if not devices:
         return CheckItem("Speech", False, "No sound output device was found, so Lumen's voice cannot be heard. Connect "
                          "speakers or headphones. Lumen's messages still appear in its window, for a braille display.",
-                         ", ".join(voices))
-    return CheckItem("Speech", True, "Speech output is available.", f"{', '.join(voices)}; sound output: {', '.join(devices)}")
+                         voice)
+    return CheckItem("Speech", True, "Speech output is available.", f"{voice}; sound output: {', '.join(devices)}")
 
 
 def check_speech_input(models_dir: Path | None,

@@ -56,6 +56,21 @@ def driver_name(platform: str = sys.platform) -> str:
     return "espeak-ng (in memory)"
 
 
+def driver_problem(platform: str = sys.platform) -> str | None:
+    """Why the own voice cannot speak on this OS, in words, or None (``lumen --check``)."""
+    import importlib.util
+
+    if platform == "win32":
+        return None if importlib.util.find_spec("comtypes") else "comtypes is not installed (SAPI5 needs it)."
+    if platform == "darwin":
+        return None if importlib.util.find_spec("AVFoundation") else "pyobjc's AVFoundation is not installed."
+    try:
+        EspeakVoice.load()
+    except Exception:  # noqa: BLE001 - pyttsx3's binding raises when no libespeak-ng is found
+        return "No speech synthesizer found. Install espeak-ng."
+    return None
+
+
 # ------------------------------------------------------------------ Linux: espeak-ng
 _ESPEAK_LOCK = threading.Lock()  # espeak-ng is one global engine per process, not thread-safe
 _espeak_rate: int | None = None  # its sample rate once initialised (it can be initialised only once)

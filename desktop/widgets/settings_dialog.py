@@ -170,8 +170,10 @@ class SettingsDialog(QDialog):
             QLineEdit(probe().summary()), messages.tr("Screen reader now"),
             messages.tr("The reader Lumen speaks through at this moment, as lumen --check reports it.")))
         self.reader_status.setReadOnly(True)
-        self.voice = self._row(form, "&Voice:", _combo([("", "System default"), *voices], s.voice,
-                               messages.tr("Voice"), messages.tr("Lumen's own voice.")))
+        from desktop.speech_output.voice_drivers import driver_name
+
+        self.voice = self._row(form, "&Voice:", _combo([("", "System default"), *voices], s.voice, messages.tr("Voice"),
+                               messages.tr("Lumen's own voice, spoken by {driver}.").format(driver=driver_name())))
         self.rate = self._row(form, "&Rate (words per minute):", accessible(
             QSpinBox(), messages.tr("Rate in words per minute"), messages.tr("From 80 to 450.")))
         self.rate.setRange(80, 450)

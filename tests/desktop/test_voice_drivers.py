@@ -277,3 +277,16 @@ def test_each_os_gets_its_driver(monkeypatch) -> None:  # noqa: ANN001
             synth.close()
     assert "SAPI5" in voice_drivers.driver_name("win32") and "espeak-ng" in voice_drivers.driver_name("linux")
     assert "AVSpeechSynthesizer" in voice_drivers.driver_name("darwin")
+
+
+def test_check_and_settings_name_the_own_voice_driver(qtbot) -> None:  # noqa: ANN001
+    from desktop.check import check_speech
+    from desktop.settings import Settings
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    name = voice_drivers.driver_name()
+    assert name == "espeak-ng (in memory)"  # this machine is Linux
+    assert check_speech(outputs=lambda: ["Speakers"]).detail == f"own voice: {name}; sound output: Speakers"
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    assert name in dialog.voice.accessibleDescription()
