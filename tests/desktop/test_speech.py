@@ -245,3 +245,32 @@ def test_the_synthesis_library_is_loaded_before_its_thread_starts() -> None:
             "print('pyttsx3.drivers._espeak' in sys.modules)\ns.close()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+NO_OUTPUT = r'''
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from desktop.speech_output.voice import VoiceSpeaker
+
+app = QApplication([])
+speaker = VoiceSpeaker()
+events = []
+speaker.started.connect(lambda text: events.append("started"))
+speaker.idle.connect(lambda: (events.append("idle"), app.quit() if events.count("idle") == 2 else None))
+speaker.say("Model ready.")
+speaker.say("The next sentence.")
+QTimer.singleShot(200, lambda: speaker.say("A later request."))
+QTimer.singleShot(20000, app.quit)
+app.exec()
+print(events, speaker.speaking, flush=True)
+speaker.close()
+'''
+
+
+def test_without_a_sound_output_speech_fails_quietly_and_the_next_request_still_runs(tmp_path) -> None:
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", NO_OUTPUT], capture_output=True, text=True, timeout=60, env=env,
+                            cwd=ROOT)
+    if Path("/dev/snd").exists():
+        pytest.skip("a real sound card answers without the server")
+    assert result.stdout.strip() == "['idle', 'idle'] False", (result.stdout, result.stderr[-2000:])
