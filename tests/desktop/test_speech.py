@@ -15,6 +15,7 @@ import pytest
 from desktop.speech import Priority, VoiceOptions
 from desktop.speech_output.voice import SpeechQueue, Synthesizer, VoiceSpeaker
 
+pytestmark = pytest.mark.display
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = "The screen shows a text editor with a letter to the bank. A save dialog is open in front of it."
 
@@ -135,10 +136,7 @@ import os, random, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from desktop.speech import Priority, VoiceOptions
-try:
-    from desktop.speech_output.voice import VoiceSpeaker
-except ImportError:  # an older Lumen, to show that the test catches its hang
-    from desktop.speech import VoiceSpeaker
+from desktop.speech_output.voice import VoiceSpeaker
 
 app = QApplication([])
 speaker = VoiceSpeaker(VoiceOptions(rate=300))
@@ -173,6 +171,7 @@ def run_stress(tmp_path: Path, root: Path, seed: int, timeout: float = 120) -> s
                           timeout=timeout, env=env, cwd=root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_hundreds_of_say_now_stop_cycles_never_hang_the_gui(tmp_path, seed: int) -> None:
     """Regression: QMediaPlayer.stop() on a playing file deadlocked in Qt's FFmpeg plugin about one
@@ -188,10 +187,7 @@ import ctypes, os, struct, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from desktop.speech import VoiceOptions
-try:
-    from desktop.speech_output.voice import VoiceSpeaker
-except ImportError:
-    from desktop.speech import VoiceSpeaker
+from desktop.speech_output.voice import VoiceSpeaker
 
 libc = ctypes.CDLL(None, use_errno=True)
 fd = libc.inotify_init1(os.O_NONBLOCK)
@@ -222,6 +218,7 @@ os._exit(0)
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
 def test_speaking_creates_no_file(tmp_path) -> None:
     """Privacy: the answer's audio never reaches a file, not even for a moment (inotify sees a file
@@ -267,6 +264,7 @@ speaker.close()
 '''
 
 
+@pytest.mark.slow
 def test_without_a_sound_output_speech_fails_quietly_and_the_next_request_still_runs(tmp_path) -> None:
     env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", NO_OUTPUT], capture_output=True, text=True, timeout=60, env=env,

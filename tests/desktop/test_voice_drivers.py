@@ -17,6 +17,7 @@ from desktop.speech_output import voice_drivers
 from desktop.speech_output.voice import Synthesizer, VoiceSpeaker
 from desktop.speech_output.voice_drivers import AVSpeechVoice, Pcm, SapiVoice
 
+pytestmark = pytest.mark.display
 PCM16 = array.array("h", [int(8000 * math.sin(i / 5)) for i in range(22050)]).tobytes()  # 1 s at 22 kHz
 
 
