@@ -4,7 +4,8 @@ engine loop instead of starting a second app.
 
 ``lumen --bundle-self-test`` imports every optional part the bundle is meant to carry and exits
 non-zero naming what is missing, so the build scripts fail instead of the user (push-to-talk
-without PortAudio, 4-bit without accelerate, hotkeys without python-xlib...)."""
+without PortAudio, 4-bit without accelerate, hotkeys without python-xlib...), and says which bundled
+files it found (NVDA's controller client on Windows)."""
 
 import importlib
 import multiprocessing
@@ -27,6 +28,21 @@ PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the
                        "ScreenCaptureKit": "screen capture on macOS 14 and later",
                        "ApplicationServices": "the Accessibility permission prompt"}}
 GPU = {"accelerate": "4-bit and 8-bit precision", "bitsandbytes": "4-bit and 8-bit precision"}
+FILES = {  # platform -> {file inside the bundle (relative to sys._MEIPASS): what a user would lose without it}
+    "win32": {"resources/nvda/nvdaControllerClient.dll": "speech and braille through NVDA",
+              "resources/nvda/license.txt": "the NVDA controller client's licence (LGPL-2.1), which must ship with it"},
+}
+
+
+def bundled_files(platform: str, base: str) -> tuple[list[str], list[str]]:
+    """(present, missing): the files ``platform``'s bundle must carry, looked for in the bundle at ``base``."""
+    present, missing = [], []
+    for name, feature in FILES.get(platform, {}).items():
+        if os.path.isfile(os.path.join(base, name)):
+            present.append(name)
+        else:
+            missing.append(f"{name} ({feature})")
+    return present, missing
 
 
 def self_test() -> int:
@@ -41,9 +57,13 @@ def self_test() -> int:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - ImportError, or a native library that fails to load
             missing.append(f"{module} ({feature}): {exc}")
+    present, absent = bundled_files(sys.platform, getattr(sys, "_MEIPASS", os.path.dirname(__file__)))
+    missing += absent
+    for name in present:
+        print("bundled", name)
     for line in missing:
         print("MISSING", line)
-    print("bundle self-test:", "FAILED" if missing else f"all {len(wanted)} parts import")
+    print("bundle self-test:", "FAILED" if missing else f"all {len(wanted)} parts import, {len(present)} files present")
     return 1 if missing else 0
 
 

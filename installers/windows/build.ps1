@@ -16,6 +16,22 @@ else { & $py -m pip install torch --index-url "https://download.pytorch.org/whl/
 & $py -m pip install ".[gpu,voice,bundle]"
 if ($LASTEXITCODE -ne 0) { throw "pip failed" }
 & $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+# NVDA's controller client (LGPL-2.1): how Lumen speaks and brailles through NVDA (desktop/speech_output/windows.py).
+# Downloaded here, at build time, from NV Access's pinned release and checked against its SHA-256 (never at run
+# time); the spec puts the x64 DLL and its licence text in the bundle's resources\nvda, where windows.py looks.
+$nvdaVersion = "2025.3.2"
+$nvdaSha256 = "177fe3f2fa92911806939e41f961411ce6f851069b574d15529854f3ed6d1bf8"
+$nvdaDir = "build\nvda-controller"
+$nvdaZip = "$nvdaDir\nvda_${nvdaVersion}_controllerClient.zip"
+New-Item -ItemType Directory -Force -Path $nvdaDir | Out-Null
+if (-not (Test-Path $nvdaZip)) {
+  Invoke-WebRequest -Uri "https://download.nvaccess.org/releases/$nvdaVersion/nvda_${nvdaVersion}_controllerClient.zip" -OutFile $nvdaZip
+}
+$got = (Get-FileHash $nvdaZip -Algorithm SHA256).Hash.ToLower()
+if ($got -ne $nvdaSha256) { Remove-Item $nvdaZip; throw "NVDA controller client: SHA-256 $got, expected $nvdaSha256" }
+Expand-Archive $nvdaZip -DestinationPath "$nvdaDir\zip" -Force
+Copy-Item "$nvdaDir\zip\x64\nvdaControllerClient.dll" "$nvdaDir\nvdaControllerClient.dll" -Force
+Copy-Item "$nvdaDir\zip\license.txt" "$nvdaDir\license.txt" -Force
 & $py -m PyInstaller --noconfirm --clean --distpath build\installers\windows\dist --workpath build\installers\windows\work installers\lumen.spec
 if ($LASTEXITCODE -ne 0) { throw "PyInstaller failed" }
 # The bundle must pass its own check before it is packaged (no model needed for these lines):

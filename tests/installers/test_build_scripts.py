@@ -76,3 +76,45 @@ def test_the_self_test_imports_every_platform_only_dependency() -> None:
         platform = re.search(r"sys_platform == '(\w+)'", dep).group(1)
         module = modules.get(name, name.removeprefix("pyobjc-framework-"))
         assert module in lumen_entry.PLATFORM.get(platform, {}), f"{name} ({platform}) is not self-tested"
+
+
+def test_the_windows_build_ships_nvdas_pinned_controller_client_where_lumen_looks_for_it(tmp_path: Path,
+                                                                                       monkeypatch) -> None:  # noqa: ANN001
+    """build.ps1 downloads one pinned release and refuses another file (SHA-256) before PyInstaller runs; the
+    spec puts the DLL and its LGPL licence in resources/nvda (and refuses to build without them); that is a
+    place windows.py looks; the bundle's self-test fails without them."""
+    build = (INSTALLERS / "windows" / "build.ps1").read_text()
+    version = re.search(r'\$nvdaVersion = "(\d{4}\.\d+(?:\.\d+)?)"', build).group(1)
+    sha = re.search(r'\$nvdaSha256 = "([0-9a-f]{64})"', build).group(1)
+    url = f"https://download.nvaccess.org/releases/$nvdaVersion/nvda_${{nvdaVersion}}_controllerClient.zip"
+    assert url in build and version and sha
+    check = build.index("Get-FileHash $nvdaZip -Algorithm SHA256")
+    refuse = build.index("if ($got -ne $nvdaSha256)", check)
+    assert "throw" in build[refuse:build.index("\n", refuse)]
+    assert refuse < build.index("Expand-Archive $nvdaZip") < build.index("-m PyInstaller")
+    assert 'zip\\x64\\nvdaControllerClient.dll" "$nvdaDir\\nvdaControllerClient.dll"' in build
+    assert 'zip\\license.txt" "$nvdaDir\\license.txt"' in build
+    spec = (INSTALLERS / "lumen.spec").read_text()
+    assert 'nvda = ROOT / "build" / "nvda-controller"' in spec and "$nvdaDir = \"build\\nvda-controller\"" in build
+    assert 'binaries.append((str(nvda / "nvdaControllerClient.dll"), "resources/nvda"))' in spec
+    assert 'datas.append((str(nvda / "license.txt"), "resources/nvda"))' in spec
+    assert "binaries=binaries" in spec and "raise SystemExit" in spec[spec.index("if WINDOWS:"):spec.index("binaries.append")]
+
+    from desktop.speech_output import windows
+
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert tmp_path / "resources" / "nvda" / "nvdaControllerClient.dll" in windows._nvda_dll_candidates()
+
+    sys.path.insert(0, str(INSTALLERS))
+    try:
+        import lumen_entry
+    finally:
+        sys.path.remove(str(INSTALLERS))
+    present, missing = lumen_entry.bundled_files("win32", str(tmp_path))
+    assert present == [] and [m.split()[0] for m in missing] == ["resources/nvda/nvdaControllerClient.dll",
+                                                                  "resources/nvda/license.txt"]
+    (tmp_path / "resources" / "nvda").mkdir(parents=True)
+    for name in ("nvdaControllerClient.dll", "license.txt"):
+        (tmp_path / "resources" / "nvda" / name).write_bytes(b"x")
+    assert lumen_entry.bundled_files("win32", str(tmp_path)) == (list(lumen_entry.FILES["win32"]), [])
+    assert lumen_entry.bundled_files("linux", str(tmp_path)) == ([], [])
