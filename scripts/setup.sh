@@ -27,8 +27,9 @@ if command -v apt-get >/dev/null 2>&1; then
   pkgs="espeak-ng libespeak-ng1 alsa-utils libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libgl1 tesseract-ocr tesseract-ocr-eng libportaudio2"
   # pulseaudio + libasound2-plugins: a private null output and microphone for the --check sound tests;
   # speech-dispatcher, orca: the real screen-reader tests (tests/desktop/test_speech_dispatcher.py, test_orca.py)
+  # brltty, python3-brlapi: braille through a real BRLTTY (its virtual "vr" driver) in tests/desktop/test_brltty.py
   # strace: tests/test_offline_native.py watches a real engine session's system calls for network use
-  [ "$DEV" = 1 ] && pkgs="$pkgs xvfb xdotool x11-utils sox dbus at-spi2-core python3-pyatspi pulseaudio libasound2-plugins speech-dispatcher orca strace"
+  [ "$DEV" = 1 ] && pkgs="$pkgs xvfb xdotool x11-utils sox dbus at-spi2-core python3-pyatspi pulseaudio libasound2-plugins speech-dispatcher orca brltty python3-brlapi strace"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then

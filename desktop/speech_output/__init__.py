@@ -5,7 +5,8 @@ One small interface, ``ScreenReader`` (``speak(text, interrupt)``, ``braille(tex
 
 - Linux: Orca >= 49 through its D-Bus service (``linux.OrcaService``: speech and braille through
   Orca); older Orca through Speech Dispatcher, the server, voice and settings Orca itself speaks
-  with (``linux.SpeechDispatcher``, SSIP over its socket; speech only).
+  with (``linux.SpeechDispatcher``, SSIP over its socket), with braille flashed on BRLTTY's display
+  through BrlAPI where BRLTTY runs (``braille.BrailleFlash``).
 - Windows: NVDA's controller client (speech, braille, cancel) and JAWS' FSAPI COM object
   (``windows``).
 - macOS: VoiceOver announcements (``macos``).
@@ -64,13 +65,15 @@ class Probe:
     label: str = ""  # the reader's name for people ("NVDA", "Orca (through Speech Dispatcher)")
     braille: bool = False
     note: str = ""
+    braille_via: str = ""  # who shows the braille ("Orca", "BRLTTY"), when ``braille``
 
     def summary(self) -> str:
         """In words, for ``lumen --check`` and Settings (the same sentence in both)."""
         if self.kind is None:
             return "No screen reader is running; Lumen speaks with its own voice." + (f" {self.note}" if self.note else "")
-        braille = ("Braille: messages and answers are also shown on the braille display." if self.braille
-                   else "Braille: not available through this path.")
+        via = f" (through {self.braille_via})" if self.braille_via else ""
+        braille = (f"Braille: messages and answers are also shown on the braille display{via}." if self.braille
+                   else "Braille: none through this path.")
         return f"Lumen speaks through {self.label}. {braille}" + (f" {self.note}" if self.note else "")
 
 
@@ -100,7 +103,7 @@ def open_reader(kind: str) -> ScreenReader:
     if kind in ("orca-service", "orca-speechd"):
         from desktop.speech_output import linux
 
-        return linux.OrcaService() if kind == "orca-service" else linux.SpeechDispatcher()
+        return linux.OrcaService() if kind == "orca-service" else linux.SpeechDispatcher(braille=linux.brltty())
     if kind in ("nvda", "jaws"):
         from desktop.speech_output import windows
 

@@ -6,6 +6,9 @@ audio device Orca itself speaks with. ``SpeechDispatcher`` is a small SSIP clien
 python3-speechd speaks, over the same local socket); it speaks at SSIP's "message" priority, as
 Orca does, so a polite message waits for Orca's current sentence instead of cutting it.
 
+Braille there: Speech Dispatcher only speaks, so where BRLTTY runs (what Orca brailles through)
+each text is also flashed on its display through BrlAPI (``braille.BrailleFlash``).
+
 Orca >= 49 registers ``org.gnome.Orca.Service`` on the session bus: ``PresentMessage`` speaks and
 flashes a message in braille with the user's Orca settings; ``InterruptSpeech`` stops it.
 
@@ -24,7 +27,7 @@ import os
 import socket
 from pathlib import Path
 
-from desktop.speech_output import Probe, ReaderError, ScreenReader
+from desktop.speech_output import Probe, ReaderError, ScreenReader, braille
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,11 @@ DBUS_TIMEOUT = 1.0
 def probe() -> Probe:
     flag = screen_reader_flag()
     if orca_service() is not None:
-        return Probe("orca-service", "Orca", braille=True)
+        return Probe("orca-service", "Orca", braille=True, braille_via="Orca")
     if orca_running():
-        return Probe("orca-speechd", "Orca (through Speech Dispatcher)", braille=False)
+        on_brltty = braille.available()
+        return Probe("orca-speechd", "Orca (through Speech Dispatcher)", braille=on_brltty,
+                     braille_via="BRLTTY" if on_brltty else "")
     note = ("The desktop's screen reader setting is on, but no screen reader is running."
             if flag else "")
     return Probe(None, note=note)
@@ -193,18 +198,34 @@ def speechd_socket() -> Path:
     return Path(runtime) / "speech-dispatcher" / "speechd.sock"
 
 
+def brltty() -> braille.BrailleFlash | None:
+    """BRLTTY's display for the Speech Dispatcher path, where BRLTTY runs (else no braille)."""
+    if not braille.available():
+        return None
+    try:
+        return braille.BrailleFlash()
+    except RuntimeError as exc:
+        log.info("no braille: %s", exc)
+        return None
+
+
 class SpeechDispatcher(ScreenReader):
     """Speech through the Speech Dispatcher server Orca uses. SSIP: one command per line (CRLF);
     replies are ``NNN-...`` continuation lines and one final ``NNN text`` line; 2xx is success;
     SPEAK's data ends with a line holding a single dot (lines starting with a dot get one more)."""
 
     name = "Orca (through Speech Dispatcher)"
-    supports_braille = False  # Speech Dispatcher only speaks; Orca < 49 offers other programs no braille
 
-    def __init__(self, path: Path | None = None, timeout: float = 1.0) -> None:  # a local server answers in ms
-        self._path, self._timeout = path, timeout
+    def __init__(self, path: Path | None = None, timeout: float = 1.0,  # a local server answers in ms
+                 braille: braille.BrailleFlash | None = None) -> None:
+        self._path, self._timeout, self._braille = path, timeout, braille
+        self.supports_braille = braille is not None  # Speech Dispatcher only speaks: braille is BRLTTY's
         self._sock: socket.socket | None = None
         self._buffer = b""
+
+    def braille(self, text: str) -> None:
+        if self._braille is not None:
+            self._braille.show(text)
 
     def speak(self, text: str, interrupt: bool = False) -> None:
         if interrupt:
@@ -214,10 +235,14 @@ class SpeechDispatcher(ScreenReader):
         self._command("\r\n".join(lines) + "\r\n.", expect="225")
 
     def cancel(self) -> None:
+        if self._braille is not None:
+            self._braille.release()
         if self._sock is not None:  # never spoke (or the connection is gone): nothing of ours to cancel
             self._command("CANCEL self")
 
     def close(self) -> None:
+        if self._braille is not None:
+            self._braille.close()
         if self._sock is not None:
             try:
                 self._sock.sendall(b"QUIT\r\n")

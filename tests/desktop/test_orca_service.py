@@ -83,7 +83,7 @@ def test_orca_service_is_detected_and_gets_speech_braille_and_interrupts(orca_bu
         from desktop.check import check_screen_reader
 
         assert check_screen_reader().summary == ("Lumen speaks through Orca. "
-                                                 "Braille: messages and answers are also shown on the braille display.")
+                                                 "Braille: messages and answers are also shown on the braille display (through Orca).")
         rig = make_rig(ScriptedEngine(), readers=ReaderWatch(), speech_output=SpeechOutput.AUTO)
         try:
             rig.controller.handle_action("describe_screen")
