@@ -2,10 +2,18 @@
 
 ``NSAccessibilityPostNotificationWithUserInfo(NSApp, NSAccessibilityAnnouncementRequestedNotification,
 {NSAccessibilityAnnouncementKey: text, NSAccessibilityPriorityKey: high or medium})``, posted on
-the main thread (the GUI thread, where the router runs). High priority interrupts what VoiceOver
-says, medium waits. VoiceOver offers other programs no call to stop its speech nor to write to the
-braille display, so ``cancel`` does nothing and braille is whatever VoiceOver shows for an
-announcement. Detection: ``NSWorkspace.isVoiceOverEnabled`` (or, without pyobjc,
+the main thread (the GUI thread, where the router runs). Priorities, as Apple documents them for
+announcements (AppKit's NSAccessibilityPriorityKey says only that VoiceOver uses it to decide
+whether to speak at once or after its current speech; the levels' meaning is documented for
+announcement priorities in Foundation/UIKit): high interrupts other speech and cannot be
+interrupted once started; default/medium interrupts existing speech and is cut by the next
+utterance (so streamed answer sentences would cut each other off); low is queued until other speech
+has finished. So Lumen posts high only when interrupting (the acknowledgement, "Stopped") and low
+otherwise. VoiceOver offers other programs no call to stop its speech, nor to clear what is queued,
+nor to write to the braille display: ``cancel`` does nothing (Stop's high-priority "Stopped" cuts
+what VoiceOver is saying; announcements already queued may still be read), and braille is whatever
+VoiceOver shows for an announcement. Apple does not say whether VoiceOver speaks announcements of
+an application that is not in front. Detection: ``NSWorkspace.isVoiceOverEnabled`` (or, without pyobjc,
 ``defaults read com.apple.universalaccess voiceOverOnOffKey``).
 """
 
@@ -17,6 +25,11 @@ import subprocess
 from desktop.speech_output import Probe, ReaderError, ScreenReader
 
 log = logging.getLogger(__name__)
+
+
+VOICEOVER_LIMITS = ("VoiceOver has no call to stop its speech: Stop interrupts what it is saying, but announcements "
+                    "it has already queued may still be read. Whether it reads (or brailles) Lumen's announcements "
+                    "while another app is in front is unproven.")
 
 
 def _appkit():  # noqa: ANN202
@@ -40,8 +53,9 @@ def probe(appkit=None, run=subprocess.run) -> Probe:  # noqa: ANN001
         on = out == "1"
     if not on:
         return Probe(None)
-    note = "" if appkit is not None else "pyobjc is missing: Lumen cannot send VoiceOver announcements."
-    return Probe("voiceover", "VoiceOver", braille=False, note=note)
+    if appkit is None:
+        return Probe("voiceover", "VoiceOver", note="pyobjc is missing: Lumen cannot send VoiceOver announcements.")
+    return Probe("voiceover", "VoiceOver", note=VOICEOVER_LIMITS)
 
 
 class VoiceOver(ScreenReader):
@@ -54,7 +68,7 @@ class VoiceOver(ScreenReader):
 
     def speak(self, text: str, interrupt: bool = False) -> None:
         ak = self._appkit
-        priority = ak.NSAccessibilityPriorityHigh if interrupt else ak.NSAccessibilityPriorityMedium
+        priority = ak.NSAccessibilityPriorityHigh if interrupt else ak.NSAccessibilityPriorityLow
         app = ak.NSApplication.sharedApplication()
         try:
             ak.NSAccessibilityPostNotificationWithUserInfo(
@@ -64,4 +78,4 @@ class VoiceOver(ScreenReader):
             raise ReaderError(f"VoiceOver announcement: {exc!r}") from exc
 
     def cancel(self) -> None:
-        pass  # VoiceOver has no call for this (see the module docstring)
+        pass  # VoiceOver has no call for this: the "Stopped" that follows, at high priority, cuts its speech

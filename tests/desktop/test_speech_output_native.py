@@ -139,6 +139,7 @@ class FakeAppKit:
     NSAccessibilityAnnouncementRequestedNotification = "AXAnnouncementRequested"
     NSAccessibilityAnnouncementKey = "AXAnnouncementKey"
     NSAccessibilityPriorityKey = "AXPriorityKey"
+    NSAccessibilityPriorityLow = 10
     NSAccessibilityPriorityMedium = 50
     NSAccessibilityPriorityHigh = 90
 
@@ -154,8 +155,12 @@ class FakeAppKit:
 
 
 def test_voiceover_gets_announcements_high_priority_only_when_interrupting(qtbot) -> None:  # noqa: ANN001
+    """High when interrupting; low (queued) otherwise: medium, like Apple's documented default, would
+    interrupt the current speech and be cut by the next one, so streamed sentences would cut each other."""
     ak = FakeAppKit()
     assert macos.probe(ak).kind == "voiceover" and macos.probe(FakeAppKit(voiceover=False)).kind is None
+    summary = macos.probe(ak).summary()  # lumen --check and Settings: honest about Stop and the background
+    assert "no call to stop its speech" in summary and "unproven" in summary and "Braille: none" in summary
     watch = ReaderWatch(lambda: macos.probe(ak), lambda kind: macos.VoiceOver(ak))
     rig = make_rig(ScriptedEngine(), readers=watch, speech_output=SpeechOutput.AUTO)
     try:
@@ -165,7 +170,7 @@ def test_voiceover_gets_announcements_high_priority_only_when_interrupting(qtbot
     note, key, prio = (FakeAppKit.NSAccessibilityAnnouncementRequestedNotification, FakeAppKit.NSAccessibilityAnnouncementKey,
                        FakeAppKit.NSAccessibilityPriorityKey)
     assert ak.posted[:4] == [(ak.app, note, {key: messages.DESCRIBING_SCREEN, prio: 90})] + [
-        (ak.app, note, {key: s, prio: 50}) for s in SENTENCES]
+        (ak.app, note, {key: s, prio: 10}) for s in SENTENCES]
     assert rig.speaker.texts == []
 
 
