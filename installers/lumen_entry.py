@@ -26,7 +26,8 @@ PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the
             "win32": {"comtypes": "the focused control (UI Automation) and speech through JAWS"},
             "darwin": {"Quartz": "screen capture", "AppKit": "the active window",
                        "ScreenCaptureKit": "screen capture on macOS 14 and later",
-                       "ApplicationServices": "the Accessibility permission prompt"}}
+                       "ApplicationServices": "the Accessibility permission prompt",
+                       "AVFoundation": "the own voice (AVSpeechSynthesizer)"}}
 GPU = {"accelerate": "4-bit and 8-bit precision", "bitsandbytes": "4-bit and 8-bit precision"}
 FILES = {  # platform -> {file inside the bundle (relative to sys._MEIPASS): what a user would lose without it}
     "win32": {"resources/nvda/nvdaControllerClient.dll": "speech and braille through NVDA",
