@@ -151,7 +151,8 @@ def test_speech_dispatcher_refuses_network_addresses(monkeypatch) -> None:  # no
         raise AssertionError("an inet address must not be used")
 
 
-def test_settings_and_lumen_check_report_the_same_reader(qtbot, stand_in_orca) -> None:  # noqa: ANN001
+def test_settings_and_lumen_check_report_the_same_reader(qtbot, stand_in_orca, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("BRLAPI_HOST", ":65535")  # not this machine's BRLTTY, if one runs: no braille path
     from desktop.check import check_screen_reader
     from desktop.settings import Settings
     from desktop.widgets.settings_dialog import SettingsDialog
@@ -160,4 +161,15 @@ def test_settings_and_lumen_check_report_the_same_reader(qtbot, stand_in_orca) -
     qtbot.addWidget(dialog)
     assert dialog.reader_status.text() == check_screen_reader().summary
     assert "Orca (through Speech Dispatcher)" in dialog.reader_status.text()
-    assert "Braille: none through this path." in dialog.reader_status.text()  # no BRLTTY runs here
+    assert "Braille: none through this path." in dialog.reader_status.text()
+
+
+def test_braille_through_brltty_uses_only_a_local_brlapi_socket(monkeypatch) -> None:  # noqa: ANN001
+    from desktop.speech_output import braille
+
+    for host, socket_path in (("", braille.SOCKETS / "0"), (":0", braille.SOCKETS / "0"), (":12", braille.SOCKETS / "12"),
+                              ("braille.example.org:0", None), ("127.0.0.1:1", None), ("nonsense", None)):
+        monkeypatch.setenv("BRLAPI_HOST", host)
+        assert braille.local_socket() == socket_path, host
+        if socket_path is None:
+            assert not braille.available()  # a remote BrlAPI is never used: no network connection
