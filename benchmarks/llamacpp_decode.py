@@ -75,11 +75,11 @@ def run_llamacpp(folder: Path, precision: str, prompt: torch.Tensor, new: int) -
     decoder = LlamaCppDecoder(gguf_convert.gguf_path(folder, precision), table, n_ctx=1024)
     decoder.reset()
     start = time.perf_counter()
-    ids = [int(np.argmax(decoder.feed(prompt, 0)))]
+    ids = [int(np.argmax(decoder.feed(prompt)))]
     first = time.perf_counter() - start
     t = time.perf_counter()
-    for i in range(new - 1):
-        ids.append(int(np.argmax(decoder.feed(table(torch.tensor([ids[-1]])), prompt.shape[0] + i))))
+    for _ in range(new - 1):
+        ids.append(int(np.argmax(decoder.feed(table(torch.tensor([ids[-1]]))))))
     rate = (new - 1) / (time.perf_counter() - t)
     decoder.close()
     return first, rate, ids

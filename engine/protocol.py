@@ -182,6 +182,7 @@ Request = LoadModel | Describe | ReadText | Transcribe | Cancel | ForgetConversa
 @dataclass(frozen=True)
 class GenerationStats:
     prompt_positions: int = 0  # LLM context length after the window rule
+    reused_positions: int = 0  # of those, kept in the KV cache from the previous request (not prefilled)
     new_tokens: int = 0
     images_encoded: int = 0  # images run through the vision encoder for this request
     images_from_cache: int = 0

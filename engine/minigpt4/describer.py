@@ -1,9 +1,10 @@
 """Describer: a loaded model plus the per-conversation image cache; one ``Describe`` -> one reply.
 
 Each image is decoded, preprocessed and encoded once per conversation; every follow-up reuses its
-embeddings. The cache is only a cache: the desktop sends the whole conversation every time, and an
-image's bytes again whenever the engine says it lacks them (``MissingImage`` -> ``ImagesNeeded``),
-so a restarted engine rebuilds it without losing anything.
+embeddings, and the language model keeps its KV cache for the part of the context a follow-up shares
+with the previous request (engine.minigpt4.generation.KvCache). The caches are only caches: the desktop
+sends the whole conversation every time, and an image's bytes again whenever the engine says it lacks
+them (``MissingImage`` -> ``ImagesNeeded``), so a restarted engine rebuilds them without losing anything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.minigpt4.generation import Reply, generate_reply
+from engine.minigpt4.generation import KvCache, Reply, generate_reply
 from engine.image_io import open_image
 from engine.minigpt4.image_processing import preprocess
 from engine.minigpt4.loading import LoadedModel
@@ -42,6 +43,7 @@ class Describer:
         self.static_cache = static_cache
         self.template = get_template(template or loaded.config.template)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self.kv = KvCache()  # the torch decoder's; the llama.cpp decoder keeps its own
 
     def forget(self, conversation_id: str) -> None:
         for key in [k for k in self._cache if k[0] == conversation_id]:
@@ -101,10 +103,10 @@ class Describer:
         embeds = self.context(request, images)
         reply = generate_reply(self.loaded.model, self.loaded.tokenizer, embeds, request.settings,
                                stop_string=self.template.stop_string, cancel=cancel, on_delta=delta,
-                               static_cache=self.static_cache)
+                               static_cache=self.static_cache, kv=self.kv)
         stats = GenerationStats(
-            prompt_positions=reply.context_positions, new_tokens=len(reply.token_ids), images_encoded=encoded,
-            images_from_cache=cached, image_seconds=image_seconds,
+            prompt_positions=reply.context_positions, reused_positions=reply.reused_positions,
+            new_tokens=len(reply.token_ids), images_encoded=encoded, images_from_cache=cached, image_seconds=image_seconds,
             first_token_seconds=(reply.first_token_seconds - start) if reply.first_token_seconds else 0.0,
             first_delta_seconds=first_delta[0] if first_delta else 0.0,
             total_seconds=time.perf_counter() - start,

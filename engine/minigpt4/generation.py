@@ -5,6 +5,10 @@ token ids into text deltas at word boundaries, and the same object is a ``Stoppi
 ends generation on the template's stop string ("###", the demo's rule) or when ``cancel`` is set
 (checked every decoding step). References: official ``Chat.answer``/``answer_prepare`` and the
 demo's ``StoppingCriteriaSub``; docs/minigpt4-reference.md sections 7.4-7.6.
+
+Follow-ups reuse the KV cache (``KvCache``; the llama.cpp decoder does the same in its context): the
+context embeddings are computed exactly as the official code does, and only the positions after their
+longest common prefix with what the cache was fed are prefilled again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+import transformers
+from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from engine.minigpt4.prompts import clean_answer
@@ -30,12 +35,86 @@ class Reply:
     cancelled: bool
     first_token_seconds: float | None
     context_positions: int
+    reused_positions: int = 0  # leading context positions whose KV cache was kept, not prefilled again
 
 
 def apply_window(embeds: torch.Tensor, max_new_tokens: int, max_length: int) -> torch.Tensor:
     """Official context rule: drop the first max(0, L + N - M) positions (a raw slice)."""
     begin = max(0, embeds.shape[1] + max_new_tokens - max_length)
     return embeds[:, begin:]
+
+
+def _bits(rows: torch.Tensor) -> torch.Tensor:
+    return rows.contiguous().view(torch.uint8).reshape(rows.shape[0], -1)
+
+
+class FedEmbeddings:
+    """The embeddings a decoder's KV cache was fed, position by position.
+
+    The cached state of a position depends only on the embeddings fed up to it (positions start at 0),
+    so a new context may keep the cache for its longest common prefix with these rows, compared bit
+    for bit, and feed only the rest. Turn N+1's context starts with turn N's, except where the official
+    re-tokenisation of the answer differs from what was fed (the prompt's final lone "▁" merges into it);
+    a new image, a window-rule slice or a different conversation simply share less."""
+
+    def __init__(self) -> None:
+        self._rows: list[torch.Tensor] = []
+        self.length = 0
+
+    def append(self, rows: torch.Tensor) -> None:
+        self._rows.append(rows.detach())
+        self.length += rows.shape[0]
+
+    def truncate(self, length: int) -> None:
+        if length < self.length:
+            self._rows = [torch.cat(self._rows)[:length]] if length > 0 else []
+            self.length = max(length, 0)
+
+    def shared(self, embeds: torch.Tensor) -> int:
+        """How many leading rows of ``embeds`` (L, H) were fed already; at most L - 1, since the last
+        position is always fed again for the logits of the first new token."""
+        n = min(self.length, embeds.shape[0] - 1)
+        if n <= 0:
+            return 0
+        fed = torch.cat(self._rows)[:n]
+        if fed.dtype != embeds.dtype or fed.device != embeds.device:
+            return 0
+        same = (_bits(fed) == _bits(embeds[:n])).all(dim=-1)
+        return n if bool(same.all()) else int(same.int().argmin())
+
+
+# transformers 5 renamed generate()'s past_key_values to cache (the old name warns from 5.24 on)
+_CACHE_ARG = "cache" if tuple(int(p) for p in transformers.__version__.split(".")[:2]) >= (5, 24) else "past_key_values"
+
+
+class KvCache:
+    """The torch decoder's KV cache, kept from one request to the next (``FedEmbeddings``)."""
+
+    def __init__(self) -> None:
+        self.kv: DynamicCache | None = None
+        self.fed = FedEmbeddings()
+
+    def clear(self) -> None:
+        self.kv, self.fed = None, FedEmbeddings()
+
+    def keep(self, embeds: torch.Tensor) -> int:
+        """Crop the cache to its common prefix with ``embeds`` (1, L, H); the positions kept."""
+        kept = self.fed.shared(embeds[0]) if self.kv is not None else 0
+        if kept == 0:
+            self.kv, self.fed = DynamicCache(), FedEmbeddings()
+            return 0
+        if self.kv.get_seq_length() > kept:
+            self.kv.crop(kept - self.kv.get_seq_length())  # a negative count: drop from the end
+        self.fed.truncate(kept)
+        return kept
+
+    def record(self, embeds: torch.Tensor, kept: int, new_rows: torch.Tensor) -> None:
+        """After generate(): the cache holds the context and every generated token fed back."""
+        fed = torch.cat([embeds[0, kept:], new_rows])[:self.kv.get_seq_length() - kept]
+        if kept + fed.shape[0] != self.kv.get_seq_length():
+            self.clear()  # not what this class expects transformers to leave: start afresh next time
+            return
+        self.fed.append(fed)
 
 
 class ReplyTracker(BaseStreamer, StoppingCriteria):
@@ -118,8 +197,12 @@ def generation_config(settings: GenerationSettings, tokenizer: Tokenizer, static
 @torch.inference_mode()
 def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
                    stop_string: str | None = "###", cancel: threading.Event | None = None,
-                   on_delta: Callable[[str], None] | None = None, static_cache: bool = False) -> Reply:
-    """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final."""
+                   on_delta: Callable[[str], None] | None = None, static_cache: bool = False,
+                   kv: KvCache | None = None) -> Reply:
+    """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final.
+    ``kv``: keep the KV cache across calls (greedy or sampling with the dynamic cache; beam search and
+    the static cache prefill everything and leave ``kv`` as it is). The llama.cpp decoder always keeps
+    its own."""
     if hasattr(model.language_model, "generate_reply"):  # the llama.cpp decoder (engine.minigpt4.llamacpp_backend)
         return model.language_model.generate_reply(tokenizer, embeds, settings, stop_string, cancel, on_delta)
     embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
@@ -131,17 +214,29 @@ def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: 
     lm = model.language_model
     attention = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
     streaming = settings.num_beams == 1  # transformers streams only without beam search
+    if not streaming or static_cache:
+        kv = None
+    kept = kv.keep(embeds) if kv is not None else 0
     autocast = (torch.autocast("cuda", dtype=embeds.dtype) if embeds.device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    with autocast:
-        out = lm.generate(inputs_embeds=embeds, attention_mask=attention,
-                          generation_config=generation_config(settings, tokenizer, static_cache),
-                          stopping_criteria=StoppingCriteriaList([tracker]),
-                          streamer=tracker if streaming else None)
+    cache = {_CACHE_ARG: kv.kv} if kv is not None else {}
+    try:
+        with autocast:
+            out = lm.generate(inputs_embeds=embeds, attention_mask=attention,
+                              generation_config=generation_config(settings, tokenizer, static_cache),
+                              stopping_criteria=StoppingCriteriaList([tracker]),
+                              streamer=tracker if streaming else None, **cache)
+    except BaseException:
+        if kv is not None:
+            kv.clear()  # a half-written cache is never reused
+        raise
+    if kv is not None:
+        generated = torch.tensor(tracker.ids, dtype=torch.long, device=embeds.device)
+        kv.record(embeds, kept, lm.get_input_embeddings()(generated))
     if not streaming:
         tracker.ids = out[0].tolist()
         tracker.first_token_at = time.perf_counter()
     tracker.end()
     cancelled = cancel is not None and cancel.is_set()
     text = clean_answer(tracker.tokenizer.decode(tracker.ids))
-    return Reply(text, tuple(tracker.ids), cancelled, tracker.first_token_at, embeds.shape[1])
+    return Reply(text, tuple(tracker.ids), cancelled, tracker.first_token_at, embeds.shape[1], kept)

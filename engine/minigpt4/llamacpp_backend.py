@@ -8,7 +8,9 @@ token table. The decoding rules are the torch path's (engine.minigpt4.generation
 the window rule, repetition penalty on the generated ids only, the min-length rule as transformers
 applies it to ``inputs_embeds``, temperature -> top-k 50 -> top-p, torch's RNG for sampling (so
 ``seed`` means the same thing), end-of-sequence, the template's stop string, streaming deltas and
-cancel (checked between every prefill chunk and every step). Beam search is torch-only.
+cancel (checked between every prefill chunk and every step). Beam search is torch-only. The context's KV
+cache is kept across requests: a follow-up prefills only what follows its common prefix with the
+embeddings fed before (engine.minigpt4.generation.FedEmbeddings; the rest is removed with llama_memory_seq_rm).
 
 Conversion to GGUF: engine.minigpt4.gguf_convert (an explicit ``lumen models gguf`` step).
 """
@@ -110,6 +112,9 @@ class LlamaCppDecoder(nn.Module):
         if not self._ctx:
             raise LlamaCppError(ErrorKind.OUT_OF_MEMORY, f"llama.cpp could not allocate a {n_ctx}-position context")
         self._batch = llama_cpp.llama_batch_init(n_batch, self.n_embd, 1)
+        from engine.minigpt4.generation import FedEmbeddings
+
+        self.fed = FedEmbeddings()  # what the context's KV cache holds
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -132,13 +137,26 @@ class LlamaCppDecoder(nn.Module):
 
     # ------------------------------------------------------------------ decoding
     def reset(self) -> None:
+        """Empty the KV cache."""
         self.lib.llama_memory_clear(self.lib.llama_get_memory(self._ctx), True)
+        self.fed.truncate(0)
 
-    def feed(self, embeds: torch.Tensor, start: int, cancel: threading.Event | None = None) -> np.ndarray | None:
-        """Decode positions ``start..start+L-1`` from (L, H) embeddings; the logits after the last one
-        (None when cancelled between chunks)."""
-        data = np.ascontiguousarray(embeds.detach().to("cpu", torch.float32).numpy())
-        n = data.shape[0]
+    def keep(self, embeds: torch.Tensor) -> int:
+        """Keep the KV cache for the common prefix of ``embeds`` (L, H) and what was fed; its length."""
+        kept = self.fed.shared(embeds)
+        if kept < self.fed.length:
+            if not self.lib.llama_memory_seq_rm(self.lib.llama_get_memory(self._ctx), 0, kept, -1):
+                self.reset()
+                return 0
+            self.fed.truncate(kept)
+        return kept
+
+    def feed(self, embeds: torch.Tensor, cancel: threading.Event | None = None) -> np.ndarray | None:
+        """Decode (L, H) embeddings at the positions after those in the cache; the logits after the last
+        one (None when cancelled between chunks)."""
+        rows = embeds.detach()
+        data = np.ascontiguousarray(rows.to("cpu", torch.float32).numpy())
+        n, start = data.shape[0], self.fed.length
         if start + n > self.n_ctx:
             raise LlamaCppError(ErrorKind.BAD_REQUEST, f"the conversation needs {start + n} positions, the context has {self.n_ctx}")
         batch, lib = self._batch, self.lib
@@ -156,8 +174,10 @@ class LlamaCppDecoder(nn.Module):
                 batch.logits[i] = begin + i == n - 1
             rc = lib.llama_decode(self._ctx, batch)
             if rc != 0:
+                self.reset()  # what a failed batch left in the cache is unknown
                 raise LlamaCppError(ErrorKind.OUT_OF_MEMORY if rc == 1 else ErrorKind.INTERNAL,
                                     f"llama.cpp could not decode (code {rc})")
+            self.fed.append(rows[begin:begin + m])
         logits = lib.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).copy()
 
@@ -180,10 +200,9 @@ class LlamaCppDecoder(nn.Module):
         eos = tokenizer.eos_id if settings.stop_on_template else None
         # transformers with inputs_embeds: min_length counts the prompt, so it becomes max(min_length - L, 0)
         min_new = max(settings.min_length - length, 0)
-        self.reset()
-        logits = self.feed(embeds[0], 0, cancel)
+        kept = self.keep(embeds[0])
+        logits = self.feed(embeds[0, kept:], cancel)
         tracker.put(torch.empty((1, 0), dtype=torch.long))  # the (empty) prompt ids, as generate() passes them
-        position = length
         while logits is not None and len(tracker.ids) < settings.max_new_tokens:
             token = self._choose(torch.from_numpy(logits)[None], tracker.ids, settings, eos, min_new)
             tracker.put(torch.tensor([token]))
@@ -191,12 +210,11 @@ class LlamaCppDecoder(nn.Module):
                 break
             if len(tracker.ids) >= settings.max_new_tokens:
                 break
-            logits = self.feed(self.embed_tokens(torch.tensor([token])), position, cancel)
-            position += 1
+            logits = self.feed(self.embed_tokens(torch.tensor([token])), cancel)
         tracker.end()
         cancelled = cancel is not None and cancel.is_set()
         text = clean_answer(tokenizer.decode(tracker.ids))
-        return Reply(text, tuple(tracker.ids), cancelled, tracker.first_token_at, length)
+        return Reply(text, tuple(tracker.ids), cancelled, tracker.first_token_at, length, kept)
 
     @staticmethod
     def _choose(scores: torch.Tensor, ids: list[int], settings: GenerationSettings, eos: int | None,

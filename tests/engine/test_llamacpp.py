@@ -77,16 +77,69 @@ def test_turns_window_and_greedy_ids_equal_the_official_ones(case, expected, man
         embeds = model.context_embeds(ids, [image])
         torch.testing.assert_close(embeds, expected[f"{key}/chat/{turn}/context_embeds"], atol=1e-4, rtol=1e-4)
         decoder.reset()
-        logits = torch.from_numpy(decoder.feed(embeds[0], 0))
+        logits = torch.from_numpy(decoder.feed(embeds[0]))
         torch.testing.assert_close(logits, expected[f"{key}/chat/{turn}/last_logits"], atol=1e-3, rtol=1e-4)
+        decoder.reset()  # every turn from an empty cache here (the test below keeps it)
         reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(**GREEDY16))
-        assert list(reply.token_ids) == spec["greedy_ids"]
+        assert list(reply.token_ids) == spec["greedy_ids"] and reply.reused_positions == 0
         assert reply.text == spec["answer_text_stored_in_conversation"]
         history = [Turn("user", spec["question"], ("img",)), Turn("assistant", reply.text)]
     window = chat["turn2_window"]
     reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(**GREEDY16, max_length=window["max_length"]))
     assert reply.context_positions == window["context_len_after_window"]
     assert list(reply.token_ids) == window["greedy_ids"]
+
+
+def test_follow_up_and_window_with_the_kv_cache_kept_give_the_official_ids(case, expected, manifest):
+    """One llama.cpp context through the conversation: the follow-up prefills only what follows turn 1's
+    context but its last position (the lone "▁" the answer's re-tokenisation merges); the ids stay the
+    official ones and the follow-up's last logits, computed on the kept cache, stay close."""
+    key, loaded, _, template = case
+    chat = manifest["cases"][key]["chat"]
+    model, tok = loaded.model, loaded.tokenizer
+    decoder = model.language_model
+    image = expected[f"{key}/chat/image_embeds"][0]
+    decoder.reset()
+    history: list[Turn] = []
+    reused = []
+    for turn in ("turn1", "turn2"):
+        spec = chat[turn]
+        prompt = build_prompt(template, history, spec["question"], 1 if turn == "turn1" else 0)
+        ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
+        embeds = model.context_embeds(ids, [image])
+        reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(**GREEDY16))
+        assert list(reply.token_ids) == spec["greedy_ids"]
+        assert reply.text == spec["answer_text_stored_in_conversation"]
+        reused.append((reply.reused_positions, embeds.shape[1]))
+        history = [Turn("user", spec["question"], ("img",)), Turn("assistant", reply.text)]
+    (none, turn1_length), (kept, _) = reused
+    assert none == 0 and kept == turn1_length - 1
+    last = decoder.keep(embeds[0])  # the follow-up's whole context is cached now, but for the position fed again
+    assert last == embeds.shape[1] - 1
+    logits = torch.from_numpy(decoder.feed(embeds[0, last:]))
+    torch.testing.assert_close(logits, expected[f"{key}/chat/turn2/last_logits"], atol=1e-3, rtol=1e-4)
+    window = chat["turn2_window"]
+    reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(**GREEDY16, max_length=window["max_length"]))
+    assert reply.context_positions == window["context_len_after_window"] and reply.reused_positions == 0
+    assert list(reply.token_ids) == window["greedy_ids"]
+
+
+@pytest.mark.parametrize("name", ["follow-up", "cancelled turn", "new image", "other conversation"])
+def test_a_kept_kv_cache_answers_exactly_as_an_empty_one(case, reference_dir, name):
+    """As tests/engine/test_generation.py's test of the same name, through llama.cpp; the positions
+    computed are llama.cpp's own count (its performance counters)."""
+    from engine.minigpt4.describer import Describer
+    from tests.engine.kv_reuse import scenario, with_and_without_reuse
+
+    describer = Describer(case[1])
+    first, second = scenario("follow-up" if name == "cancelled turn" else name, reference_dir, describer)
+    reply1, kept, fresh, computed, computed_fresh = with_and_without_reuse(
+        describer, first, second, cancel_first=name == "cancelled turn")
+    assert kept.token_ids == fresh.token_ids and kept.text == fresh.text and len(kept.token_ids) == 16
+    assert 0 < kept.reused_positions < kept.context_positions
+    assert computed_fresh - computed == kept.reused_positions  # fewer positions computed, by exactly those kept
+    if name != "other conversation":
+        assert kept.reused_positions == reply1.context_positions - 1
 
 
 def test_repetition_penalty_sees_only_generated_ids(case, expected, manifest):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.minigpt4.generation import generate_reply
+from engine.minigpt4.generation import _CACHE_ARG, KvCache, generate_reply
 from engine.image_io import open_image
 from engine.minigpt4.image_processing import preprocess
 from engine.minigpt4.loading import load_model
@@ -113,6 +113,40 @@ def test_chat_turns_window_and_greedy_ids(case, expected, manifest):
     reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(
         max_new_tokens=16, max_length=window["max_length"], stop_on_template=False))
     assert reply.context_positions == window["context_len_after_window"]
+    assert list(reply.token_ids) == window["greedy_ids"]
+
+
+def test_follow_up_and_window_with_the_kv_cache_kept_give_the_official_ids(case, expected, manifest):
+    """The same conversation through one KvCache: the follow-up prefills only what follows turn 1's
+    context but its last position (the lone "▁" the answer's re-tokenisation merges); the ids stay the
+    official ones and the follow-up's last logits, computed on the kept cache, stay close."""
+    key, loaded, template = case
+    chat = manifest["cases"][key]["chat"]
+    model, tok = loaded.model, loaded.tokenizer
+    image = expected[f"{key}/chat/image_embeds"][0]
+    kv, history, reused = KvCache(), [], []
+    settings = GenerationSettings.greedy(max_new_tokens=16, stop_on_template=False)
+    for turn in ("turn1", "turn2"):
+        spec = chat[turn]
+        prompt = build_prompt(template, history, spec["question"], 1 if turn == "turn1" else 0)
+        ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
+        embeds = model.context_embeds(ids, [image])
+        reply = generate_reply(model, tok, embeds, settings, kv=kv)
+        assert list(reply.token_ids) == spec["greedy_ids"]
+        assert reply.text == spec["answer_text_stored_in_conversation"]
+        reused.append((reply.reused_positions, embeds.shape[1]))
+        history = [Turn("user", spec["question"], ("img",)), Turn("assistant", reply.text)]
+    (none, turn1_length), (kept, _) = reused
+    assert none == 0 and kept == turn1_length - 1
+    last = kv.keep(embeds)  # the follow-up's whole context is cached now, but for the position fed again
+    assert last == embeds.shape[1] - 1
+    with torch.no_grad():
+        logits = model.language_model(inputs_embeds=embeds[:, last:], **{_CACHE_ARG: kv.kv}).logits[0, -1]
+    close(logits, expected[f"{key}/chat/turn2/last_logits"], atol=1e-3)
+    window = chat["turn2_window"]
+    reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(
+        max_new_tokens=16, max_length=window["max_length"], stop_on_template=False), kv=kv)
+    assert reply.context_positions == window["context_len_after_window"] and reply.reused_positions == 0
     assert list(reply.token_ids) == window["greedy_ids"]
 
 
