@@ -75,7 +75,8 @@ class LumenApp:
             self.controller.notify(messages.tr(messages.SETTINGS_SAVE_FAILED).format(reason=exc.strerror or exc))
         if new.hotkeys != old.hotkeys and self.hotkeys.running:
             self.start_hotkeys()
-        if (new.model_dir, new.quantization, new.device) != (old.model_dir, old.quantization, old.device):
+        if (new.model_dir, new.quantization, new.device, new.backend) != (old.model_dir, old.quantization, old.device,
+                                                                        old.backend):
             self.controller.load_model()
 
     def start_hotkeys(self) -> bool:

@@ -63,9 +63,10 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     h, layers, vocab = llm["hidden_size"], llm["num_hidden_layers"], llm["vocab_size"]
     params = layers * (4 * h * h + 3 * h * llm["intermediate_size"]) + 2 * vocab * h
     needed = gguf_convert.estimate_bytes(params, "f16") + int(2e9)  # + the vision side and the runtime
-    backend, why = llamacpp_backend.choose_backend(requested, max(cuda) if cuda else None, needed,
-                                                   gguf_convert.available(Path(model_dir)), llamacpp_backend.installed())
-    return CheckItem("Language model", True, f"Runs through {why}.", f"{backend}; {model_dir}")
+    gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_backend.installed()
+    backend, why = llamacpp_backend.choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
+    ready = backend == "torch" or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
+    return CheckItem("Language model", ready, f"Runs through {why}.", f"{backend}; {model_dir}")
 
 
 def check_model(models_dir: Path | None) -> CheckItem:

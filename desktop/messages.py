@@ -185,6 +185,9 @@ _ERRORS: dict[ErrorKind, str] = {
 
 # Translators: {file} is a model file such as "llm/config.json".
 MODEL_FILE_MISSING = "The model file {file} is missing. Set up the model again, or choose another model in Settings, Model."
+# Translators: "lumen models gguf" is a command; keep it as it is.
+GGUF_MISSING = ("This model has no llama.cpp file yet. Convert it with the command lumen models gguf, or choose "
+                "Automatic in Settings, Model, Language model engine.")
 MODEL_FILE_DAMAGED = ("The model file {file} is damaged or not what Lumen expects, so the model was not loaded. "
                       "Set up the model again, or choose another model in Settings, Model.")
 
@@ -192,7 +195,7 @@ MODEL_FILE_DAMAGED = ("The model file {file} is damaged or not what Lumen expect
 def error_text(kind: ErrorKind, file: str | None = None) -> str:
     """The spoken and written message for an engine failure; ``file`` names a model file at fault."""
     if file and kind is ErrorKind.MODEL_MISSING:
-        return tr(MODEL_FILE_MISSING).format(file=file)
+        return tr(GGUF_MISSING) if file.endswith(".gguf") else tr(MODEL_FILE_MISSING).format(file=file)
     if file and kind is ErrorKind.MODEL_MISMATCH:
         return tr(MODEL_FILE_DAMAGED).format(file=file)
     return tr(_ERRORS[kind])

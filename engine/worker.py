@@ -101,8 +101,9 @@ class _Session:
     def backend_for(request: LoadModel) -> tuple[str, str]:
         from engine.minigpt4 import gguf_convert, llamacpp_backend
 
+        gguf = gguf_convert.available(Path(request.model_dir))
         if request.backend != "auto":
-            return llamacpp_backend.choose_backend(request.backend, None, 0, [], True)
+            return llamacpp_backend.choose_backend(request.backend, None, 0, gguf, llamacpp_backend.installed())
         import torch
 
         free = None
@@ -116,8 +117,7 @@ class _Session:
 
             config = read_model_json(Path(request.model_dir)).with_llm(read_llm_config(Path(request.model_dir) / "llm"))
             needed = required_bytes(config, torch.float16, request.quantization)
-        return llamacpp_backend.choose_backend("auto", free, needed, gguf_convert.available(Path(request.model_dir)),
-                                               llamacpp_backend.installed())
+        return llamacpp_backend.choose_backend("auto", free, needed, gguf, llamacpp_backend.installed())
 
     def load(self, request: LoadModel) -> None:
         self.send(Progress("loading", None))

@@ -28,6 +28,7 @@ _OUTPUTS = [(SpeechOutput.AUTO, "Screen reader if running, else Lumen's voice"),
             (SpeechOutput.BOTH, "Both")]
 _PRECISIONS = [("none", "Full (16-bit on a GPU)"), ("int8", "8-bit"), ("nf4", "4-bit (least memory)")]
 _DEVICES = [("auto", "Automatic"), ("cuda", "GPU (CUDA)"), ("cpu", "Processor (slow)"), ("mps", "Apple GPU")]
+_BACKENDS = [("auto", "Automatic"), ("torch", "PyTorch"), ("llamacpp", "llama.cpp (GGUF file)")]
 _LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
               ("nl", "Dutch"), ("pt", "Portuguese"), ("pl", "Polish"), ("sv", "Swedish")]
 _TARGETS = [(CaptureTarget.ALL_SCREENS, "All monitors"), (CaptureTarget.MONITOR, "Monitor under the mouse")]
@@ -219,6 +220,10 @@ class SettingsDialog(QDialog):
                                    messages.tr("Lower precision needs less GPU memory.")))
         self.device = self._row(form, "&Run on:", _combo(_DEVICES, s.device, messages.tr("Run on"),
                                 messages.tr("Automatic uses the GPU when there is one.")))
+        self.backend = self._row(form, "Language model e&ngine:", _combo(
+            _BACKENDS, s.backend, messages.tr("Language model engine"),
+            messages.tr("Automatic: PyTorch on an NVIDIA GPU with enough memory, otherwise llama.cpp once the model "
+                        "has a GGUF file (lumen models gguf). lumen --check says which runs and why.")))
         return page
 
     def _capture_tab(self, s: Settings) -> QWidget:
@@ -251,6 +256,7 @@ class SettingsDialog(QDialog):
             rate=self.rate.value(), volume=self.volume.value() / 100, earcons=self.earcons.isChecked(),
             waiting_sound=self.waiting.isChecked(), model_dir=self.model_dir.text().strip(),
             quantization=self.precision.currentData(), device=self.device.currentData(),
+            backend=self.backend.currentData(),
             capture_target=CaptureTarget(self.target.currentData()), ocr=self.ocr.isChecked(),
             speech_language=self.language.currentData(), speech_model=self.speech_model.value,
         )

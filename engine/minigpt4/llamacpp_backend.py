@@ -34,9 +34,10 @@ GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
 
 
 class LlamaCppError(RuntimeError):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, path: Path | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.path = path  # the file at fault, when one is (the desktop names it)
 
 
 def installed() -> bool:
@@ -258,14 +259,15 @@ def load_decoder(model_dir: Path, config_llm: dict, precision: str | None = None
     from engine.minigpt4 import gguf_convert
 
     if not installed():
-        raise LlamaCppError(ErrorKind.UNSUPPORTED_HARDWARE,
+        raise LlamaCppError(ErrorKind.UNAVAILABLE,
                             "the llama.cpp back-end needs llama-cpp-python (pip install 'lumen-assistant[llamacpp]')")
     have = gguf_convert.available(model_dir)
     if precision is None and have:
         precision = have[0]
     if precision is None or precision not in have:
         raise LlamaCppError(ErrorKind.MODEL_MISSING, f"{model_dir.name} has no {precision or ''} GGUF file yet; "
-                            f"convert it with: lumen models gguf {model_dir.name} q4_k_m".replace("  ", " "))
+                            f"convert it with: lumen models gguf {model_dir.name} q4_k_m".replace("  ", " "),
+                            gguf_convert.gguf_path(model_dir, precision or "q4_k_m"))
     table = read_embedding_table(Path(model_dir) / "llm")
     n_ctx = int(config_llm.get("max_position_embeddings", 2048))
     return LlamaCppDecoder(gguf_convert.gguf_path(model_dir, precision), table, n_ctx)
@@ -282,7 +284,12 @@ def choose_backend(requested: str, cuda_free_bytes: int | None, needed_bytes: in
     if requested == "torch":
         return "torch", "torch, as chosen in Settings"
     if requested == "llamacpp":
-        return "llamacpp", "llama.cpp, as chosen in Settings"
+        if not llamacpp:
+            return "llamacpp", "llama.cpp, as chosen in Settings, but it is not installed (install the llamacpp extra)"
+        if not gguf:
+            return "llamacpp", ("llama.cpp, as chosen in Settings, but the model has no GGUF file yet "
+                                "(convert it with 'lumen models gguf MODEL q4_k_m')")
+        return "llamacpp", f"llama.cpp with the {gguf[0]} GGUF file, as chosen in Settings"
     if cuda_free_bytes is not None and cuda_free_bytes >= needed_bytes:
         return "torch", "torch on the NVIDIA GPU, which has enough free memory"
     where = "the NVIDIA GPU has too little free memory" if cuda_free_bytes is not None else "no NVIDIA GPU"

@@ -282,7 +282,7 @@ def _load_llamacpp(model_dir: Path, config: MiniGPT4Config, tokenizer: Tokenizer
     try:
         decoder = load_decoder(model_dir, config.llm, precision)
     except LlamaCppError as exc:
-        raise ModelLoadError(exc.kind, str(exc)) from exc
+        raise ModelLoadError(exc.kind, str(exc), exc.path) from exc
     dev = torch.device("cpu")
     model = _with_visual(model_dir, config, decoder, dev, torch.float32)
     where = "GPU" if decoder.lib.llama_supports_gpu_offload() else f"CPU, {decoder.threads} threads"

@@ -312,3 +312,37 @@ def test_a_taken_hotkey_is_spoken_with_its_action_and_the_setting_to_change(lume
     with qtbot.waitSignal(lumen.controller.status) as status:
         lumen.hotkeys.modal_refused.emit("on Wayland the portal cannot lend single keys")
     assert "Wayland" in status.args[0] and not lumen.controller.keys.active
+
+
+def test_the_language_model_engine_is_chosen_by_keyboard_and_reloads_the_model(lumen, qtbot) -> None:  # noqa: ANN001
+    """Settings, Model, Alt+M then Alt+N: the engine choice; OK stores it and loads the model through it."""
+    import dataclasses
+
+    from desktop.settings import load
+    from desktop.widgets.settings_dialog import SettingsDialog
+    from engine.protocol import LoadModel
+
+    dialog = SettingsDialog(lumen.settings, parent=lumen.window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=3000)
+    assert dialog.backend.currentData() == "auto" and dialog.backend.accessibleName() == "Language model engine"
+    assert "lumen --check" in dialog.backend.accessibleDescription()
+
+    def press(key, modifier=Qt.KeyboardModifier.NoModifier) -> None:  # noqa: ANN001
+        qtbot.keyClick(QApplication.focusWidget() or dialog, key, modifier)
+
+    press(Qt.Key.Key_M, Qt.KeyboardModifier.AltModifier)  # the Model section
+    press(Qt.Key.Key_N, Qt.KeyboardModifier.AltModifier)  # Language model engine
+    assert dialog.backend.hasFocus()
+    press(Qt.Key.Key_End)  # the last choice: llama.cpp
+    assert dialog.backend.currentData() == "llamacpp"
+    sent: list = []
+    send = lumen.engine.send
+    lumen.engine.send = lambda request: (sent.append(request), send(request))[1]
+    lumen.apply_settings(dialog.settings())
+    assert load(lumen.settings_path).settings.backend == "llamacpp"
+    assert [r.backend for r in sent if isinstance(r, LoadModel)] == ["llamacpp"]
+    lumen.apply_settings(dataclasses.replace(lumen.settings, rate=lumen.settings.rate + 10))
+    assert [r.backend for r in sent if isinstance(r, LoadModel)] == ["llamacpp"]  # other settings: no reload

@@ -165,11 +165,15 @@ def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tm
     shutil.copytree(tiny_model, folder)
     item = check.check_backend(folder)
     assert item.detail.startswith("torch") and "lumen models gguf" in item.summary
+    chosen = check.check_backend(folder, "llamacpp")  # Settings asks for llama.cpp before the file exists
+    assert chosen.ready is False and chosen.detail.startswith("llamacpp") and "no GGUF file yet" in chosen.summary
     gguf_convert.gguf_path(folder, "f32").parent.mkdir()
     gguf_convert.gguf_path(folder, "f32").write_bytes(b"")
     item = check.check_backend(folder)
     assert item.detail.startswith("llamacpp") and "llama.cpp with the f32 GGUF file (no NVIDIA GPU)" in item.summary
     assert check.check_backend(folder, "torch").summary == "Runs through torch, as chosen in Settings."
+    chosen = check.check_backend(folder, "llamacpp")
+    assert chosen.ready and chosen.summary == "Runs through llama.cpp with the f32 GGUF file, as chosen in Settings."
 
 
 def test_check_says_how_the_focused_control_is_found_and_the_macos_permission(monkeypatch) -> None:  # noqa: ANN001

@@ -198,6 +198,7 @@ def test_a_folder_without_gguf_is_a_typed_failure(tiny_model_dir):
         load_model(tiny_model_dir, backend="llamacpp")
     assert err.value.kind is ErrorKind.MODEL_MISSING
     assert "lumen models gguf" in str(err.value)
+    assert err.value.path == str(gguf_convert.gguf_path(tiny_model_dir, "q4_k_m"))  # the desktop says what to do
 
 
 def test_backend_choice_is_explained():
@@ -207,7 +208,10 @@ def test_backend_choice_is_explained():
     assert backend == "llamacpp" and "q4_k_m" in why and "too little" in why
     backend, why = choose_backend("auto", None, 16 * gb, [], True)
     assert backend == "torch" and "lumen models gguf" in why
-    assert choose_backend("llamacpp", 24 * gb, 16 * gb, [], True)[0] == "llamacpp"
+    assert choose_backend("llamacpp", 24 * gb, 16 * gb, [], True)[0] == "llamacpp"  # Settings wins ...
+    assert "no GGUF file yet" in choose_backend("llamacpp", None, 0, [], True)[1]  # ... and says what is missing
+    assert "not installed" in choose_backend("llamacpp", None, 0, ["f16"], False)[1]
+    assert choose_backend("llamacpp", None, 0, ["f16"], True)[1] == "llama.cpp with the f16 GGUF file, as chosen in Settings"
     assert choose_backend("torch", None, 0, ["f16"], True)[0] == "torch"
 
 
