@@ -355,3 +355,54 @@ def test_mps_out_of_memory_has_its_own_message(qtbot, tiny_model_dir, monkeypatc
         assert messages.error_text(ErrorKind.MODEL_MISMATCH) not in rig.speaker.texts
     finally:
         rig.client.shutdown()
+
+
+def test_the_window_answers_and_follows_up_through_llama_cpp_with_the_demo_model(qtbot, tmp_path) -> None:  # noqa: ANN001
+    """Issue 16's "done": the demo model converted to GGUF; the app as built by desktop.app.build with the
+    real worker; the automatic engine choice on the processor is llama.cpp; Alt+D describes the screen, a
+    question typed in the window follows up (keeping the KV cache of the first turn); every word is spoken."""
+    import shutil
+
+    from PySide6.QtCore import Qt
+
+    from desktop import app
+    from desktop.engine_client import thread_launcher
+    from desktop.resources import demo_model_dir
+    from desktop.settings import Settings, SpeechOutput, save
+    from engine import worker
+    from engine.minigpt4 import gguf_convert
+    from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker
+
+    folder = tmp_path / "demo"
+    shutil.copytree(demo_model_dir(), folder)
+    gguf_convert.convert(folder, "f16")
+    save(Settings(speech_output=SpeechOutput.VOICE, model_dir=str(folder), device="cpu", max_new_tokens=24, ocr=False),
+         tmp_path / "settings.json")
+    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(worker.serve), speaker=RecordingSpeaker(),
+                      earcons=RecordingEarcons())
+    lumen.controller.grabber = FakeCapture()
+    qtbot.addWidget(lumen.window)
+    try:
+        with qtbot.waitSignal(lumen.engine.event, timeout=120000,
+                              check_params_cb=lambda e: isinstance(e, ModelReady)) as ready:
+            app.start(lumen, hotkeys=False, first_run_setup=False)
+        assert "llama.cpp f16 (CPU" in ready.args[0].summary, ready.args[0]
+        lumen.window.activateWindow()
+        qtbot.waitUntil(lumen.window.isActiveWindow, timeout=3000)
+        speaker = lumen.controller.speaker
+        speaker.spoken.clear()
+        first = answer_of(lumen, qtbot, lambda: qtbot.keyClick(lumen.window, Qt.Key.Key_D, Qt.KeyboardModifier.AltModifier))
+        stats = lumen.controller.last_stats
+        assert first.strip() and stats.images_encoded == 1
+        assert normal(" ".join(speaker.texts[1:-1])) == normal(first)
+        lumen.window.question.setFocus()
+        qtbot.keyClicks(lumen.window.question, "What colour is it?")
+        speaker.spoken.clear()
+        follow = answer_of(lumen, qtbot, lambda: qtbot.keyClick(lumen.window.question, Qt.Key.Key_Return))
+        stats_follow = lumen.controller.last_stats
+        assert follow.strip() and stats_follow.images_from_cache == 1
+        assert 0 < stats_follow.reused_positions < stats_follow.prompt_positions  # turn 1 was not prefilled again
+        assert normal(" ".join(speaker.texts[:-1])).endswith(normal(follow))
+        assert len(lumen.controller.conversation.entries) == 4
+    finally:
+        lumen.engine.shutdown()
