@@ -38,13 +38,13 @@ def bandwidth_bytes_per_second(size: int = 1 << 29) -> float:
     return size / best
 
 
-def make_llm(folder: Path, hidden: int, layers: int) -> Path:
+def make_llm(folder: Path, hidden: int, layers: int, vocab: int = 32000) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = Path(__file__).resolve().parents[1] / "resources" / "demo_model" / "tokenizer.model"
     cfg = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
-                      intermediate_size=(hidden * 11008 // 4096 + 255) // 256 * 256, vocab_size=32000, max_position_embeddings=2048,
-                      rms_norm_eps=1e-6)
+                      intermediate_size=(hidden * 11008 // 4096 + 255) // 256 * 256, vocab_size=vocab,
+                      max_position_embeddings=2048, rms_norm_eps=1e-6)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(torch.float16)
     model.save_pretrained(str(folder / "llm"), safe_serialization=True)
