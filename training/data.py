@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import random
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from typing import Any
 
 import torch
 from PIL import Image
+
+from engine.minigpt4 import image_processing  # the engine owns preprocessing (no second copy)
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,15 @@ def require(module: str) -> Any:
 
 # -- text --------------------------------------------------------------------------------------
 def clean_caption(caption: str, max_words: int = 50) -> str:
-    """Stage-1 caption processor (LAVIS ``BlipCaptionProcessor.pre_caption``), owned by the engine."""
-    from engine.minigpt4.prompts import caption_processor
-
-    return caption_processor(caption, max_words)
+    """Stage-1 caption cleaner (LAVIS ``BlipCaptionProcessor.pre_caption``): lower case, punctuation
+    to spaces, runs of spaces to one, at most ``max_words`` words."""
+    caption = re.sub(r"([.!\"()*#:;~])", " ", caption.lower())
+    caption = re.sub(r"\s{2,}", " ", caption)
+    caption = caption.rstrip("\n").strip(" ")
+    words = caption.split(" ")
+    if len(words) > max_words:
+        caption = " ".join(words[:max_words])
+    return caption
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -96,7 +104,6 @@ class TrainTransform:
 
 def eval_transform(image: Image.Image, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """The official eval transform; the engine's implementation is the one used when it is present."""
-    from engine.minigpt4 import image_processing  # the engine owns preprocessing (no second copy)
 
     return image_processing.preprocess([image], size, mean, std)[0]
 
@@ -228,50 +235,15 @@ class MixedBatches:
         self.step += 1
         return next(rng.choices(self.sources, weights=self.ratios, k=1)[0])
 
-
-# -- assembling the batch stream for a run -----------------------------------------------------
-def _loader(dataset, batch_size: int, seed: int, rank: int, world: int, start_batch: int, workers: int):
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, rank, world, start_batch)
-    return iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                            num_workers=workers, persistent_workers=workers > 0))
+    @staticmethod
+    def consumed_per_source(ratios: Sequence[float], seed: int, steps: int, rank: int) -> list[int]:
+        """How many batches each source gave this rank in its first ``steps`` mixed steps (for exact resume)."""
+        counts = [0] * len(ratios)
+        for step in range(steps):
+            rng = _choice_rng(seed, rank, step)
+            counts[rng.choices(range(len(ratios)), weights=ratios, k=1)[0]] += 1
+        return counts
 
 
 def _choice_rng(seed: int, rank: int, step: int) -> random.Random:
     return sample_rng(seed, -1, rank, step)
-
-
-def _consumed_per_source(ratios: Sequence[float], seed: int, steps: int, rank: int) -> list[int]:
-    """How many batches each source gave this rank in its first ``steps`` mixed steps (for exact resume)."""
-    counts = [0] * len(ratios)
-    for step in range(steps):
-        rng = _choice_rng(seed, rank, step)
-        counts[rng.choices(range(len(ratios)), weights=ratios, k=1)[0]] += 1
-    return counts
-
-
-def build_batches(cfg, image_size: int, mean, std, rank: int, world: int, start_step: int,
-                  data_state: dict[str, Any] | None = None) -> Iterator[Batch]:
-    """The endless batch stream of one rank, positioned at optimizer step ``start_step``.
-
-    Stage 2 and feature caches are positioned by the step alone; stage-1 shards also need the
-    checkpoint's ``data_state`` (``training.shards``: the returned stream has ``state()``)."""
-    start = start_step * cfg.grad_accum  # micro-batches already consumed
-    transform = TrainTransform(image_size, tuple(mean), tuple(std), cfg.train_crop)
-    if cfg.feature_cache:
-        from training.features import FeatureCache
-
-        datasets = [FeatureCache(p, cfg.seed) for p in cfg.feature_cache.split(",")]
-    elif cfg.stage == "stage2":
-        datasets = [AlignedDataset(cfg.aligned_dir, transform, cfg.seed)]
-    else:
-        datasets = None
-    if datasets is not None:
-        if len(datasets) == 1:
-            return _loader(datasets[0], cfg.batch_size, cfg.seed, rank, world, start, cfg.num_workers)
-        used = _consumed_per_source(cfg.sample_ratios, cfg.seed, start, rank)
-        loaders = [_loader(d, cfg.batch_size, cfg.seed, rank, world, u, cfg.num_workers)
-                   for d, u in zip(datasets, used)]
-        return MixedBatches(loaders, cfg.sample_ratios, cfg.seed, start, rank)
-    from training.shards import ShardBatches
-
-    return ShardBatches(cfg, transform, rank, world, start_step, data_state)

@@ -35,7 +35,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from training.data import TrainTransform, sample_rng
+from training.data import TrainTransform, clean_caption, decode_image, read_annotations, require, sample_rng
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,6 @@ def cache_from_config(cfg, out: str | Path, views: int = 1, limit: int = 0, batc
     """Build (or resume) a cache for a run config's data: stage 2 the aligned folder, stage 1 one pass
     over the shards (no resampling). Only the vision side is loaded, on the GPU when present.
     Captions are stored exactly as training would use them."""
-    from training.data import clean_caption, decode_image, read_annotations
     from training.model import load_vision_side
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -242,8 +241,6 @@ def cache_from_config(cfg, out: str | Path, views: int = 1, limit: int = 0, batc
                 yield pos, image, rec["caption"]
     else:
         import itertools
-
-        from training.data import require
 
         wds = require("webdataset")
         urls = cfg.laion_shards or cfg.ccsbu_shards

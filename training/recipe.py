@@ -25,7 +25,8 @@ from torch import nn
 
 from training import checkpointing as ckpt
 from training.config import TrainConfig
-from training.data import Batch, build_batches, require, sample_rng
+from training.batches import build_batches
+from training.data import Batch, require, sample_rng
 from training.model import (load_for_training, param_groups, reset_projection, set_trainable, trainable_state,
                             use_training_precision)
 from training.objective import Objective, forward_loss, stage2_instructions

@@ -127,16 +127,3 @@ def split_on_images(prompt: str, image_count: int) -> list[str]:
 def clean_answer(text: str) -> str:
     """Official post-processing: cut at the first '###', keep what follows the last 'Assistant:', strip."""
     return text.split("###")[0].split("Assistant:")[-1].strip()
-
-
-def caption_processor(caption: str, max_words: int = 50) -> str:
-    """BLIP's caption cleaner used on stage-1 captions (BlipCaptionProcessor.pre_caption)."""
-    import re
-
-    caption = re.sub(r"([.!\"()*#:;~])", " ", caption.lower())
-    caption = re.sub(r"\s{2,}", " ", caption)
-    caption = caption.rstrip("\n").strip(" ")
-    words = caption.split(" ")
-    if len(words) > max_words:
-        caption = " ".join(words[:max_words])
-    return caption
