@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.llamacpp_decode import make_llm  # noqa: E402
-from engine.minigpt4 import gguf_convert  # noqa: E402
+from engine.store import gguf_convert  # noqa: E402
 from engine.minigpt4.generation import KvCache, generate_reply  # noqa: E402
 from engine.minigpt4.llamacpp_backend import LlamaCppDecoder, read_embedding_table  # noqa: E402
 from engine.minigpt4.prompts import TEMPLATES, build_prompt, split_on_images  # noqa: E402

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/llamacpp_decode.py [--hidden 1024 --layers 8 --prompt 256 --new 48]
 
 A random LLaMA (vocab 32,000; LLaMA's MLP ratio) is written as a model folder's ``llm/`` and converted
-with engine.minigpt4.gguf_convert; both back-ends are fed the same random prompt embeddings (the engine's
+with engine.store.gguf_convert; both back-ends are fed the same random prompt embeddings (the engine's
 embedding input) and decode greedily with a KV cache. "bound" = measured memory bandwidth / bytes
 of weights read per token; "of bound" = measured decode / bound.
 """
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.minigpt4 import gguf_convert  # noqa: E402
+from engine.store import gguf_convert  # noqa: E402
 from engine.minigpt4.llamacpp_backend import LlamaCppDecoder, read_embedding_table  # noqa: E402
 
 

@@ -41,6 +41,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PIL import Image  # noqa: E402
 
 from engine.perception import ocr  # noqa: E402
+from engine.perception.reading_order import ROW_SEPARATOR, format_grounding, reading_order  # noqa: E402
 from tests import ocr_screens  # noqa: E402
 from tests.ocr_screens import Screen, char_accuracy  # noqa: E402
 
@@ -61,7 +62,7 @@ def items_found(screen: Screen, text: str) -> float:
 def bench_backend(name: str, screens: list[Screen], repeat: int) -> dict:
     started = time.perf_counter()
     backend = ocr._FACTORIES[name]()  # a fresh instance: the cold cost is part of the result
-    reader = lambda image: ocr.reading_order(backend.read(ocr._as_rgb(image)))  # noqa: E731
+    reader = lambda image: reading_order(backend.read(ocr._as_rgb(image)))  # noqa: E731
     reader(screens[0].image)
     cold = time.perf_counter() - started
     rows = []
@@ -82,13 +83,13 @@ def bench_backend(name: str, screens: list[Screen], repeat: int) -> dict:
 def bench_grounding(name: str, screens: list[Screen]) -> list[dict]:
     rows = []
     for screen in screens:
-        context = ocr.format_grounding(ocr.read_text(screen.image, backend=name))
+        context = format_grounding(ocr.read_text(screen.image, backend=name))
         small = screen.image.resize((224, 224), Image.Resampling.BICUBIC)
         legible = ocr.read_text(small.resize((896, 896), Image.Resampling.BICUBIC), backend=name)
         rows.append({"screen": screen.name,
                      "off_prompt_chars": 0,
                      "off_items_legible_at_224": round(items_found(screen, " ".join(l.text for l in legible)), 4),
-                     "on_items_in_prompt": round(items_found(screen, context.replace(ocr.ROW_SEPARATOR, " ")), 4),
+                     "on_items_in_prompt": round(items_found(screen, context.replace(ROW_SEPARATOR, " ")), 4),
                      "on_prompt_chars": len(context)})
     return rows
 

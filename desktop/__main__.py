@@ -1,6 +1,6 @@
 """``lumen`` / ``python -m desktop``: arguments, logging, excepthook, single instance, QApplication.
 
-``lumen models ...`` goes to ``engine.store.model_store.cli_main`` and ``lumen --check`` to
+``lumen models ...`` goes to ``engine.store.model_cli.main`` and ``lumen --check`` to
 ``desktop.check.main`` (both torch-free, no window).
 """
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # frozen installers start the engine through this executable
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["models"]:
-        return _delegate("engine.store.model_store", "cli_main", argv[1:], "the model manager")
+        return _delegate("engine.store.model_cli", "main", argv[1:], "the model manager")
     if "--check" in argv:
         return _delegate("desktop.check", "main", [a for a in argv if a != "--check"], "lumen --check")
     args = parse_args(argv)

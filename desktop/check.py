@@ -50,10 +50,11 @@ def check_gpu() -> CheckItem:
 
 
 def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
-    """Which engine runs the language model, and why (engine.minigpt4.llamacpp_backend.choose_backend)."""
+    """Which engine runs the language model, and why (engine.store.backends.choose_backend)."""
     import json
 
-    from engine.minigpt4 import gguf_convert, llamacpp_backend
+    from engine.store import gguf_convert
+    from engine.store.backends import choose_backend, llamacpp_installed
     from engine.store.hardware import detect
 
     if model_dir is None:
@@ -63,8 +64,8 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     h, layers, vocab = llm["hidden_size"], llm["num_hidden_layers"], llm["vocab_size"]
     params = layers * (4 * h * h + 3 * h * llm["intermediate_size"]) + 2 * vocab * h
     needed = gguf_convert.estimate_bytes(params, "f16") + int(2e9)  # + the vision side and the runtime
-    gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_backend.installed()
-    backend, why = llamacpp_backend.choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
+    gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_installed()
+    backend, why = choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
     ready = backend == "torch" or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
     return CheckItem("Language model", ready, f"Runs through {why}.", f"{backend}; {model_dir}")
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from desktop.resources import demo_model_dir
 from engine.store.catalogue import CATALOGUE
-from engine.store.model_store import CHECKSUMS, MODEL_MANIFEST, ModelStore
+from engine.store.core import CHECKSUMS
+from engine.store.model_store import MODEL_MANIFEST, ModelStore
 
 log = logging.getLogger(__name__)
 MODEL_FILES = ("visual.safetensors", "llm", "tokenizer.model")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from desktop import messages
-from engine.perception.ocr import format_grounding, rows
+from engine.perception.reading_order import format_grounding, rows
 from engine.protocol import TextLine, TextRead
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,8 @@ from desktop.widgets import status_line
 from engine.store.catalogue import CATALOGUE, ModelSpec, Precision
 from engine.store.downloads import DownloadError, FailureKind
 from engine.store.hardware import Hardware, detect, gigabytes, recommend
-from engine.store.model_store import ModelStore, SetupProgress
+from engine.store.core import SetupProgress
+from engine.store.model_store import ModelStore
 from engine.store.official_files import find_official_files
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from desktop.widgets import status_line
 from engine.store.catalogue import SPEECH_CATALOGUE, SpeechModelSpec
 from engine.store.downloads import DownloadError
 from engine.store.hardware import gigabytes
-from engine.store.model_store import SetupProgress
+from engine.store.core import SetupProgress
 from engine.store.speech_models import SpeechModelStore
 
 log = logging.getLogger(__name__)

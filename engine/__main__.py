@@ -87,9 +87,9 @@ def _describe(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "models":
-        from engine.store.model_store import cli_main
+        from engine.store.model_cli import main as models_main
 
-        return cli_main(argv[1:])
+        return models_main(argv[1:])
     if argv and argv[0] == "bench":
         from engine.minigpt4.bench import main as bench_main
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.protocol import ImageInput
+from engine.protocol import ErrorKind, ImageInput
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow format names Lumen opens
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a 4K screen is 8.3 M. Larger is refused before decoding.
@@ -47,6 +47,8 @@ _FTYP_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIC", b"heix": "HEI
 class ImageError(ValueError):
     """``reason`` is one of: not_an_image, unsupported_format, corrupt, too_large, empty, unreadable,
     not_found, folder, not_a_file (keys of ``desktop.messages.IMAGE_REASONS``)."""
+
+    kind = ErrorKind.BAD_IMAGE  # how engine.protocol.failure_for reports it
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -16,6 +16,7 @@ Rules (docs/design.md section 2.3):
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -110,7 +111,7 @@ class LoadModel:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
     static_cache: bool = False  # static KV cache; on a GPU transformers then compiles the decoding step
-    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.minigpt4.llamacpp_backend.choose_backend)
+    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.store.backends.choose_backend)
     gguf_precision: str | None = None  # llama.cpp: which GGUF file (None: the smallest converted one)
 
 
@@ -278,6 +279,25 @@ class Failed:
     kind: ErrorKind
     detail: str  # for the log; never spoken
     path: str | None = None  # the file at fault (e.g. a damaged model file), for the desktop to name
+
+
+def failure_for(request: object, exc: BaseException) -> Failed:
+    """Map an exception to a typed failure (the engine's and its OCR process's one rule). An exception
+    says its own kind with a ``kind`` attribute (ImageError, ModelLoadError, OCR/speech errors,
+    MissingImage); running out of memory is recognised by ``memory_error_kind``. ``detail`` is for the log only."""
+    rid = getattr(request, "request_id", None)
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    kind = getattr(exc, "kind", None)
+    if kind is ErrorKind.BAD_IMAGE:
+        pass  # the picture itself is at fault, whatever the message says
+    elif memory_error_kind(exc):
+        kind = memory_error_kind(exc)
+    elif not isinstance(kind, ErrorKind):
+        kind = ErrorKind.INTERNAL
+    if kind is ErrorKind.INTERNAL:
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    path = getattr(exc, "path", None)
+    return Failed(rid, kind, detail, path if isinstance(path, str) else None)
 
 
 Event = Progress | ModelReady | TextDelta | Finished | ImagesNeeded | TextRead | Transcribed | Failed | Heartbeat

@@ -17,7 +17,6 @@ import multiprocessing
 import queue
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 from engine.perception.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
-                             Transcribe, Transcribed)
-from engine.protocol import HEARTBEAT_SECONDS, Heartbeat, memory_error_kind
+                             Transcribe, Transcribed, failure_for)
+from engine.protocol import HEARTBEAT_SECONDS, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,12 @@ class _Session:
 
     @staticmethod
     def backend_for(request: LoadModel) -> tuple[str, str]:
-        from engine.minigpt4 import gguf_convert, llamacpp_backend
+        from engine.store import gguf_convert
+        from engine.store.backends import choose_backend, llamacpp_installed
 
         gguf = gguf_convert.available(Path(request.model_dir))
         if request.backend != "auto":
-            return llamacpp_backend.choose_backend(request.backend, None, 0, gguf, llamacpp_backend.installed())
+            return choose_backend(request.backend, None, 0, gguf, llamacpp_installed())
         import torch
 
         free = None
@@ -117,7 +117,7 @@ class _Session:
 
             config = read_model_json(Path(request.model_dir)).with_llm(read_llm_config(Path(request.model_dir) / "llm"))
             needed = required_bytes(config, torch.float16, request.quantization)
-        return llamacpp_backend.choose_backend("auto", free, needed, gguf, llamacpp_backend.installed())
+        return choose_backend("auto", free, needed, gguf, llamacpp_installed())
 
     def load(self, request: LoadModel) -> None:
         self.send(Progress("loading", None))
@@ -185,25 +185,6 @@ class _Session:
         start = time.perf_counter()
         text = speech_recognition.transcribe(request.wav, request.language, model_path=request.model_path)
         self.send(Transcribed(request.request_id, text, time.perf_counter() - start))
-
-
-def failure_for(request: Request, exc: BaseException) -> Failed:
-    """Map an exception to a typed failure. ``detail`` is for the log only."""
-    rid = getattr(request, "request_id", None)
-    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    kind = ErrorKind.INTERNAL
-    from engine.image_io import ImageError
-
-    if isinstance(exc, ImageError):
-        kind = ErrorKind.BAD_IMAGE
-    elif memory_error_kind(exc):
-        kind = memory_error_kind(exc)
-    elif isinstance(getattr(exc, "kind", None), ErrorKind):  # ModelLoadError, OCR/speech errors, MissingImage
-        kind = exc.kind
-    if kind is ErrorKind.INTERNAL:
-        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    path = getattr(exc, "path", None)
-    return Failed(rid, kind, detail, path if isinstance(path, str) else None)
 
 
 def _empty_cuda_cache() -> None:

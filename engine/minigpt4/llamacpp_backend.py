@@ -12,7 +12,7 @@ cancel (checked between every prefill chunk and every step). Beam search is torc
 cache is kept across requests: a follow-up prefills only what follows its common prefix with the
 embeddings fed before (engine.minigpt4.generation.FedEmbeddings; the rest is removed with llama_memory_seq_rm).
 
-Conversion to GGUF: engine.minigpt4.gguf_convert (an explicit ``lumen models gguf`` step).
+Conversion to GGUF: engine.store.gguf_convert (an explicit ``lumen models gguf`` step).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from engine.protocol import ErrorKind, GenerationSettings
+from engine.store import gguf_convert
+from engine.store.backends import llamacpp_installed
 
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
 
@@ -40,30 +42,11 @@ class LlamaCppError(RuntimeError):
         self.path = path  # the file at fault, when one is (the desktop names it)
 
 
-def installed() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except (ImportError, OSError):
-        return False
-    return True
-
-
 def gpu_offload() -> bool:
     """Whether this llama.cpp build offloads to a GPU (Metal, CUDA, Vulkan, ...)."""
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-_quiet_log = None
-
-
-def _silence_llama_log(llama_cpp) -> None:
-    """llama.cpp logs every tensor at load time on stderr; the engine reports its own progress."""
-    global _quiet_log
-    if _quiet_log is None:
-        _quiet_log = llama_cpp.llama_log_callback(lambda level, text, user: None)
-        llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p(0))
 
 
 def _threads() -> int:
@@ -87,7 +70,7 @@ class LlamaCppDecoder(nn.Module):
         self.embed_tokens = embed_tokens
         self.n_ctx, self.n_batch = n_ctx, n_batch
         self.threads = threads or _threads()
-        _silence_llama_log(llama_cpp)
+        gguf_convert.silence_llama_log(llama_cpp)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 999  # every layer on the GPU where the build has one (Metal/CUDA/Vulkan)
@@ -256,9 +239,7 @@ def read_embedding_table(llm_dir: Path, dtype: torch.dtype = torch.float32) -> n
 
 def load_decoder(model_dir: Path, config_llm: dict, precision: str | None = None) -> LlamaCppDecoder:
     """The llama.cpp decoder of a model folder: ``precision`` or the smallest GGUF converted there."""
-    from engine.minigpt4 import gguf_convert
-
-    if not installed():
+    if not llamacpp_installed():
         raise LlamaCppError(ErrorKind.UNAVAILABLE,
                             "the llama.cpp back-end needs llama-cpp-python (pip install 'lumen-assistant[llamacpp]')")
     have = gguf_convert.available(model_dir)
@@ -274,27 +255,3 @@ def load_decoder(model_dir: Path, config_llm: dict, precision: str | None = None
 
 
 BACKENDS = ("auto", "torch", "llamacpp")
-
-
-def choose_backend(requested: str, cuda_free_bytes: int | None, needed_bytes: int, gguf: list[str],
-                   llamacpp: bool) -> tuple[str, str]:
-    """("torch" | "llamacpp", why, in words). CUDA with enough free memory -> torch (today's path);
-    otherwise (Apple, AMD/Intel GPU, CPU only) llama.cpp when the folder has a GGUF file; a choice made
-    in Settings wins."""
-    if requested == "torch":
-        return "torch", "torch, as chosen in Settings"
-    if requested == "llamacpp":
-        if not llamacpp:
-            return "llamacpp", "llama.cpp, as chosen in Settings, but it is not installed (install the llamacpp extra)"
-        if not gguf:
-            return "llamacpp", ("llama.cpp, as chosen in Settings, but the model has no GGUF file yet "
-                                "(convert it with 'lumen models gguf MODEL q4_k_m')")
-        return "llamacpp", f"llama.cpp with the {gguf[0]} GGUF file, as chosen in Settings"
-    if cuda_free_bytes is not None and cuda_free_bytes >= needed_bytes:
-        return "torch", "torch on the NVIDIA GPU, which has enough free memory"
-    where = "the NVIDIA GPU has too little free memory" if cuda_free_bytes is not None else "no NVIDIA GPU"
-    if gguf and llamacpp:
-        return "llamacpp", f"llama.cpp with the {gguf[0]} GGUF file ({where})"
-    if not llamacpp:
-        return "torch", f"torch ({where}; install the llamacpp extra for faster answers)"
-    return "torch", f"torch ({where}; convert the model with 'lumen models gguf MODEL q4_k_m' for faster answers)"

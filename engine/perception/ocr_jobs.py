@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from engine.protocol import ErrorKind, Failed, ReadText, TextRead
+from engine.protocol import ErrorKind, Failed, ReadText, TextRead, failure_for
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ def _lowest_priority() -> None:
 def _ocr_process_main(conn: Connection, backend: BackendFactory | None) -> None:
     """The child: answer each ``ReadText`` with a ``TextRead`` or a typed ``Failed``."""
     import time
-
-    from engine.worker import failure_for
 
     _lowest_priority()  # answers first: the OCR takes what CPU they leave
     reader = None

@@ -43,7 +43,7 @@ class SpeechInputUnavailable(RuntimeError):
     """No recogniser can run: faster-whisper or the model is missing, or the model cannot handle
     the requested language."""
 
-    kind = ErrorKind.UNAVAILABLE  # how engine.worker.failure_for reports it
+    kind = ErrorKind.UNAVAILABLE  # how engine.protocol.failure_for reports it
 
 
 class BadRecording(ValueError):

@@ -11,6 +11,7 @@ Conversion is an explicit step (``lumen models gguf MODEL PRECISION``), never do
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -162,13 +163,22 @@ def write_gguf(model_dir: Path, out: Path, precision: str) -> Path:
     return out
 
 
+_quiet_log = None
+
+
+def silence_llama_log(llama_cpp) -> None:
+    """llama.cpp logs every tensor at load time on stderr; the engine reports its own progress."""
+    global _quiet_log
+    if _quiet_log is None:
+        _quiet_log = llama_cpp.llama_log_callback(lambda level, text, user: None)
+        llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p(0))
+
+
 def quantize(src: Path, out: Path, precision: str, threads: int | None = None) -> Path:
     """llama.cpp's own quantiser (the one behind llama-quantize), as llama-cpp-python exposes it."""
     import llama_cpp
 
-    from engine.minigpt4.llamacpp_backend import _silence_llama_log
-
-    _silence_llama_log(llama_cpp)  # a line per tensor otherwise
+    silence_llama_log(llama_cpp)  # a line per tensor otherwise
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPE[precision]
     params.nthread = threads or os.cpu_count() or 1

@@ -19,7 +19,8 @@ from pathlib import Path
 from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, Precision, get_model, get_speech_model, gpu_memory_bytes
 from engine.store.downloads import DownloadError, FailureKind
 from engine.store.hardware import describe_gpus, detect, gigabytes, recommend
-from engine.store.model_store import ModelStore, SetupProgress
+from engine.store.core import SetupProgress
+from engine.store.model_store import ModelStore
 from engine.store.official_files import find_official_files
 from engine.store.speech_models import SpeechModelStore
 
@@ -256,7 +257,7 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
 
 
 def cmd_gguf(store: ModelStore, args: argparse.Namespace) -> int:
-    from engine.minigpt4.gguf_convert import estimate_bytes
+    from engine.store.gguf_convert import estimate_bytes
 
     cancel = threading.Event()
     try:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.store.catalogue import CATALOGUE, HubRepo, ModelSpec, UrlFile, converted_size_bytes, get_model
+from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, default_root, hash_files, hub_items,
+                               remaining_bytes, verify_checksums, write_checksums, write_json)
 from engine.store.downloads import (
     DownloadError,
     DownloadItem,
@@ -30,100 +32,18 @@ from engine.store.downloads import (
     check_free_space,
     download,
     remote_size,
-    sha256_file,
 )
 from engine.store.official_files import EVA_NAME, QFORMER_NAME, OfficialFiles, find_official_files
 
 log = logging.getLogger(__name__)
 MARGIN_BYTES = 1_000_000_000  # never fill a disk to the last gigabyte
-CHECKSUMS = "lumen_checksums.json"
 MODEL_MANIFEST = "lumen_model.json"
-
-
-@dataclass(frozen=True)
-class SetupProgress:
-    stage: str  # "downloading", "verifying", "converting", "done"
-    label: str  # file name or step
-    done: int  # bytes (or steps) done over the whole stage
-    total: int | None
-    file_index: int = 0
-    file_count: int = 0
-
-    @property
-    def fraction(self) -> float | None:
-        return None if not self.total else min(1.0, self.done / self.total)
 
 
 @dataclass(frozen=True)
 class DownloadOutcome:
     official: OfficialFiles
     missing_by_hand: tuple[UrlFile, ...]  # files the server refused to script (fetch with a browser, then add_file)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    model_id: str
-    ok: bool
-    checked: int
-    problems: tuple[str, ...]
-
-
-ProgressFn = Callable[[SetupProgress], None]
-
-
-def default_root() -> Path:
-    env = os.environ.get("LUMEN_MODELS_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("Lumen", appauthor=False)) / "models"
-
-
-def _hub_items(repo: HubRepo, dest: Path, endpoint: str | None, token: str | None) -> list[DownloadItem]:
-    """Ask the hub for the exact file list, sizes and checksums at a pinned commit."""
-    from huggingface_hub import HfApi, constants, get_token, hf_hub_url
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    if constants.HF_HUB_OFFLINE:
-        raise DownloadError(FailureKind.OFFLINE, "HF_HUB_OFFLINE is set; unset it to download")
-    token = token or get_token()
-    try:
-        info = HfApi(endpoint=endpoint, token=token or False).model_info(
-            repo.repo_id, revision=repo.revision, files_metadata=True
-        )
-    except (GatedRepoError, RepositoryNotFoundError) as exc:
-        raise DownloadError(FailureKind.AUTH, f"{repo.repo_id}: {exc}", f"https://huggingface.co/{repo.repo_id}") from exc
-    except HfHubHTTPError as exc:
-        raise DownloadError(FailureKind.HTTP, f"{repo.repo_id}: {exc}") from exc
-    except Exception as exc:  # the hub client's transport errors (httpx: ConnectError, timeouts, ...)
-        log.warning("hub listing of %s failed", repo.repo_id, exc_info=True)
-        raise DownloadError(FailureKind.NETWORK, f"{repo.repo_id}: {type(exc).__name__}: {exc}") from exc
-    siblings = [s for s in info.siblings or () if "/" not in s.rfilename and s.rfilename.endswith(repo.allow_suffixes)]
-    names = {s.rfilename for s in siblings}
-    has_st = any(n.endswith(".safetensors") for n in names)
-    headers = (("Authorization", f"Bearer {token}"),) if token else ()
-    items = []
-    for s in siblings:
-        name = s.rfilename
-        if repo.prefer_safetensors and has_st and (name.endswith(".bin") or name == "pytorch_model.bin.index.json"):
-            continue
-        if name.startswith("training_args") or name.startswith("optimizer"):
-            continue
-        lfs = s.lfs
-        items.append(
-            DownloadItem(
-                url=hf_hub_url(repo.repo_id, name, revision=info.sha, endpoint=endpoint),
-                dest=dest / name,
-                label=name,
-                size=s.size,
-                sha256=lfs.sha256 if lfs else None,
-                git_sha1=None if lfs else s.blob_id,
-                headers=headers,
-                page_url=f"https://huggingface.co/{repo.repo_id}",
-            )
-        )
-    return items
 
 
 class ModelStore:
@@ -161,14 +81,12 @@ class ModelStore:
         known = self._known_hashes()
         known[url] = sha256
         self.downloads.mkdir(parents=True, exist_ok=True)
-        tmp = self.downloads / "known_hashes.json.tmp"
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-        os.replace(tmp, self.downloads / "known_hashes.json")
+        write_json(self.downloads / "known_hashes.json", known)
 
     # ------------------------------------------------------------ download
     def plan(self, spec: ModelSpec, endpoint: str | None = None, token: str | None = None) -> list[DownloadItem]:
         known = self._known_hashes()
-        items = _hub_items(spec.llm, self.hub_dir(spec.llm), endpoint, token)
+        items = hub_items(spec.llm, self.hub_dir(spec.llm), endpoint, token)
         for f in spec.files:
             items.append(
                 DownloadItem(
@@ -198,7 +116,7 @@ class ModelStore:
         items = self.plan(spec, endpoint, token)
         present = self.official_for(spec)  # e.g. a projection the user added under another name
         todo = [i for i in items if not self._already_done(i) and not _role_found(present, i.label, spec)]
-        total = sum(_remaining(i) for i in todo)
+        total = sum(remaining_bytes(i) for i in todo)
         for f in spec.files:  # sizes the servers report now; the catalogue's guess otherwise
             if any(i.label == f.name and i.size is None for i in todo):
                 total += remote_size(f.url) or f.size_bytes or 300_000_000
@@ -283,17 +201,8 @@ class ModelStore:
         return out
 
     def _write_checksums(self, model_dir: Path, on_progress: ProgressFn) -> None:
-        files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
-        total = sum(p.stat().st_size for p in files)
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            on_progress(SetupProgress("verifying", model_dir.name, done, total))
-
-        sums = {p.relative_to(model_dir).as_posix(): {"sha256": sha256_file(p, tick), "size": p.stat().st_size} for p in files}
-        (model_dir / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True))
+        files = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+        write_checksums(model_dir, hash_files(model_dir, files, model_dir.name, on_progress))
 
     def prequantize(
         self,
@@ -333,9 +242,9 @@ class ModelStore:
 
     def convert_gguf(self, model_id: str, precision: str, on_progress: ProgressFn = lambda p: None,
                      cancel: threading.Event | None = None) -> Path:
-        """Store ``<model>/gguf/llm-<precision>.gguf`` for the llama.cpp back-end (engine.minigpt4.gguf_convert),
+        """Store ``<model>/gguf/llm-<precision>.gguf`` for the llama.cpp back-end (engine.store.gguf_convert),
         in a spawned process like every conversion; the folder's own files are left as they are."""
-        from engine.minigpt4 import gguf_convert
+        from engine.store import gguf_convert
 
         if precision not in gguf_convert.PRECISIONS:
             raise ValueError(f"unknown GGUF precision {precision!r}")
@@ -354,33 +263,7 @@ class ModelStore:
 
     # ------------------------------------------------------------ verify / remove
     def verify(self, model_id: str, on_progress: ProgressFn = lambda p: None) -> VerifyReport:
-        model_dir = self.model_dir(model_id)
-        try:
-            sums = json.loads((model_dir / CHECKSUMS).read_text())
-        except (OSError, ValueError) as exc:
-            return VerifyReport(model_id, False, 0, (f"no checksum list: {exc}",))
-        problems = []
-        total = sum(int(v["size"]) for v in sums.values())
-        done = 0
-        for rel, expected in sorted(sums.items()):
-            path = model_dir / rel
-            if not path.is_file():
-                problems.append(f"missing: {rel}")
-                done += int(expected["size"])
-                continue
-            if path.stat().st_size != int(expected["size"]):
-                problems.append(f"wrong size: {rel}")
-                done += int(expected["size"])
-                continue
-
-            def tick(n: int, rel: str = rel) -> None:
-                nonlocal done
-                done += n
-                on_progress(SetupProgress("verifying", rel, done, total))
-
-            if sha256_file(path, tick) != expected["sha256"]:
-                problems.append(f"checksum differs: {rel}")
-        return VerifyReport(model_id, not problems, len(sums), tuple(problems))
+        return verify_checksums(self.model_dir(model_id), model_id, on_progress)
 
     def discard_llm_download(self, spec: ModelSpec) -> Path | None:
         """Delete the downloaded language-model folder (13-26 GB) once the model is converted: the
@@ -420,16 +303,3 @@ def _role_found(official: OfficialFiles, name: str, spec: ModelSpec) -> bool:
         return False  # hub files are checked one by one
     found = {EVA_NAME: official.eva, QFORMER_NAME: official.qformer}.get(name, official.projection)
     return found is not None
-
-
-def _remaining(item: DownloadItem) -> int:
-    part = item.dest.with_name(item.dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    return max(0, (item.size or 0) - have)
-
-
-def cli_main(argv: list[str] | None = None) -> int:
-    """``lumen models list|download|import|verify|remove`` (see engine.store.model_cli)."""
-    from engine.store.model_cli import main
-
-    return main(argv)

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.store.catalogue import SPEECH_CATALOGUE, HubRepo, SpeechModelSpec, get_speech_model
-from engine.store.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download, sha256_file
-from engine.store.model_store import CHECKSUMS, ModelStore, ProgressFn, SetupProgress, VerifyReport, default_root
+from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, default_root, hash_files, hub_items,
+                               remaining_bytes, verify_checksums, write_checksums, write_json)
+from engine.store.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download
 
 log = logging.getLogger(__name__)
 SPEECH_DIR = "speech"
@@ -79,13 +80,11 @@ class SpeechModelStore:
     # ------------------------------------------------------------ download and install
     def plan(self, spec: SpeechModelSpec, endpoint: str | None = None, token: str | None = None) -> list[DownloadItem]:
         """The catalogue's files as the hub lists them now (exact sizes and checksums, pinned commit)."""
-        from engine.store.model_store import _hub_items
-
         if not spec.repo_id:
             raise ValueError(f"{spec.title} is bundled, not downloaded")
         repo = HubRepo(spec.repo_id, spec.revision, allow_suffixes=tuple({"." + n.rsplit(".", 1)[1] for n in spec.files}),
                        prefer_safetensors=False)
-        listed = {i.label: i for i in _hub_items(repo, self.partial_dir(spec.model_id), endpoint, token)}
+        listed = {i.label: i for i in hub_items(repo, self.partial_dir(spec.model_id), endpoint, token)}
         missing = [n for n in spec.files if n not in listed]
         if missing:
             raise DownloadError(FailureKind.MISSING, f"{spec.repo_id} lacks {', '.join(missing)}",
@@ -110,7 +109,7 @@ class SpeechModelStore:
         partial.mkdir(parents=True, exist_ok=True)
         done_hashes = self._reconcile(partial, items)
         todo = [i for i in items if not i.dest.is_file()]
-        total = sum(_remaining(i) for i in todo)
+        total = sum(remaining_bytes(i) for i in todo)
         check_free_space(self.root, total + MARGIN_BYTES, self.disk_usage)
         done = 0
         for index, item in enumerate(todo, 1):
@@ -122,7 +121,7 @@ class SpeechModelStore:
 
             result = download(item, tick, cancel, retries=retries, backoff=backoff)
             done_hashes[item.label] = result.sha256
-            _write_json(partial / PLAN, {"expected": _expected(items), "sha256": done_hashes})
+            write_json(partial / PLAN, {"expected": _expected(items), "sha256": done_hashes})
         on_progress(SetupProgress("downloading", "done", done, max(done, 1), len(todo), len(todo)))
         return self._install(spec, items, done_hashes, partial)
 
@@ -142,7 +141,7 @@ class SpeechModelStore:
                 for path in (item.dest, part) if stale else (item.dest,):
                     path.unlink(missing_ok=True)
                 hashes.pop(item.label, None)
-        _write_json(partial / PLAN, {"expected": now, "sha256": hashes})
+        write_json(partial / PLAN, {"expected": now, "sha256": hashes})
         return hashes
 
     def _install(self, spec: SpeechModelSpec, items: list[DownloadItem], hashes: dict[str, str], partial: Path) -> Path:
@@ -162,17 +161,10 @@ class SpeechModelStore:
         work = self.speech_root / ".downloads" / f"{spec.model_id}.import"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        hashes, done = {}, 0
         try:
             for name, source in sources.items():
                 shutil.copyfile(source, work / name)
-
-                def tick(n: int, name: str = name) -> None:
-                    nonlocal done
-                    done += n
-                    on_progress(SetupProgress("verifying", name, done, total))
-
-                hashes[name] = sha256_file(work / name, tick)
+            hashes = hash_files(work, sources, "", on_progress)
             return self._place(spec, work, hashes, {n: f"imported from {p}" for n, p in sources.items()})
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
@@ -180,9 +172,8 @@ class SpeechModelStore:
 
     def _place(self, spec: SpeechModelSpec, work: Path, hashes: dict[str, str], sources: dict[str, str]) -> Path:
         """Record checksums and provenance in ``work``, then make it the installed folder in one rename."""
-        sums = {name: {"sha256": hashes[name], "size": (work / name).stat().st_size} for name in spec.files}
-        _write_json(work / CHECKSUMS, sums)
-        _write_json(work / MANIFEST, {
+        write_checksums(work, {name: hashes[name] for name in spec.files})
+        write_json(work / MANIFEST, {
             "model_id": spec.model_id, "title": spec.title, "repo_id": spec.repo_id,
             "english_only": spec.english_only, "files": sources,
         })
@@ -196,7 +187,7 @@ class SpeechModelStore:
     # ------------------------------------------------------------ verify / remove
     def verify(self, model_id: str, on_progress: ProgressFn = lambda p: None) -> VerifyReport:
         """Re-read every file of an installed speech model against its recorded SHA-256."""
-        return ModelStore(self.speech_root).verify(model_id, on_progress)  # the same checksum list format
+        return verify_checksums(self.model_dir(model_id), model_id, on_progress)
 
     def remove(self, model_id: str) -> list[Path]:
         """Delete the installed model and any unfinished download of it."""
@@ -211,14 +202,3 @@ class SpeechModelStore:
 
 def _expected(items: list[DownloadItem]) -> dict[str, str]:
     return {i.label: f"{i.size}:{i.sha256 or i.git_sha1}" for i in items}
-
-
-def _remaining(item: DownloadItem) -> int:
-    part = item.dest.with_name(item.dest.name + ".part")
-    return max(0, (item.size or 0) - (part.stat().st_size if part.exists() else 0))
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)

@@ -154,11 +154,24 @@ def test_check_finds_a_sound_output_and_a_microphone_and_misses_them_when_gone(n
     assert gone["Speech input"]["ready"] is False and gone["Speech input"]["summary"].startswith("No microphone")
 
 
+def test_the_back_end_check_does_not_import_torch(tiny_model: Path) -> None:
+    """``lumen --check`` without ``--engine`` never imports torch (its promise): saying which back-end
+    runs the model goes through the torch-free engine.store.backends, not the llama.cpp decoder."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from desktop import check; "
+            f"print(check.check_backend(Path({str(tiny_model)!r})).ready, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.split() == ["True", "False"], out.stderr
+
+
 def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """No NVIDIA GPU: llama.cpp once the folder has a GGUF file, torch (and how to convert) before."""
     import shutil
 
-    from engine.minigpt4 import gguf_convert
+    from engine.store import gguf_convert
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
     folder = tmp_path / "model"

@@ -20,7 +20,8 @@ from desktop.engine_client import thread_launcher
 from desktop.model_choice import DEMO_TITLE, Origin, choose
 from desktop.resources import demo_model_dir
 from desktop.settings import Settings, SpeechOutput
-from engine.store.model_store import CHECKSUMS, ModelStore
+from engine.store.core import CHECKSUMS
+from engine.store.model_store import ModelStore
 from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
 

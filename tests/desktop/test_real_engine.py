@@ -370,7 +370,7 @@ def test_the_window_answers_and_follows_up_through_llama_cpp_with_the_demo_model
     from desktop.resources import demo_model_dir
     from desktop.settings import Settings, SpeechOutput, save
     from engine import worker
-    from engine.minigpt4 import gguf_convert
+    from engine.store import gguf_convert
     from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker
 
     folder = tmp_path / "demo"

@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.minigpt4 import gguf_convert
+from engine.store import gguf_convert
+from engine.store.backends import choose_backend
 from engine.minigpt4.generation import generate_reply
-from engine.minigpt4.llamacpp_backend import choose_backend
 from engine.minigpt4.loading import ModelLoadError, load_model
 from engine.minigpt4.prompts import TEMPLATES, build_prompt, split_on_images
 from engine.protocol import ErrorKind, GenerationSettings, Turn

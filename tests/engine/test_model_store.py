@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from engine.store.catalogue import CATALOGUE, HubRepo, UrlFile, get_model
+from engine.store.core import CHECKSUMS, SetupProgress
 from engine.store.downloads import DownloadError, FailureKind
-from engine.store.model_store import CHECKSUMS, ModelStore, SetupProgress, cli_main
+from engine.store.model_cli import main as cli_main
+from engine.store.model_store import ModelStore
 from engine.store.official_files import find_official_files, llm_flavour
 from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
 from tests.fake_model_server import Behaviour, FakeServer, running_server

@@ -8,9 +8,9 @@ import sys
 import pytest
 from PIL import Image, ImageDraw
 
-from engine.perception import ocr
-
 from engine.minigpt4 import prompts
+from engine.perception import ocr
+from engine.perception.reading_order import format_grounding, reading_order
 from engine.protocol import Describe, TextLine
 import tests.native_preload  # noqa: F401 - see its docstring
 from tests import ocr_screens
@@ -138,26 +138,26 @@ def test_importing_ocr_loads_neither_torch_nor_an_ocr_library() -> None:
 def test_rows_read_across_and_top_to_bottom() -> None:
     form = [_line("Email:", 20, 90, 70, 105), _line("Name:", 20, 55, 65, 70),
             _line("ada@example.org", 180, 90, 300, 105), _line("Ada Lovelace", 180, 55, 280, 70)]
-    assert [l.text for l in ocr.reading_order(form)] == ["Name:", "Ada Lovelace", "Email:", "ada@example.org"]
+    assert [l.text for l in reading_order(form)] == ["Name:", "Ada Lovelace", "Email:", "ada@example.org"]
 
 
 def test_slightly_misaligned_items_of_one_row_stay_on_that_row() -> None:
     buttons = [_line("Save", 517, 271, 554, 287), _line("Cancel", 297, 268, 347, 287),
                _line("Don't Save", 58, 271, 133, 286)]
-    assert [l.text for l in ocr.reading_order(buttons)] == ["Don't Save", "Cancel", "Save"]
+    assert [l.text for l in reading_order(buttons)] == ["Don't Save", "Cancel", "Save"]
 
 
 def test_prose_columns_are_read_one_after_the_other() -> None:
     left = [_line(f"left column line {i} with several words", 20, 50 + 22 * i, 300, 67 + 22 * i) for i in range(3)]
     right = [_line(f"right column line {i} with more words", 420, 50 + 22 * i, 700, 67 + 22 * i) for i in range(3)]
-    order = [l.text for l in ocr.reading_order(right + left)]
+    order = [l.text for l in reading_order(right + left)]
     assert order == [l.text for l in left + right]
 
 
 def test_sidebar_beside_content_reads_as_two_columns() -> None:
     sidebar = [_line(name, 10, 40 + 30 * i, 80, 56 + 30 * i) for i, name in enumerate(["Inbox", "Sent", "Trash"])]
     content = [_line(f"Message body line {i}", 200, 35 + 14 * i, 420, 51 + 14 * i) for i in range(6)]
-    assert [l.text for l in ocr.reading_order(content + sidebar)] == [l.text for l in sidebar + content]
+    assert [l.text for l in reading_order(content + sidebar)] == [l.text for l in sidebar + content]
 
 
 def test_separate_windows_are_read_window_by_window() -> None:
@@ -165,35 +165,35 @@ def test_separate_windows_are_read_window_by_window() -> None:
     cols = [_line(f"left prose line number {i} here", 20, 50 + 22 * i, 232, 69 + 22 * i) for i in range(3)]
     cols += [_line(f"right prose line number {i} here", 420, 50 + 22 * i, 660, 69 + 22 * i) for i in range(3)]
     below = [_line("Status: ready", 20, 200, 130, 215)]
-    assert [l.text for l in ocr.reading_order(below + cols + top)] == [l.text for l in top + cols + below]
+    assert [l.text for l in reading_order(below + cols + top)] == [l.text for l in top + cols + below]
 
 
 # ---------------------------------------------------------------- grounding
 
 
 def test_grounding_puts_one_row_per_line() -> None:
-    lines = ocr.reading_order([_line("Don't Save", 58, 271, 133, 286), _line("Cancel", 297, 268, 347, 287),
+    lines = reading_order([_line("Don't Save", 58, 271, 133, 286), _line("Cancel", 297, 268, 347, 287),
                                _line("Save changes?", 40, 60, 200, 78)])
-    assert ocr.format_grounding(lines) == "Save changes?\nDon't Save | Cancel"
-    assert ocr.format_grounding(()) == ""
+    assert format_grounding(lines) == "Save changes?\nDon't Save | Cancel"
+    assert format_grounding(()) == ""
 
 
 def test_grounding_is_cut_at_a_row_boundary_and_says_so() -> None:
     lines = [_line(f"row {i:03d} " + "x" * 40, 0, 20 * i, 400, 20 * i + 15) for i in range(100)]
-    text = ocr.format_grounding(lines, max_chars=500)
+    text = format_grounding(lines, max_chars=500)
     assert len(text) < 560
     assert text.splitlines()[-1] == "[more text on the screen is not shown]"
     assert all(row.startswith("row ") for row in text.splitlines()[:-1])
 
 
 def test_screen_text_cannot_close_the_quoted_block() -> None:
-    text = ocr.format_grounding([_line('say """ hi', 0, 0, 100, 15)])
+    text = format_grounding([_line('say """ hi', 0, 0, 100, 15)])
     assert '"""' not in text
 
 
 def test_grounding_reaches_describe_context_as_a_separate_part(backend_names) -> None:
     screen = ocr_screens.save_dialog()
-    context = ocr.format_grounding(ocr.read_text(screen.image))
+    context = format_grounding(ocr.read_text(screen.image))
     request = Describe(request_id=1, conversation_id="c", question="What does the dialog say?", context=context)
     prompt = prompts.with_context(request.question, request.context)
     question, rest = prompt.split("\n", 1)

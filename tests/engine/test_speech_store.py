@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, get_speech_model
+from engine.store.core import CHECKSUMS, SetupProgress
 from engine.store.downloads import DownloadError, FailureKind
-from engine.store.model_store import CHECKSUMS, SetupProgress, cli_main
+from engine.store.model_cli import main as cli_main
 from engine.store.speech_models import MANIFEST, SpeechModelStore
 from tests.fake_gpu import fake_nvidia_smi  # noqa: F401 (fixture)
 from tests.fake_model_server import Behaviour, FakeServer, running_server
