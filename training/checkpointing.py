@@ -127,11 +127,6 @@ def load_optimizer(path: str | Path) -> tuple[dict | None, dict | None]:
     return opt, scaler
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    found = sorted(Path(output_dir).glob("checkpoint-*[0-9]"))
-    return found[-1] if found else None
-
-
 def export_official(checkpoint: str | Path, out_file: str | Path) -> Path:
     """A checkpoint's projection in the official format, loadable as MiniGPT-4's ``ckpt:`` (float32)."""
     trained = load_trainable(checkpoint)

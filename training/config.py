@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.minigpt4.prompts import get_template
 from training.schedule import ScheduleConfig
 
 STAGES = ("stage1", "stage2")
@@ -49,7 +50,7 @@ class TrainConfig:
     use_prompts: bool = True  # stage 2: one alignment prompt per batch; stage 1: none
     prompt_path: str = ""  # one prompt per line with <ImageHere> (official prompt_path); "" = alignment.txt
     prompt_template: str = ""  # "{}" = a prompt (official prompt_template); "" = the model template's
-    end_sym: str = "auto"  # auto: stage 1 "\n"; stage 2 "###" (vicuna0) or "</s>" (llama2)
+    end_sym: str = "auto"  # auto: stage 1 "\n"; stage 2 the template's train_end_symbol ("###" or "</s>")
     max_txt_len: int = 160
     # optimisation
     batch_size: int = 12  # per device
@@ -94,7 +95,7 @@ class TrainConfig:
             return self.end_sym
         if self.stage == "stage1":
             return "\n"
-        return "</s>" if template == "llama2" else "###"
+        return get_template(template).train_end_symbol
 
     def validate(self, *, need_data: bool = True) -> TrainConfig:
         problems = _problems(self, need_data)

@@ -35,7 +35,7 @@ class Template:
     assistant_role: str
     empty_role_suffix: str  # what an empty message renders after the bare role name
     train_instruction: str  # stage-2 training template, "{}" = an alignment prompt
-    train_end_symbol: str
+    train_end_symbol: str  # ends each stage-2 training answer (training.config.resolved_end_sym)
     stop_string: str | None  # text that ends an answer (the demo's "###" rule)
 
     def role(self, speaker: str) -> str:
