@@ -4,7 +4,7 @@ Tiny model on the CPU by default; the two modes alternate in one process (A B A 
 medians are reported side by side with their ratio, so machine noise hits both alike. With a GPU,
 ``--size 7b`` or ``--size 13b`` builds a full-size MiniGPT-4 with random weights (bf16 LLM, fp32
 projection, autocast) and reports samples/s and MFU for stage-1 (batch 64) and stage-2 (batch 12)
-shaped batches (targets: docs/performance.md section 7c). Pixels are synthetic, so the numbers are
+shaped batches (targets: docs/performance.md section 5). Pixels are synthetic, so the numbers are
 compute only; a real run also saves all JPEG decoding with the cache.
 
     python benchmarks/training_throughput.py                 # tiny, CPU

@@ -1,10 +1,10 @@
 """The typed, torch-free messages between the desktop app and the engine process.
 
-The desktop imports only this module (and the torch-free ``engine.store.model_store`` /
-``engine.image_io``), so the tray and window appear without importing torch. Messages are
+The desktop talks to the engine only in these messages (what else of ``engine`` it may import is
+in docs/design.md section 1), so the tray and window appear without importing torch. Messages are
 frozen dataclasses pickled through a ``multiprocessing`` pipe (see ``engine.worker``).
 
-Rules (docs/design.md section 2.3):
+Rules (docs/design.md section 3):
 * The conversation belongs to the desktop and its turns are sent in full with every ``Describe``.
   Image bytes go once: the engine keeps a recomputable cache (image embeddings keyed by
   (conversation_id, image_id)) and answers ``ImagesNeeded`` when it lacks one (a restarted engine,

@@ -3,7 +3,7 @@
 A checkpoint directory (``<output_dir>/checkpoint-<step>/``) holds:
 
 * ``trainable.safetensors``: the trained tensors only (by default ``language_projection.*``; the
-  official trainer also saves only trainable tensors, reference section 12.3), in float32;
+  official trainer also saves only trainable tensors, docs/minigpt4-reference.md section 12.3), in float32;
 * ``config.json``: the resolved ``TrainConfig``;
 * ``trainer_state.json``: optimizer step, epoch/iteration, LR, skipped-sample count, world size;
 * ``optimizer.pt`` (AdamW state, both groups) and ``scaler.pt`` (fp16 GradScaler, if any): plain

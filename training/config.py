@@ -1,7 +1,7 @@
 """Training configuration: one frozen dataclass, two official presets, CLI/TOML overrides.
 
 Presets hold the values of the official ``train_configs/minigpt4_stage1_pretrain.yaml`` and
-``minigpt4_stage2_finetune.yaml`` (reference section 11). Overrides are generated from the
+``minigpt4_stage2_finetune.yaml`` (docs/minigpt4-reference.md section 11). Overrides are generated from the
 dataclass fields (``--batch_size=8``); ``--config run.toml`` reads a flat TOML table first.
 ``validate()`` runs before any Accelerator is built, and the resolved config is saved as JSON next
 to every checkpoint and reused on resume.
@@ -205,7 +205,7 @@ def stage2_paper(**overrides: Any) -> TrainConfig:
     """The paper's stage 2 (section 3.3: 400 steps at batch 12): 2 x 200 iterations, same LRs.
 
     The released config runs 1000 iterations; which one produced the released weights is unknown
-    (performance.md section 8), so both are offered.
+    (docs/performance.md section 6), so both are offered.
     """
     return stage2(**{"max_epoch": 2, **overrides})
 

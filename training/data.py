@@ -1,6 +1,6 @@
 """Training data: stage-1 webdataset shards, the stage-2 aligned folder, transforms, batching.
 
-Official behaviour mirrored here (reference sections 10, 11):
+Official behaviour mirrored here (docs/minigpt4-reference.md sections 10, 11):
 * stage 1 (``laion_dataset.py``/``cc_sbu_dataset.py``): shards resampled with replacement forever,
   a 1000-sample shuffle buffer, key ``jpg`` + ``json['caption']``, broken samples skipped (the
   stream, seeded so that it resumes exactly, is ``training.shards``); each iteration draws a

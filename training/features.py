@@ -1,7 +1,7 @@
 """Cache of the frozen vision side (ViT + ln_vision + Q-Former outputs), built streaming, read lazily.
 
 Everything before ``language_projection`` is frozen, so its output can be computed once and reused
-(performance.md section 5: removes the ViT/Q-Former FLOPs and all JPEG decoding). A cache is a
+(docs/performance.md section 4: removes the ViT/Q-Former FLOPs and all JPEG decoding). A cache is a
 folder of shards, ``shard-000000.safetensors``, ... (``SHARD_SIZE`` samples each), and an
 ``index.json`` written when the cache is complete. A shard holds
 

@@ -1,6 +1,6 @@
 """Building the engine's MiniGPT4 for training: load a model directory, choose what trains.
 
-Only ``language_projection`` trains by default (reference section 8.1); the other parts are frozen
+Only ``language_projection`` trains by default (docs/minigpt4-reference.md section 8.1); the other parts are frozen
 and pinned to eval mode by ``MiniGPT4.train``. Unfreezing more is a research option.
 """
 

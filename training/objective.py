@@ -1,7 +1,7 @@
 """The MiniGPT-4 training objective, exactly as the official ``forward`` builds it.
 
 Mirrors ``minigpt4/models/minigpt_base.py`` (``prompt_wrap``, ``preparing_embedding``,
-``concat_emb_input_output``, ``forward``) and reference section 8:
+``concat_emb_input_output``, ``forward``) and docs/minigpt4-reference.md section 8:
 
 * wrap: the instruction is split on ``<ImageHere>``, each piece tokenised without special tokens and
   embedded, the image embeddings placed between them; no instruction -> the wrap is the image alone;

@@ -1,6 +1,6 @@
 """The one training loop (both stages): build -> prepare(accelerator) -> train -> save -> export.
 
-Faithful to the official ``RunnerBase.train_epoch`` (reference section 11): the LR is set from the
+Faithful to the official ``RunnerBase.train_epoch`` (docs/minigpt4-reference.md section 11): the LR is set from the
 (epoch, iteration) schedule before every optimizer step, AdamW with two parameter groups, only the
 projection trains, frozen parts stay in eval mode, seed + rank per process, a checkpoint at the end
 of every epoch. Additions: bf16 (or the official fp16 + GradScaler), gradient accumulation,

@@ -1,6 +1,6 @@
 """The official learning-rate schedule, as a pure function.
 
-Mirrors ``LinearWarmupCosineLRScheduler`` of ``minigpt4/common/optims.py`` (reference section 11.3):
+Mirrors ``LinearWarmupCosineLRScheduler`` of ``minigpt4/common/optims.py`` (docs/minigpt4-reference.md section 11.3):
 the scheduler is called before every iteration with the epoch ``e`` and the iteration ``i`` inside
 that epoch; the global step is ``s = e * iters_per_epoch + i`` and the total ``T = max_epoch *
 iters_per_epoch``.

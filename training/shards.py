@@ -1,6 +1,6 @@
 """Stage-1 webdataset shards as a batch stream that resumes exactly.
 
-Official behaviour kept (reference sections 10, 11): shards are drawn with replacement forever, a
+Official behaviour kept (docs/minigpt4-reference.md sections 10, 11): shards are drawn with replacement forever, a
 shuffle buffer (1000) mixes their samples, a sample is ``<key>.jpg`` + ``<key>.json['caption']``
 (or ``.txt``), broken samples are skipped. The official pipeline (``wds.ResampledShards`` +
 ``wds.shuffle``) seeds itself per process, so a restarted run cannot see the same samples again.

@@ -25,7 +25,7 @@ from PIL import Image
 from engine.minigpt4.config import PRESETS, MiniGPT4Config
 from engine.protocol import Describe, GenerationSettings, ImageInput, Quantization
 
-# Peak memory bandwidth in GB/s by GPU name fragment (performance.md section 3.1).
+# Peak memory bandwidth in GB/s by GPU name fragment (docs/performance.md section 3).
 PEAK_BANDWIDTH = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 PCIe": 2000, "H100": 3350,
                   "A100-SXM4-80GB": 2039, "A100": 1555, "RTX 4090": 1008, "RTX 3090": 936, "L4": 300}
 

@@ -1,7 +1,7 @@
 """Official MiniGPT-4 checkpoints -> Lumen's self-contained model directory.
 
 The official loader loads everything non-strictly, so a wrong file silently gives random weights
-(reference section 12.1). Here every source file goes through a declarative key map, then its key
+(docs/minigpt4-reference.md section 12.1). Here every source file goes through a declarative key map, then its key
 set and shapes are checked against the model, and any problem raises ``CheckpointError`` naming the
 file. Only safe loaders are used: safetensors, or ``torch.load(weights_only=True)``.
 

@@ -1,5 +1,5 @@
 """The official eval image transform (``Blip2ImageEvalProcessor``): PIL bicubic resize to a square
-(no crop, aspect ratio not preserved), ToTensor, CLIP mean/std normalisation. Reference section 10."""
+(no crop, aspect ratio not preserved), ToTensor, CLIP mean/std normalisation. docs/minigpt4-reference.md section 10."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def available_bytes(device: torch.device) -> int | None:
 
 def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int,
               device: torch.device | None = None) -> Quantization | None:
-    for q in (Quantization.NONE, Quantization.NF4):  # LLM.int8 is never recommended: slow (performance.md 2.2)
+    for q in (Quantization.NONE, Quantization.NF4):  # LLM.int8 is never recommended: slow (docs/performance.md section 2)
         if required_bytes(config, dtype, q, device) <= available:
             return q
     return None
@@ -183,7 +183,7 @@ def saved_quantization(llm_dir: Path) -> Quantization | None:
 
 
 def _place_vision(model: MiniGPT4, device: torch.device, dtype: torch.dtype) -> None:
-    """Official precision (reference section 9): on a GPU the ViT's Linear/Conv weights are fp16 and its
+    """Official precision (docs/minigpt4-reference.md section 9): on a GPU the ViT's Linear/Conv weights are fp16 and its
     LayerNorms, class and position embeddings fp32; ln_vision, Q-Former, queries and projection fp32.
     On the CPU everything is fp32."""
     parts = [model.vision_model, model.language_projection]

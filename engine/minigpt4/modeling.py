@@ -52,7 +52,7 @@ class MiniGPT4(nn.Module):
         super().__init__()
         self.config = config
         self.vision_model = Blip2VisionModel(vision_hf_config(config))
-        # ln_vision: plain torch LayerNorm (eps 1e-5), not the config's 1e-6 (reference section 3).
+        # ln_vision: plain torch LayerNorm (eps 1e-5), not the config's 1e-6 (docs/minigpt4-reference.md section 3).
         # Without a BLIP-2 checkpoint (Llama-2 flavour) it keeps weight 1 / bias 0.
         self.vision_model.post_layernorm = nn.LayerNorm(config.vision.hidden_size, eps=config.vision.ln_vision_eps)
         if config.qformer is not None:
@@ -92,7 +92,7 @@ class MiniGPT4(nn.Module):
     # ------------------------------------------------------------------ image side
 
     def _autocast(self, device: torch.device):
-        # Official: all GPU computation under autocast(float16); none on the CPU (reference section 9).
+        # Official: all GPU computation under autocast(float16); none on the CPU (docs/minigpt4-reference.md section 9).
         if device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return nullcontext()

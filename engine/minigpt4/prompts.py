@@ -1,7 +1,7 @@
 """Conversation templates, prompt rendering and answer clean-up, as the official code does them.
 
 Mirrors ``minigpt4/conversation/conversation.py`` (``CONV_VISION_Vicuna0``, ``CONV_VISION_LLama2``,
-``Chat.ask``/``upload_img``/``answer``) of Vision-CAIR/MiniGPT-4, reference sections 7 and 8.
+``Chat.ask``/``upload_img``/``answer``) of Vision-CAIR/MiniGPT-4, docs/minigpt4-reference.md sections 7 and 8.
 Templates are immutable; nothing here mutates its arguments (unlike the official ``Chat``).
 """
 

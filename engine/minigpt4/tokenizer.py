@@ -2,7 +2,7 @@
 
 transformers 4.30's slow ``LlamaTokenizer`` split text on the special-token strings (``<s>``,
 ``</s>``, ``<unk>``), turned each into its id, and gave every other piece to SentencePiece on its
-own, so each piece got the dummy-prefix ``▁`` (reference section 6.2). transformers 5's default
+own, so each piece got the dummy-prefix ``▁`` (docs/minigpt4-reference.md section 6.2). transformers 5's default
 tokenizer does not do this after a literal ``<s>``; calling SentencePiece directly is the safest
 way to be exact on every version.
 """

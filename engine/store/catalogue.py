@@ -61,7 +61,7 @@ class HubRepo:
 
 @dataclass(frozen=True)
 class LlmShape:
-    """Parameter counts behind the memory estimates (docs/performance.md, model constants)."""
+    """Parameter counts behind the memory estimates (docs/performance.md section 1)."""
 
     linear_params: float  # parameters inside the decoder's linear layers (quantisable)
     embed_params: float  # token embedding + LM head (kept in fp16 by bitsandbytes)
@@ -188,7 +188,7 @@ def estimate_memory_bytes(shape: LlmShape, vision_params: float, precision: Prec
 def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
     """Estimated peak GPU memory (fp16/bf16 weights outside the quantised layers).
 
-    Cross-checked with docs/performance.md: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
+    Cross-checked with docs/performance.md section 1: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
     (measured 16-22 GB), 7B fp16 ~18 GB (measured "just over 16 GB" at load).
     """
     vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER

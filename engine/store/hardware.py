@@ -126,7 +126,7 @@ def detect(nvidia_smi: str | None = None, timeout: float = 10.0, allow_torch_pro
 
 SAFETY_MARGIN = 0.92  # leave room for the desktop, the browser, other apps on the same GPU
 # fp16 first (fastest, exact), then 4-bit (fast with bitsandbytes' batch-1 kernels), 8-bit last:
-# LLM.int8 is 2-5x slower than fp16 (docs/performance.md 2.2), so it is never the default.
+# LLM.int8 is 2-5x slower than fp16 (docs/performance.md section 2), so it is never the default.
 _ORDER = (Precision.FP16, Precision.NF4, Precision.INT8)
 
 

@@ -34,7 +34,7 @@ def _hw(free_gb: float, backend: str = "cuda") -> Hardware:
 
 
 def test_memory_estimates_match_published_anchors() -> None:
-    # docs/performance.md: 7B 8-bit ~11.5 GB (authors), 13B 8-bit 16-22 GB, 7B fp16 "just over 16 GB"
+    # docs/performance.md section 1: 7B 8-bit ~11.5 GB (authors), 13B 8-bit 16-22 GB, 7B fp16 "just over 16 GB"
     assert 10 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Precision.INT8) < 12.5 * GB
     assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-13b"), Precision.INT8) < 22 * GB
     assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Precision.FP16) < 19 * GB

@@ -17,7 +17,7 @@ GB = 1_000_000_000
 
 
 def test_memory_estimates_match_the_published_figures():
-    # performance.md: 7B fp16 "just over 16 GB" with the ViT; 4-bit 7B ~5 GB LLM; 13B fp16 does not fit 24 GB.
+    # docs/performance.md section 1: 7B fp16 "just over 16 GB" with the ViT; 4-bit 7B ~5 GB LLM; 13B fp16 does not fit 24 GB.
     assert 15 * GB < required_bytes(vicuna0_7b(), torch.float16, Quantization.NONE) < 20 * GB
     assert 4.5 * GB < required_bytes(vicuna0_7b(), torch.float16, Quantization.NF4) < 8.5 * GB  # full 2k context
     assert required_bytes(vicuna0_13b(), torch.float16, Quantization.NONE) > 24 * GB
@@ -66,7 +66,7 @@ def test_cuda_requested_without_a_gpu_is_unsupported_hardware(tiny_model_dir):
 
 
 def test_four_bit_language_model_through_bitsandbytes(quantisable_model_dir):
-    """bitsandbytes 4-bit runs on the CPU too (environment.md 10); only the LLM is quantised."""
+    """bitsandbytes 4-bit runs on the CPU too (docs/environment.md section 2); only the LLM is quantised."""
     pytest.importorskip("bitsandbytes")
     import bitsandbytes as bnb
 
