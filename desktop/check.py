@@ -56,14 +56,13 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     from engine.store import gguf_convert
     from engine.store.backends import choose_backend, llamacpp_installed
     from engine.store.hardware import detect
+    from engine.store.memory import llm_params
 
     if model_dir is None:
         return CheckItem("Language model", None, "No model to run yet.")
     cuda = [g.free_bytes for g in detect().gpus if g.backend == "cuda"]
     llm = json.loads((Path(model_dir) / "llm" / "config.json").read_text())
-    h, layers, vocab = llm["hidden_size"], llm["num_hidden_layers"], llm["vocab_size"]
-    params = layers * (4 * h * h + 3 * h * llm["intermediate_size"]) + 2 * vocab * h
-    needed = gguf_convert.estimate_bytes(params, "f16") + int(2e9)  # + the vision side and the runtime
+    needed = gguf_convert.estimate_bytes(sum(llm_params(llm)), "f16") + int(2e9)  # + the vision side and the runtime
     gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_installed()
     backend, why = choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
     ready = backend == "torch" or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails

@@ -12,16 +12,15 @@ from pathlib import Path
 
 import torch
 
-from engine.store.catalogue import RUNTIME_OVERHEAD_BYTES, LlmShape, Precision, estimate_memory_bytes
 from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
 from engine.minigpt4.config import MiniGPT4Config
 from engine.minigpt4.modeling import MiniGPT4
 from engine.protocol import ErrorKind, Quantization, memory_error_kind
+from engine.store.memory import memory_bytes
 from engine.minigpt4.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-CPU_OVERHEAD_BYTES = int(0.5e9)  # no CUDA context on the CPU; Python, torch, activations
 
 
 class ModelLoadError(RuntimeError):
@@ -80,33 +79,11 @@ def resolve_dtype(dtype: str, device: torch.device, config: MiniGPT4Config | Non
     return torch.float32
 
 
-def _llm_shape(config: MiniGPT4Config) -> LlmShape:
-    llm = config.llm
-    h, i, n, v = llm["hidden_size"], llm["intermediate_size"], llm["num_hidden_layers"], llm["vocab_size"]
-    kv = llm.get("num_key_value_heads", llm["num_attention_heads"]) / llm["num_attention_heads"]
-    linear = n * (h * h * (2 + 2 * kv) + 3 * h * i)
-    return LlmShape(linear_params=linear, embed_params=2 * v * h, layers=n,
-                    hidden=int(h * kv), context=int(llm.get("max_position_embeddings", 2048)))
-
-
-def _vision_params(config: MiniGPT4Config) -> float:
-    v = config.vision
-    vit = v.num_layers * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
-    vit += (v.num_patches + 1 + 3 * v.patch_size**2) * v.hidden_size
-    q = config.qformer
-    qformer = 0 if q is None else q.num_layers * (4 * q.hidden_size**2 + 2 * q.hidden_size * q.intermediate_size) \
-        + (q.num_layers // q.cross_attention_freq) * (2 * q.hidden_size * v.hidden_size + 2 * q.hidden_size**2)
-    return float(vit + qformer + config.projection_in_features * config.llm_hidden_size)
-
-
 def required_bytes(config: MiniGPT4Config, dtype: torch.dtype, quantization: Quantization,
                    device: torch.device | None = None) -> int:
-    """Memory needed to answer: ``engine.store.catalogue.estimate_memory_bytes`` for this configuration."""
-    precision = Precision.FP16 if quantization is Quantization.NONE else Precision(quantization.value)
-    on_cpu = device is not None and device.type == "cpu"
-    return estimate_memory_bytes(_llm_shape(config), _vision_params(config), precision,
-                                 element_bytes=torch.finfo(dtype).bits // 8,
-                                 overhead_bytes=CPU_OVERHEAD_BYTES if on_cpu else RUNTIME_OVERHEAD_BYTES)
+    """Memory needed to answer (``engine.store.memory``, the estimate the setup wizard shows)."""
+    return memory_bytes(config, quantization, element_bytes=torch.finfo(dtype).bits // 8,
+                        on_cpu=device is not None and device.type == "cpu")
 
 
 def available_bytes(device: torch.device) -> int | None:

@@ -21,7 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-GB = 1_000_000_000
+from engine.minigpt4 import config as presets
+from engine.minigpt4.config import MiniGPT4Config
+from engine.protocol import Quantization
+from engine.store.memory import GB, RUNTIME_OVERHEAD_BYTES, memory_bytes, weight_params
+
 LAVIS = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
 
 
@@ -32,6 +36,9 @@ class Precision(StrEnum):
     FP16 = "fp16"
     INT8 = "int8"
     NF4 = "nf4"
+
+
+QUANTIZATION = {Precision.FP16: Quantization.NONE, Precision.INT8: Quantization.INT8, Precision.NF4: Quantization.NF4}
 
 
 @dataclass(frozen=True)
@@ -60,27 +67,19 @@ class HubRepo:
 
 
 @dataclass(frozen=True)
-class LlmShape:
-    """Parameter counts behind the memory estimates (docs/performance.md section 1)."""
-
-    linear_params: float  # parameters inside the decoder's linear layers (quantisable)
-    embed_params: float  # token embedding + LM head (kept in fp16 by bitsandbytes)
-    layers: int
-    hidden: int
-    context: int
-
-
-@dataclass(frozen=True)
 class ModelSpec:
     model_id: str
     title: str
     summary: str
     llm: HubRepo
     files: tuple[UrlFile, ...]  # eva_vit_g.pth, blip2_pretrained_flant5xxl.pth (Q-Former flavours), projection
-    shape: LlmShape
     has_qformer: bool
     preset: str  # engine.minigpt4.config preset function name
     projection_names: tuple[str, ...]  # official file names seen for this model's projection
+
+    def config(self) -> MiniGPT4Config:
+        """The model's configuration (its ``engine.minigpt4.config`` preset): sizes come from it."""
+        return getattr(presets, self.preset)()
 
     @property
     def approx_download_bytes(self) -> int:
@@ -112,10 +111,6 @@ def _drive(name: str, file_id: str) -> UrlFile:
     )
 
 
-VICUNA7 = LlmShape(linear_params=6.48e9, embed_params=0.262e9, layers=32, hidden=4096, context=2048)
-VICUNA13 = LlmShape(linear_params=12.7e9, embed_params=0.328e9, layers=40, hidden=5120, context=2048)
-LLAMA2_7 = LlmShape(linear_params=6.48e9, embed_params=0.262e9, layers=32, hidden=4096, context=4096)
-
 CATALOGUE: tuple[ModelSpec, ...] = (
     ModelSpec(
         model_id="vicuna0-7b",
@@ -123,7 +118,6 @@ CATALOGUE: tuple[ModelSpec, ...] = (
         summary="The smaller MiniGPT-4. Fits most gaming graphics cards in 4-bit.",
         llm=HubRepo("Vision-CAIR/vicuna-7b", approx_size_bytes=int(13.5 * GB)),
         files=(EVA, BLIP2, _drive("prerained_minigpt4_7b.pth", "1RY9jV0dyqLX-o38LrumkKRh6Jtaop58R")),
-        shape=VICUNA7,
         has_qformer=True,
         preset="vicuna0_7b",
         projection_names=("prerained_minigpt4_7b.pth", "pretrained_minigpt4_7b.pth"),
@@ -134,7 +128,6 @@ CATALOGUE: tuple[ModelSpec, ...] = (
         summary="The original, larger MiniGPT-4. Better answers; needs a large graphics card.",
         llm=HubRepo("Vision-CAIR/vicuna", approx_size_bytes=int(26.0 * GB)),
         files=(EVA, BLIP2, _drive("pretrained_minigpt4.pth", "1a4zLvaiDBr-36pasffmgpvH5P7CKmpze")),
-        shape=VICUNA13,
         has_qformer=True,
         preset="vicuna0_13b",
         projection_names=("pretrained_minigpt4.pth", "pretrained_minigpt4_13b.pth"),
@@ -146,7 +139,6 @@ CATALOGUE: tuple[ModelSpec, ...] = (
         "with Meta's licence accepted.",
         llm=HubRepo("meta-llama/Llama-2-7b-chat-hf", gated=True, approx_size_bytes=int(13.5 * GB)),
         files=(EVA, _drive("pretrained_minigpt4_llama2_7b.pth", "11nAPjEok8eAGGEG1N2vXo3kBLCg0WgUk")),
-        shape=LLAMA2_7,
         has_qformer=False,
         preset="llama2_7b",
         projection_names=("pretrained_minigpt4_llama2_7b.pth",),
@@ -164,35 +156,13 @@ def get_model(model_id: str) -> ModelSpec:
 
 # ---------------------------------------------------------------- memory estimates
 
-VISION_PARAMS_QFORMER = 0.985e9 + 0.107e9  # EVA ViT-g (39 blocks) + Q-Former + query tokens
-VISION_PARAMS_NO_QFORMER = 0.985e9
-RUNTIME_OVERHEAD_BYTES = int(0.8 * GB)  # CUDA context, activations, allocator slack
-ESTIMATE_CONTEXT = 2048  # positions kept by the official window rule (max_length 2000 + margin)
-_BYTES_PER_LINEAR_PARAM = {Precision.FP16: 2.0, Precision.INT8: 1.0, Precision.NF4: 0.53}  # nf4: + scales
-
-
-def estimate_memory_bytes(shape: LlmShape, vision_params: float, precision: Precision, *,
-                          element_bytes: int = 2, overhead_bytes: int = RUNTIME_OVERHEAD_BYTES) -> int:
-    """Estimated peak memory while answering with a full context window [E].
-
-    weights (linear layers at the precision, embeddings/LM head and the vision side at
-    ``element_bytes``) + KV cache (2 x layers x hidden x element_bytes per position) + overhead.
-    The one formula behind the wizard's table and ``engine.minigpt4.loading``'s check before loading.
-    """
-    linear_bytes = element_bytes if precision is Precision.FP16 else _BYTES_PER_LINEAR_PARAM[precision]
-    weights = shape.linear_params * linear_bytes + (shape.embed_params + vision_params) * element_bytes
-    kv_cache = 2 * shape.layers * shape.hidden * element_bytes * min(shape.context, ESTIMATE_CONTEXT)
-    return int(weights + kv_cache + overhead_bytes)
-
-
 def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
     """Estimated peak GPU memory (fp16/bf16 weights outside the quantised layers).
 
     Cross-checked with docs/performance.md section 1: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
     (measured 16-22 GB), 7B fp16 ~18 GB (measured "just over 16 GB" at load).
     """
-    vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
-    return estimate_memory_bytes(spec.shape, vision, precision)
+    return memory_bytes(spec.config(), QUANTIZATION[precision])
 
 
 def cpu_memory_bytes(spec: ModelSpec) -> int:
@@ -202,8 +172,7 @@ def cpu_memory_bytes(spec: ModelSpec) -> int:
 
 def converted_size_bytes(spec: ModelSpec) -> int:
     """Disk space of the converted model directory (fp16 safetensors), about the download's size."""
-    vision = VISION_PARAMS_QFORMER if spec.has_qformer else VISION_PARAMS_NO_QFORMER
-    return int((spec.shape.linear_params + spec.shape.embed_params + vision) * 2)
+    return int(weight_params(spec.config()) * 2)
 
 
 # ---------------------------------------------------------------- speech recognition (Whisper) models

@@ -258,12 +258,12 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
 
 def cmd_gguf(store: ModelStore, args: argparse.Namespace) -> int:
     from engine.store.gguf_convert import estimate_bytes
+    from engine.store.memory import llm_params
 
     cancel = threading.Event()
     try:
         config = json.loads((store.model_dir(args.model) / "llm" / "config.json").read_text())
-        h, n, v = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
-        params = n * (4 * h * h + 3 * h * config["intermediate_size"]) + 2 * v * h
+        params = sum(llm_params(config))
         print(f"Memory for the language model at {args.precision}: about {gigabytes(estimate_bytes(params, args.precision))}.")
     except (OSError, ValueError, KeyError):
         pass  # not installed: convert_gguf says so
