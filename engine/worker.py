@@ -177,11 +177,8 @@ class _Session:
                 self.cancelled.discard(rid)
 
     def transcribe(self, request: Transcribe) -> None:
-        try:
-            from engine.perception import speech_recognition
-        except ImportError as exc:
-            self.send(Failed(request.request_id, ErrorKind.UNAVAILABLE, f"speech input is not installed: {exc}"))
-            return
+        from engine.perception import speech_recognition  # numpy; faster-whisper only when it transcribes
+
         start = time.perf_counter()
         text = speech_recognition.transcribe(request.wav, request.language, model_path=request.model_path)
         self.send(Transcribed(request.request_id, text, time.perf_counter() - start))

@@ -65,13 +65,11 @@ def _progress_printer() -> object:
     return show
 
 
-def _in_use(store: ModelStore) -> dict | None:
+def _in_use(store: ModelStore) -> dict:
     """The model the app would load (desktop.model_choice: the settings' folder, else the model
-    installed last, else the demo), or None where the desktop is not installed."""
-    try:
-        from desktop.model_choice import choose_from_settings
-    except ImportError:
-        return None
+    installed last, else the demo)."""
+    from desktop.model_choice import choose_from_settings
+
     choice = choose_from_settings(store)
     return {"path": str(choice.path) if choice.path else None, "title": choice.title, "origin": choice.origin.value,
             "demo": choice.demo, "notice": choice.notice, "installed_newest_first": list(choice.installed)}
@@ -90,8 +88,6 @@ def _in_use_line(in_use: dict) -> str:
 def _say_what_lumen_uses(store: ModelStore, out: Path) -> None:
     """After an install: whether Lumen will use the new model (the settings' folder wins)."""
     in_use = _in_use(store)
-    if in_use is None:
-        return
     if in_use["path"] and Path(in_use["path"]) == out:
         print("Lumen uses this model from its next start.")
     else:
@@ -101,7 +97,7 @@ def _say_what_lumen_uses(store: ModelStore, out: Path) -> None:
 def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
     hardware = detect()
     in_use = _in_use(store)
-    used = Path(in_use["path"]) if in_use and in_use["path"] else None
+    used = Path(in_use["path"]) if in_use["path"] else None
     rows = []
     for spec in CATALOGUE:
         rec = recommend(spec, hardware)
@@ -128,10 +124,9 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
                           "speech_models": speech_rows}, indent=1))
         return 0
     print(f"Graphics cards: {describe_gpus(hardware.gpus)}")
-    if in_use is not None:
-        if in_use["notice"]:
-            print(in_use["notice"])
-        print(_in_use_line(in_use))
+    if in_use["notice"]:
+        print(in_use["notice"])
+    print(_in_use_line(in_use))
     for spec, row in zip(CATALOGUE, rows):
         mem = row["gpu_memory_bytes"]
         rec = row["recommended"]
