@@ -67,6 +67,17 @@ def test_check_says_how_hotkeys_and_capture_work_in_this_session(monkeypatch) ->
     assert not capture.ready and "Wayland" in capture.summary and "screenshot portal" in capture.summary
 
 
+def test_check_says_when_screen_recording_is_not_allowed(monkeypatch) -> None:  # noqa: ANN001
+    """macOS without the Screen Recording permission: a plain sentence, not a NameError."""
+    from desktop import messages, session
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    monkeypatch.setattr(session, "screen_recording_allowed", lambda: False)
+    capture = check.check_capture()
+    assert not capture.ready and capture.summary == messages.tr(messages.SCREEN_RECORDING_DENIED)
+
+
 def test_engine_round_trip_with_an_installed_model(tiny_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("DISPLAY", ":99")
     code = check.main(["--models-dir", str(tiny_model.parent), "--engine", "--device", "cpu", "--json"])
