@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import messages
+from engine.protocol import Quantization
 from engine.store.catalogue import SPEECH_CATALOGUE
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Settings:
     earcons: bool = True
     waiting_sound: bool = True
     model_dir: str = ""  # "" = automatic: the model installed last, else the demo (desktop.model_choice)
-    quantization: str = "none"  # engine.protocol.Quantization values
+    quantization: str = Quantization.NONE.value  # an engine.protocol.Quantization value
     device: str = "auto"
     backend: str = "auto"  # the language model's engine: "torch", "llamacpp" or automatic (lumen --check says which)
     ocr: bool = True
@@ -99,7 +100,7 @@ class Settings:
 # max_new_tokens: the context window (GenerationSettings.max_length, 2000) must keep room for the prompt.
 _RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 1000)}
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "quantization": ("none", "int8", "nf4"),
+    "quantization": tuple(q.value for q in Quantization),
     "device": ("auto", "cpu", "cuda", "mps"),
     "backend": ("auto", "torch", "llamacpp"),
     "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),

@@ -3,7 +3,8 @@ desktop/messages.py, which the desktop teammate owns; same ``tr`` so both are tr
 
 from __future__ import annotations
 
-from engine.store.catalogue import ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
+from engine.protocol import Quantization
+from engine.store.catalogue import ModelSpec, cpu_memory_bytes, gpu_memory_bytes
 from engine.store.downloads import FailureKind
 from engine.store.hardware import Hardware, Recommendation, gigabytes
 
@@ -20,15 +21,15 @@ GPU_FOUND = "Graphics card: {name}, {free} free of {total}."
 
 # Translators: {precision} is one of the PRECISION_NAMES below.
 PRECISION_NAMES = {
-    Precision.FP16: "full precision",
-    Precision.INT8: "8-bit",
-    Precision.NF4: "4-bit",
+    Quantization.NONE: "full precision",
+    Quantization.INT8: "8-bit",
+    Quantization.NF4: "4-bit",
     None: "processor only",
 }
 PRECISION_COST = {
-    Precision.FP16: "Fastest answers and the best quality.",
-    Precision.NF4: "Uses about half the memory. Answers stay fast; quality is very slightly lower.",
-    Precision.INT8: "Uses less memory than full precision, but answers are two to five times slower than 4-bit.",
+    Quantization.NONE: "Fastest answers and the best quality.",
+    Quantization.NF4: "Uses about half the memory. Answers stay fast; quality is very slightly lower.",
+    Quantization.INT8: "Uses less memory than full precision, but answers are two to five times slower than 4-bit.",
     None: "No graphics card needed, but each description takes minutes instead of seconds.",
 }
 RECOMMEND_GPU = "Recommended on this computer: {precision} on your graphics card. {cost}"
@@ -101,7 +102,7 @@ FAILURES = {
 UNEXPECTED = "Setup failed unexpectedly. The details are in the log."
 
 
-def precision_name(p: Precision | None) -> str:
+def precision_name(p: Quantization | None) -> str:
     return tr(PRECISION_NAMES[p])
 
 
@@ -122,8 +123,8 @@ def recommendation_text(rec: Recommendation) -> str:
 
 
 def memory_text(spec: ModelSpec) -> str:
-    sizes = {p.value: gigabytes(gpu_memory_bytes(spec, p)) for p in Precision}
-    return tr(MEMORY_LINE).format(cpu=gigabytes(cpu_memory_bytes(spec)), **sizes)
+    fp16, int8, nf4 = (gigabytes(gpu_memory_bytes(spec, q)) for q in (Quantization.NONE, Quantization.INT8, Quantization.NF4))
+    return tr(MEMORY_LINE).format(cpu=gigabytes(cpu_memory_bytes(spec)), fp16=fp16, int8=int8, nf4=nf4)
 
 
 def missing_text(keys: tuple[str, ...]) -> str:

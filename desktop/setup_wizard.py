@@ -37,7 +37,8 @@ from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
 from desktop.widgets import status_line
-from engine.store.catalogue import CATALOGUE, ModelSpec, Precision
+from engine.protocol import Quantization
+from engine.store.catalogue import CATALOGUE, ModelSpec
 from engine.store.downloads import DownloadError, FailureKind
 from engine.store.hardware import Hardware, detect, gigabytes, recommend
 from engine.store.core import SetupProgress
@@ -161,12 +162,12 @@ class SetupWizard(QDialog):
         self.token_label.setVisible(spec.llm.gated)
         self.details.setPlainText("\n".join(lines))
 
-    def _fill_precisions(self, device: str, recommended: Precision | None) -> None:
+    def _fill_precisions(self, device: str, recommended: Quantization | None) -> None:
         self.precision.clear()
         gpu = self.hardware.best_gpu if self.hardware else None
-        choices: list[Precision | None] = []
+        choices: list[Quantization | None] = []
         if gpu is not None:
-            choices = [Precision.FP16] if gpu.backend == "mps" else [Precision.FP16, Precision.NF4, Precision.INT8]
+            choices = [Quantization.NONE] if gpu.backend == "mps" else [Quantization.NONE, Quantization.NF4, Quantization.INT8]
         choices.append(None)
         for p in choices:
             label = m.precision_name(p) + (tr(m.RECOMMENDED_SUFFIX) if p == recommended and (p or device == CPU_CHOICE) else "")
@@ -180,7 +181,7 @@ class SetupWizard(QDialog):
             return "none", "cpu"
         gpu = self.hardware.best_gpu if self.hardware else None
         device = gpu.backend if gpu else "auto"
-        return {"fp16": "none", "int8": "int8", "nf4": "nf4"}[value], device
+        return value, device
 
     # ------------------------------------------------------------ state
     @property

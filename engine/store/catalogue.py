@@ -19,7 +19,6 @@ Honesty rules for this table (docs/minigpt4-reference.md sections 6.1 and 12.1):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from engine.minigpt4 import config as presets
 from engine.minigpt4.config import MiniGPT4Config
@@ -27,18 +26,6 @@ from engine.protocol import Quantization
 from engine.store.memory import GB, RUNTIME_OVERHEAD_BYTES, memory_bytes, weight_params
 
 LAVIS = "https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/"
-
-
-class Precision(StrEnum):
-    """How the language model is held in memory. Values match ``engine.protocol.Quantization``
-    except ``fp16`` (= Quantization.NONE on a GPU)."""
-
-    FP16 = "fp16"
-    INT8 = "int8"
-    NF4 = "nf4"
-
-
-QUANTIZATION = {Precision.FP16: Quantization.NONE, Precision.INT8: Quantization.INT8, Precision.NF4: Quantization.NF4}
 
 
 @dataclass(frozen=True)
@@ -156,18 +143,18 @@ def get_model(model_id: str) -> ModelSpec:
 
 # ---------------------------------------------------------------- memory estimates
 
-def gpu_memory_bytes(spec: ModelSpec, precision: Precision) -> int:
-    """Estimated peak GPU memory (fp16/bf16 weights outside the quantised layers).
+def gpu_memory_bytes(spec: ModelSpec, quantization: Quantization) -> int:
+    """Estimated peak GPU memory (fp16/bf16 weights outside the quantised layers; ``Quantization.NONE``: all fp16).
 
     Cross-checked with docs/performance.md section 1: 7B int8 ~11 GB (authors: ~11.5 GB), 13B int8 ~18 GB
     (measured 16-22 GB), 7B fp16 ~18 GB (measured "just over 16 GB" at load).
     """
-    return memory_bytes(spec.config(), QUANTIZATION[precision])
+    return memory_bytes(spec.config(), quantization)
 
 
 def cpu_memory_bytes(spec: ModelSpec) -> int:
     """Estimated RAM to run on the CPU in bfloat16 (the same weights as fp16, no CUDA context)."""
-    return gpu_memory_bytes(spec, Precision.FP16) - RUNTIME_OVERHEAD_BYTES + int(1.5 * GB)
+    return gpu_memory_bytes(spec, Quantization.NONE) - RUNTIME_OVERHEAD_BYTES + int(1.5 * GB)
 
 
 def converted_size_bytes(spec: ModelSpec) -> int:

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.store.catalogue import GB, ModelSpec, Precision, cpu_memory_bytes, gpu_memory_bytes
+from engine.protocol import Quantization
+from engine.store.catalogue import GB, ModelSpec, cpu_memory_bytes, gpu_memory_bytes
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -49,12 +50,12 @@ class Hardware:
 @dataclass(frozen=True)
 class Recommendation:
     device: str  # "cuda", "mps" or "cpu"
-    precision: Precision | None  # None on the CPU (bfloat16, no quantisation)
+    precision: Quantization | None  # None on the CPU (bfloat16, no quantisation)
     fits: bool  # False: even 4-bit does not fit; the CPU is the fallback
     need_bytes: int
     available_bytes: int | None
     speed: str  # "fast", "slower" (8-bit), "slow" (CPU); the wizard turns it into words
-    alternatives: tuple[Precision, ...] = ()  # other precisions that also fit
+    alternatives: tuple[Quantization, ...] = ()  # other precisions that also fit
 
 
 def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
@@ -127,14 +128,14 @@ def detect(nvidia_smi: str | None = None, timeout: float = 10.0, allow_torch_pro
 SAFETY_MARGIN = 0.92  # leave room for the desktop, the browser, other apps on the same GPU
 # fp16 first (fastest, exact), then 4-bit (fast with bitsandbytes' batch-1 kernels), 8-bit last:
 # LLM.int8 is 2-5x slower than fp16 (docs/performance.md section 2), so it is never the default.
-_ORDER = (Precision.FP16, Precision.NF4, Precision.INT8)
+_ORDER = (Quantization.NONE, Quantization.NF4, Quantization.INT8)
 
 
 def recommend(spec: ModelSpec, hardware: Hardware) -> Recommendation:
     gpu = hardware.best_gpu
     if gpu is not None:
         usable = int(gpu.free_bytes * SAFETY_MARGIN)
-        precisions = (Precision.FP16,) if gpu.backend == "mps" else _ORDER  # bitsandbytes needs CUDA
+        precisions = (Quantization.NONE,) if gpu.backend == "mps" else _ORDER  # bitsandbytes needs CUDA
         fitting = [p for p in precisions if gpu_memory_bytes(spec, p) <= usable]
         if fitting:
             best = fitting[0]
@@ -144,7 +145,7 @@ def recommend(spec: ModelSpec, hardware: Hardware) -> Recommendation:
                 fits=True,
                 need_bytes=gpu_memory_bytes(spec, best),
                 available_bytes=gpu.free_bytes,
-                speed="slower" if best is Precision.INT8 else "fast",
+                speed="slower" if best is Quantization.INT8 else "fast",
                 alternatives=tuple(fitting[1:]),
             )
     need = cpu_memory_bytes(spec)

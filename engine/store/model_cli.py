@@ -16,7 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, Precision, get_model, get_speech_model, gpu_memory_bytes
+from engine.protocol import Quantization
+from engine.store.catalogue import BUNDLED_SPEECH, CATALOGUE, SPEECH_CATALOGUE, get_model, get_speech_model, gpu_memory_bytes
 from engine.store.downloads import DownloadError, FailureKind
 from engine.store.hardware import describe_gpus, detect, gigabytes, recommend
 from engine.store.core import SetupProgress
@@ -32,7 +33,7 @@ MISSING_WORDS = {
     "projection": "the MiniGPT-4 projection checkpoint (a .pth file with minigpt4 in its name)",
     "llm": "the language model folder (config.json, tokenizer.model and weight files)",
 }
-PRECISION_WORDS = {Precision.FP16: "full precision", Precision.INT8: "8-bit (slower)", Precision.NF4: "4-bit"}
+PRECISION_WORDS = {Quantization.NONE: "full precision", Quantization.INT8: "8-bit (slower)", Quantization.NF4: "4-bit"}
 FAILURE_WORDS = {
     FailureKind.CANCELLED: "Cancelled. Run the same command again to continue where it stopped.",
     FailureKind.NETWORK: "The connection kept failing. Run the same command again to resume.",
@@ -108,7 +109,7 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
                 "installed": store.is_installed(spec.model_id),
                 "in_use": used == store.model_dir(spec.model_id),
                 "download_bytes": spec.approx_download_bytes,
-                "gpu_memory_bytes": {p.value: gpu_memory_bytes(spec, p) for p in Precision},
+                "gpu_memory_bytes": {q.value: gpu_memory_bytes(spec, q) for q in Quantization},
                 "recommended": {"device": rec.device, "precision": rec.precision, "fits": rec.fits},
             }
         )
@@ -133,7 +134,7 @@ def cmd_list(store: ModelStore, args: argparse.Namespace) -> int:
         state = "Installed, used by Lumen" if row["in_use"] else "Installed" if row["installed"] else "Not installed"
         print(f"{spec.model_id}: {spec.title}. {state}.")
         print(f"  Download about {gigabytes(row['download_bytes'])}.")
-        print(f"  GPU memory: full precision {gigabytes(mem['fp16'])}, 8-bit {gigabytes(mem['int8'])}, 4-bit {gigabytes(mem['nf4'])}.")
+        print(f"  GPU memory: full precision {gigabytes(mem['none'])}, 8-bit {gigabytes(mem['int8'])}, 4-bit {gigabytes(mem['nf4'])}.")
         if not rec["fits"]:
             where = "does not fit this computer"
         elif rec["device"] == "cpu":

@@ -99,3 +99,16 @@ def test_a_newer_file_is_not_migrated_backwards(tmp_path: Path) -> None:
     path.write_text(json.dumps({"schema_version": st.SCHEMA_VERSION + 1, "rate": 240, "future": True}))
     result = st.load(path)
     assert result.migrated_from is None and result.settings.rate == 240 and result.message == st.messages.SETTINGS_NEWER
+
+
+def test_saved_precisions_still_load_as_the_engine_quantization(tmp_path: Path) -> None:
+    """Settings files written before the wizard's precision and the engine's quantisation became one
+    enum hold "none", "int8" or "nf4"; each still loads, unchanged, as the value the engine is sent."""
+    from engine.protocol import LoadModel, Quantization
+
+    path = tmp_path / "settings.json"
+    for saved in ("none", "int8", "nf4"):
+        path.write_text(json.dumps({"schema_version": 1, "quantization": saved}))
+        result = st.load(path)
+        assert result.settings.quantization == saved and result.message is None
+        assert LoadModel("model", Quantization(result.settings.quantization)).quantization.value == saved

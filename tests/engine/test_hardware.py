@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.store.catalogue import GB, Precision, get_model, gpu_memory_bytes
+from engine.protocol import Quantization
+from engine.store.catalogue import GB, get_model, gpu_memory_bytes
 from engine.store.hardware import Gpu, Hardware, detect, parse_nvidia_smi, recommend
 from tests.fake_gpu import RTX_3060, install_nvidia_smi
 
@@ -35,26 +36,26 @@ def _hw(free_gb: float, backend: str = "cuda") -> Hardware:
 
 def test_memory_estimates_match_published_anchors() -> None:
     # docs/performance.md section 1: 7B 8-bit ~11.5 GB (authors), 13B 8-bit 16-22 GB, 7B fp16 "just over 16 GB"
-    assert 10 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Precision.INT8) < 12.5 * GB
-    assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-13b"), Precision.INT8) < 22 * GB
-    assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Precision.FP16) < 19 * GB
+    assert 10 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Quantization.INT8) < 12.5 * GB
+    assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-13b"), Quantization.INT8) < 22 * GB
+    assert 16 * GB < gpu_memory_bytes(get_model("vicuna0-7b"), Quantization.NONE) < 19 * GB
     for model in ("vicuna0-7b", "vicuna0-13b", "llama2-7b"):
         spec = get_model(model)
-        assert gpu_memory_bytes(spec, Precision.NF4) < gpu_memory_bytes(spec, Precision.INT8) < gpu_memory_bytes(spec, Precision.FP16)
+        assert gpu_memory_bytes(spec, Quantization.NF4) < gpu_memory_bytes(spec, Quantization.INT8) < gpu_memory_bytes(spec, Quantization.NONE)
 
 
 def test_recommendations() -> None:
     seven, thirteen = get_model("vicuna0-7b"), get_model("vicuna0-13b")
     big = recommend(seven, _hw(24))
-    assert (big.device, big.precision, big.speed) == ("cuda", Precision.FP16, "fast")
-    assert big.alternatives == (Precision.NF4, Precision.INT8)
+    assert (big.device, big.precision, big.speed) == ("cuda", Quantization.NONE, "fast")
+    assert big.alternatives == (Quantization.NF4, Quantization.INT8)
     mid = recommend(seven, _hw(11.8))
-    assert mid.precision is Precision.NF4 and mid.fits and Precision.FP16 not in mid.alternatives
+    assert mid.precision is Quantization.NF4 and mid.fits and Quantization.NONE not in mid.alternatives
     none = recommend(thirteen, _hw(6))
     assert none.device == "cpu" and none.precision is None and none.speed == "slow"
     mac = recommend(seven, _hw(12, "mps"))
     assert mac.device == "cpu"  # fp16 does not fit and bitsandbytes needs CUDA
-    assert recommend(seven, _hw(48, "mps")).precision is Precision.FP16
+    assert recommend(seven, _hw(48, "mps")).precision is Quantization.NONE
     cpu_only = recommend(seven, Hardware((), 8 * GB, "none"))
     assert cpu_only.device == "cpu" and not cpu_only.fits  # 8 GB RAM is not enough even on the CPU
 
