@@ -16,6 +16,7 @@ from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, Chec
 from engine.minigpt4.config import MiniGPT4Config
 from engine.minigpt4.modeling import MiniGPT4
 from engine.protocol import ErrorKind, Quantization, memory_error_kind
+from engine.store.hardware import fitting_quantizations
 from engine.store.memory import memory_bytes
 from engine.minigpt4.tokenizer import Tokenizer
 
@@ -100,12 +101,10 @@ def available_bytes(device: torch.device) -> int | None:
         return None
 
 
-def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int,
-              device: torch.device | None = None) -> Quantization | None:
-    for q in (Quantization.NONE, Quantization.NF4):  # LLM.int8 is never recommended: slow (docs/performance.md section 2)
-        if required_bytes(config, dtype, q, device) <= available:
-            return q
-    return None
+def recommend(config: MiniGPT4Config, dtype: torch.dtype, available: int, device: torch.device) -> Quantization | None:
+    """The precision to advise when a load does not fit: the setup wizard's rule (engine.store.hardware)."""
+    fitting = fitting_quantizations(config, available, device.type, torch.finfo(dtype).bits // 8)
+    return fitting[0] if fitting else None
 
 
 def check_memory(config: MiniGPT4Config, device: torch.device, dtype: torch.dtype, quantization: Quantization) -> None:

@@ -1,4 +1,6 @@
-"""Find the user's GPU without importing torch, and recommend how to run a model on it.
+"""Find the user's GPU without importing torch, and recommend how to run a model on it: the one
+rule (``fitting_quantizations``) that the setup wizard, ``lumen --check``, ``lumen models list`` and
+the loader's advice (``engine.minigpt4.loading.recommend``) all apply.
 
 Detection order: ``nvidia-smi`` (ships with every NVIDIA driver, answers in ~50 ms and never loads
 CUDA into our process); Apple silicon (Metal shares the machine's memory); otherwise, when running
@@ -17,8 +19,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.minigpt4.config import MiniGPT4Config
 from engine.protocol import Quantization
 from engine.store.catalogue import GB, ModelSpec, cpu_memory_bytes, gpu_memory_bytes
+from engine.store.memory import memory_bytes
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -131,12 +135,21 @@ SAFETY_MARGIN = 0.92  # leave room for the desktop, the browser, other apps on t
 _ORDER = (Quantization.NONE, Quantization.NF4, Quantization.INT8)
 
 
+def fitting_quantizations(config: MiniGPT4Config, free_bytes: int, backend: str,
+                          element_bytes: int = 2) -> tuple[Quantization, ...]:
+    """The quantisations of ``config`` that fit ``free_bytes`` on ``backend`` ("cuda", "mps" or
+    "cpu"), best first. Quantised layers need bitsandbytes on CUDA; elsewhere only full precision
+    is offered. ``element_bytes``: of the unquantised weights (2: fp16/bf16)."""
+    usable = int(free_bytes * SAFETY_MARGIN)
+    choices = _ORDER if backend == "cuda" else (Quantization.NONE,)
+    return tuple(q for q in choices
+                 if memory_bytes(config, q, element_bytes=element_bytes, on_cpu=backend == "cpu") <= usable)
+
+
 def recommend(spec: ModelSpec, hardware: Hardware) -> Recommendation:
     gpu = hardware.best_gpu
     if gpu is not None:
-        usable = int(gpu.free_bytes * SAFETY_MARGIN)
-        precisions = (Quantization.NONE,) if gpu.backend == "mps" else _ORDER  # bitsandbytes needs CUDA
-        fitting = [p for p in precisions if gpu_memory_bytes(spec, p) <= usable]
+        fitting = fitting_quantizations(spec.config(), gpu.free_bytes, gpu.backend)
         if fitting:
             best = fitting[0]
             return Recommendation(

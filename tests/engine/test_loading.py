@@ -33,10 +33,26 @@ def test_cpu_auto_dtype_is_float32_when_it_fits_else_bfloat16(monkeypatch):
 
 
 def test_recommendation_picks_the_best_precision_that_fits():
-    assert recommend(vicuna0_7b(), torch.float16, 24 * GB) is Quantization.NONE
-    assert recommend(vicuna0_7b(), torch.float16, 10 * GB) is Quantization.NF4
-    assert recommend(vicuna0_13b(), torch.float16, 14 * GB) is Quantization.NF4
-    assert recommend(vicuna0_13b(), torch.float16, 4 * GB) is None
+    gpu = torch.device("cuda")
+    assert recommend(vicuna0_7b(), torch.float16, 24 * GB, gpu) is Quantization.NONE
+    assert recommend(vicuna0_7b(), torch.float16, 10 * GB, gpu) is Quantization.NF4
+    assert recommend(vicuna0_13b(), torch.float16, 14 * GB, gpu) is Quantization.NF4
+    assert recommend(vicuna0_13b(), torch.float16, 4 * GB, gpu) is None
+
+
+@pytest.mark.parametrize("backend", ["cuda", "mps"])
+@pytest.mark.parametrize("model_id", ["vicuna0-7b", "vicuna0-13b", "llama2-7b"])
+@pytest.mark.parametrize("free_gb", [4, 6, 8, 10, 12, 16, 18, 19, 20, 24, 28, 32, 48])
+def test_the_loader_advises_what_the_wizard_and_lumen_check_recommend(backend, model_id, free_gb):
+    """One rule (engine.store.hardware): the setup wizard's and `lumen --check`'s recommendation for a
+    GPU with this much free memory is the precision the loader names when a load does not fit."""
+    from engine.store.catalogue import get_model
+    from engine.store.hardware import Gpu, Hardware, recommend as wizard_recommend
+
+    spec, free = get_model(model_id), free_gb * GB
+    wizard = wizard_recommend(spec, Hardware((Gpu(0, "GPU", free, free, backend),), 64 * GB, "test"))
+    on_gpu = wizard.precision if wizard.device == backend else None  # None: the wizard falls back to the CPU
+    assert recommend(spec.config(), torch.float16, free, torch.device(backend)) is on_gpu
 
 
 def test_not_enough_memory_fails_before_loading_with_advice(tiny_model_dir, monkeypatch):
