@@ -112,10 +112,10 @@ class _Session:
                 free = torch.cuda.mem_get_info()[0]
         needed = 0
         if free is not None:
-            from engine.minigpt4.converter import read_llm_config, read_model_json
+            from engine.minigpt4.converter import read_model_config
             from engine.minigpt4.loading import required_bytes
 
-            config = read_model_json(Path(request.model_dir)).with_llm(read_llm_config(Path(request.model_dir) / "llm"))
+            config = read_model_config(Path(request.model_dir))
             needed = required_bytes(config, torch.float16, request.quantization)
         return choose_backend("auto", free, needed, gguf, llamacpp_installed())
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, read_model_json
+from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, read_model_config
 from engine.minigpt4.modeling import MiniGPT4
 from engine.minigpt4.tokenizer import Tokenizer
 
@@ -28,35 +28,29 @@ def load_for_training(model_dir: str | Path, llm_dtype: torch.dtype = torch.floa
     """Model directory -> (MiniGPT4 on the CPU, Tokenizer). Visual weights stay float32."""
     from transformers import LlamaForCausalLM
 
-    from engine.minigpt4.converter import read_llm_config
-
     model_dir = Path(model_dir)
-    config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
     llm = LlamaForCausalLM.from_pretrained(str(model_dir / LLM_DIR), dtype=llm_dtype, local_files_only=True,
                                            attn_implementation=attn_implementation)
-    model = MiniGPT4(config, language_model=llm)
-    visual = load_file(str(model_dir / VISUAL_FILE))
-    missing, unexpected = model.load_state_dict(visual, strict=False)
-    missing = [k for k in missing if not k.startswith("language_model.")]
-    if missing or unexpected:
-        raise ValueError(f"{model_dir / VISUAL_FILE} does not match the model: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
+    model = _with_visual(MiniGPT4(read_model_config(model_dir), language_model=llm), model_dir)
     return model, Tokenizer(model_dir / TOKENIZER_FILE)
 
 
 def load_vision_side(model_dir: str | Path, device: torch.device | str = "cpu") -> MiniGPT4:
     """The frozen vision side (ViT, ln_vision, Q-Former, queries) and projection of a model directory,
     without the LLM (only its config is read): enough for ``image_features`` (feature caching)."""
-    from engine.minigpt4.converter import read_llm_config
-
     model_dir = Path(model_dir)
-    config = read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
-    model = MiniGPT4(config, language_model=nn.Module())  # no LLM weights are built or loaded
+    model = MiniGPT4(read_model_config(model_dir), language_model=nn.Module())  # no LLM weights are built or loaded
+    return _with_visual(model, model_dir).to(device).eval()
+
+
+def _with_visual(model: MiniGPT4, model_dir: Path) -> MiniGPT4:
+    """``model`` with the folder's vision side and projection; ValueError when they do not match."""
     missing, unexpected = model.load_state_dict(load_file(str(model_dir / VISUAL_FILE)), strict=False)
+    missing = [k for k in missing if not k.startswith("language_model.")]
     if missing or unexpected:
         raise ValueError(f"{model_dir / VISUAL_FILE} does not match the model: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}")
-    return model.to(device).eval()
+    return model
 
 
 def set_trainable(model: MiniGPT4, parts: tuple[str, ...]) -> list[str]:

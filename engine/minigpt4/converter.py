@@ -407,6 +407,14 @@ def read_model_json(model_dir: Path) -> MiniGPT4Config:
         raise CheckpointError(path, f"unreadable model description: {exc}") from exc
 
 
+def read_model_config(model_dir: Path) -> MiniGPT4Config:
+    """A model folder's whole configuration: ``lumen_model.json`` completed by the language model's
+    own ``llm/config.json``. The one reader of the format, for the loader, the worker and training;
+    ``CheckpointError`` when either file is missing or unreadable."""
+    model_dir = Path(model_dir)
+    return read_model_json(model_dir).with_llm(read_llm_config(model_dir / LLM_DIR))
+
+
 def save_model_dir(model, config: MiniGPT4Config, tokenizer_file: Path, out_dir: Path,
                    notes: str | None = None) -> None:
     """Write an in-memory MiniGPT4 (e.g. from training) as a model directory."""

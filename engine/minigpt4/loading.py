@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_llm_config, read_model_json
+from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_model_config
 from engine.minigpt4.config import MiniGPT4Config
 from engine.minigpt4.modeling import MiniGPT4
 from engine.protocol import ErrorKind, Quantization, memory_error_kind
@@ -191,11 +191,9 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
         raise ModelLoadError(ErrorKind.MODEL_MISSING, f"model folder not found: {model_dir}", model_dir)
     check_files(model_dir)
     try:
-        config = read_model_json(model_dir)
-        llm_cfg = read_llm_config(model_dir / LLM_DIR)
+        config = read_model_config(model_dir)
     except CheckpointError as exc:
         raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc), exc.file) from exc
-    config = config.with_llm(llm_cfg)
     tokenizer = _load_tokenizer(model_dir / TOKENIZER_FILE, config)
     if backend == "llamacpp":
         return _load_llamacpp(model_dir, config, tokenizer, gguf_precision)

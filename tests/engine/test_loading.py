@@ -150,3 +150,13 @@ def test_mps_out_of_memory_is_out_of_memory_not_mismatched_files(tiny_model_dir,
     with pytest.raises(ModelLoadError) as err:
         load_model(tiny_model_dir, device="cpu")
     assert err.value.kind is ErrorKind.OUT_OF_SHARED_MEMORY
+
+
+def test_the_loader_and_training_read_a_model_folder_alike(tiny_model_dir):
+    """One reader of the folder format (engine.minigpt4.converter.read_model_config) for both."""
+    from engine.minigpt4.converter import read_model_config
+    from training.model import load_for_training, load_vision_side
+
+    config = read_model_config(tiny_model_dir)
+    assert load_model(tiny_model_dir, device="cpu", dtype="float32").config == config
+    assert load_vision_side(tiny_model_dir).config == config and load_for_training(tiny_model_dir)[0].config == config
