@@ -201,6 +201,22 @@ def test_a_folder_without_gguf_is_a_typed_failure(tiny_model_dir):
     assert err.value.path == str(gguf_convert.gguf_path(tiny_model_dir, "q4_k_m"))  # the desktop says what to do
 
 
+def test_the_worker_sizes_the_folder_it_is_asked_to_load(tiny_model_dir, monkeypatch):
+    """With a GPU the worker reads the folder's configuration (converter.read_model_config) to weigh
+    the model against the free memory. The GPU is simulated (1 KiB free, then 1 TiB)."""
+    import torch
+
+    from engine.protocol import LoadModel
+    from engine.worker import _Session
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    request = LoadModel(str(tiny_model_dir), backend="auto", device="auto")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (1024, 1 << 40))
+    assert "the NVIDIA GPU has too little free memory" in _Session.backend_for(request)[1]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (1 << 40, 1 << 40))
+    assert _Session.backend_for(request) == ("torch", "torch on the NVIDIA GPU, which has enough free memory")
+
+
 def test_backend_choice_is_explained():
     gb = 1 << 30
     assert choose_backend("auto", 24 * gb, 16 * gb, ["q4_k_m"], True)[0] == "torch"
