@@ -69,7 +69,39 @@ def reference_dir() -> Path:
     return REFERENCE
 
 
+# The two tiers. Unit (``scripts/test.sh --fast``, ``-m "not system"``): in-process code, scripted engines,
+# widgets on the shared Xvfb, the tiny model in-process; the developer's loop, under 2 minutes.
+# System: what starts real processes, servers, buses or bundles, or runs a real model or real time for
+# seconds. A test is a system test when it is marked ``@pytest.mark.system``, lives in one of these
+# modules, or uses one of these fixtures; mark a new test that takes more than ~2 s.
+SYSTEM_MODULES = {
+    "tests/desktop/test_accessibility.py",  # AT-SPI bus and a spawned app read by the accessibility client
+    "tests/desktop/test_orca.py",  # real Orca on its own AT-SPI bus
+    "tests/desktop/test_orca_service.py",  # a private D-Bus session bus
+    "tests/desktop/test_speech_dispatcher.py",  # a real Speech Dispatcher server
+    "tests/desktop/test_long_run.py",  # soak runs of the real app
+    "tests/desktop/test_real_engine.py",  # the app with the real engine worker and the tiny model
+    "tests/installers/test_linux_bundle.py",  # the frozen bundle
+    "tests/test_offline_native.py",  # the app and engine processes under strace
+    "tests/test_setup_script.py",  # scripts/setup.sh in a shell
+    "tests/training/test_stage1_resume.py",  # multi-process training runs
+}
+SYSTEM_FIXTURES = {
+    "null_sound",  # a private PulseAudio server (tests/desktop/test_check.py)
+    "recognizer",  # the real Whisper model (tests/engine/test_speech_recognition.py, tests/desktop/test_voice_input.py)
+}
+
+
+def is_system(item: pytest.Item) -> bool:
+    module = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+    return ("system" in item.keywords or module in SYSTEM_MODULES
+            or not SYSTEM_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_system(item):
+            item.add_marker(pytest.mark.system)
     try:
         import torch
 

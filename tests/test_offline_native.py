@@ -49,7 +49,7 @@ def test_the_filter_sees_dns_and_outside_connections() -> None:
     assert outside_traffic("\n".join([dns, v6, local, unix])) == [dns, v6]
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_real_engine_session_uses_no_network_and_writes_nothing_home(tmp_path, tiny_model_dir) -> None:  # noqa: ANN001
     if shutil.which("strace") is None:
         pytest.skip("needs strace (scripts/setup.sh --dev installs it)")

@@ -39,6 +39,7 @@ def test_reports_every_area_in_words(fake_nvidia_smi, tmp_path: Path, capsys: py
     assert "Lumen uses the small demo model" in out[2]  # what answers instead, as what it is
 
 
+@pytest.mark.system
 def test_only_the_demo_model_is_a_note_that_says_what_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check.main(["--models-dir", str(tmp_path / "models"), "--json"]) == 0  # it answers: Lumen works
     model = {c["area"]: c for c in json.loads(capsys.readouterr().out)["checks"]}["Model"]
@@ -78,6 +79,7 @@ def test_check_says_when_screen_recording_is_not_allowed(monkeypatch) -> None:  
     assert not capture.ready and capture.summary == messages.tr(messages.SCREEN_RECORDING_DENIED)
 
 
+@pytest.mark.system
 def test_engine_round_trip_with_an_installed_model(tiny_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("DISPLAY", ":99")
     code = check.main(["--models-dir", str(tiny_model.parent), "--engine", "--device", "cpu", "--json"])
@@ -90,6 +92,7 @@ def test_engine_round_trip_with_an_installed_model(tiny_model: Path, capsys: pyt
     assert code == 0
 
 
+@pytest.mark.system
 def test_engine_failure_is_reported(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -141,6 +144,7 @@ def null_sound(tmp_path: Path):  # noqa: ANN201
         server.wait(10)
 
 
+@pytest.mark.system
 def test_check_finds_a_sound_output_and_a_microphone_and_misses_them_when_gone(null_sound, tmp_path: Path) -> None:  # noqa: ANN001
     import subprocess
     import sys
@@ -178,6 +182,7 @@ def test_the_back_end_check_does_not_import_torch(tiny_model: Path) -> None:
     assert out.stdout.split() == ["True", "False"], out.stderr
 
 
+@pytest.mark.system
 def test_the_language_models_engine_is_chosen_and_explained(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """No NVIDIA GPU: llama.cpp once the folder has a GGUF file, torch (and how to convert) before."""
     import shutil

@@ -24,7 +24,7 @@ def wait_ready(qtbot, client: EngineClient) -> None:  # noqa: ANN001
         pass
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
     """The real engine process, stopped with SIGSTOP: before the watchdog the user heard "Asking",
     then waiting ticks and silence, and later questions got nothing."""
@@ -58,6 +58,7 @@ def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(q
         client.shutdown()
 
 
+@pytest.mark.system
 def test_a_slow_request_is_not_mistaken_for_a_hang(qtbot, monkeypatch) -> None:  # noqa: ANN001
     """The real serving loop busy in pure Python (holding the interpreter as a long prefill or CPU
     load would) for three times the hang timeout: the heartbeat thread keeps the engine alive."""

@@ -23,6 +23,7 @@ LAUNCHER = "/usr/libexec/at-spi-bus-launcher"
 @pytest.mark.display
 @pytest.mark.skipif(not (shutil.which("dbus-run-session") and Path(LAUNCHER).exists()),
                     reason="needs dbus-run-session and at-spi2-core")
+@pytest.mark.system
 def test_describe_focus_captures_the_focused_field_found_through_atspi(tmp_path) -> None:  # noqa: ANN001
     script = (f"{LAUNCHER} --launch-immediately & sleep 0.5; "
               f"{sys.executable} {HERE / 'atspi_focus_app.py'} {tmp_path}")

@@ -73,7 +73,7 @@ def test_captures_reuse_one_x_connection(scripted_app) -> None:  # noqa: ANN001
     assert soak.x_connections() == before
 
 
-@pytest.mark.slow
+@pytest.mark.system
 @pytest.mark.display
 @pytest.mark.timeout(900)
 def test_a_few_hundred_real_requests_without_growth_or_a_crash(qtbot, tmp_path) -> None:  # noqa: ANN001

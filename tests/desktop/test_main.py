@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import desktop.__main__ as entry
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.system
 def test_lumen_models_list_runs_the_model_manager_without_qt_or_torch(tmp_path) -> None:  # noqa: ANN001
     code = ("import sys, desktop.__main__ as m; rc = m.main(['models', 'list']);"
             "print('LOADED', [x for x in ('torch', 'PySide6.QtWidgets') if x in sys.modules]); sys.exit(rc)")

@@ -92,6 +92,7 @@ def test_ready_messages_name_the_model_and_where_it_runs(store: ModelStore) -> N
 
 
 # ---------------------------------------------------------------- the command line
+@pytest.mark.system
 def test_models_list_shows_what_lumen_uses(store: ModelStore, capsys: pytest.CaptureFixture[str]) -> None:
     from engine.store.model_cli import main
 
@@ -167,6 +168,7 @@ def official_files(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory
     return folder
 
 
+@pytest.mark.system
 def test_app_loads_the_model_lumen_models_import_installed_and_names_it(qtbot, tmp_path: Path, store: ModelStore,
                                                                         official_files: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
@@ -192,6 +194,7 @@ def test_app_loads_the_model_lumen_models_import_installed_and_names_it(qtbot, t
         close(lumen)
 
 
+@pytest.mark.system
 def test_only_the_demo_says_so_and_offers_the_wizard_on_the_first_start_only(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
     from desktop import app
 

@@ -93,7 +93,7 @@ def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: A
     assert len(real.controller.conversation.entries) == 4
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
     """A real spawned engine process, killed in the middle of an answer."""
     from tests.fakes import FakeCapture, RecordingReader, RecordingEarcons, RecordingSpeaker

@@ -16,6 +16,7 @@ def _line(text: str, left: int, top: int, right: int, bottom: int) -> TextLine:
     return TextLine(text, (left, top, right, bottom), 0.99)
 
 
+@pytest.mark.system
 def test_read_the_text_of_a_real_dialog_in_reading_order() -> None:
     try:
         lines = ocr.read_text(ocr_screens.save_dialog().image)

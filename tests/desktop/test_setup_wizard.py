@@ -102,6 +102,7 @@ def served(reference_dir: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN00
         yield srv, dataclasses.replace(base, llm=HubRepo(REPO), files=files), ck
 
 
+@pytest.mark.system
 def test_download_with_progress_and_spoken_percentages(qtbot, tmp_path: Path, served) -> None:  # noqa: ANN001
     srv, spec, _ = served
     wizard, spoken = make(qtbot, tmp_path, spec, endpoint=srv.endpoint, preset="tiny")
@@ -134,6 +135,7 @@ def test_cancel_by_escape_keeps_parts_and_says_so(qtbot, tmp_path: Path, served)
     assert list((tmp_path / "models" / ".downloads").rglob("*.part"))  # kept for resuming
 
 
+@pytest.mark.system
 def test_import_reports_missing_files_then_converts(qtbot, tmp_path: Path, reference_dir: Path) -> None:  # noqa: ANN001
     ck = reference_dir / "checkpoints"
     folder = tmp_path / "official"
@@ -154,6 +156,7 @@ def test_import_reports_missing_files_then_converts(qtbot, tmp_path: Path, refer
     assert ModelStore(tmp_path / "models").verify("vicuna0-7b").ok
 
 
+@pytest.mark.system
 def test_drive_refusal_asks_for_the_browser_then_add_file(qtbot, tmp_path: Path, served) -> None:  # noqa: ANN001
     srv, spec, ck = served
     srv.behaviour["/uc"] = Behaviour(html=True)

@@ -171,7 +171,7 @@ def run_stress(tmp_path: Path, root: Path, seed: int, timeout: float = 120) -> s
                           timeout=timeout, env=env, cwd=root)
 
 
-@pytest.mark.slow
+@pytest.mark.system
 @pytest.mark.parametrize("seed", [1, 2])
 def test_hundreds_of_say_now_stop_cycles_never_hang_the_gui(tmp_path, seed: int) -> None:
     """Regression: QMediaPlayer.stop() on a playing file deadlocked in Qt's FFmpeg plugin about one
@@ -218,7 +218,7 @@ os._exit(0)
 '''
 
 
-@pytest.mark.slow
+@pytest.mark.system
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
 def test_speaking_creates_no_file(tmp_path) -> None:
     """Privacy: the answer's audio never reaches a file, not even for a moment (inotify sees a file
@@ -264,7 +264,7 @@ speaker.close()
 '''
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_without_a_sound_output_speech_fails_quietly_and_the_next_request_still_runs(tmp_path) -> None:
     env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", NO_OUTPUT], capture_output=True, text=True, timeout=60, env=env,

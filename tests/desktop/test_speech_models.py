@@ -117,6 +117,7 @@ def _heard(lumen, question: str) -> bool:  # noqa: ANN001
     return any(normalise(t) == f"heard {question}" for t in lumen.speaker.texts)
 
 
+@pytest.mark.system
 def test_the_chosen_model_reaches_the_engine_and_transcribes(qtbot, lumen, store, bundled) -> None:  # noqa: ANN001, F811
     out = install_copy(store, "whisper-base.en", bundled)
     lumen.controller.settings = dataclasses.replace(lumen.controller.settings, speech_model="whisper-base.en")
@@ -126,6 +127,7 @@ def test_the_chosen_model_reaches_the_engine_and_transcribes(qtbot, lumen, store
     assert speech_recognition.get_recognizer(out).model_path == out.resolve()  # that folder's model answered
 
 
+@pytest.mark.system
 def test_a_missing_choice_is_said_and_the_bundled_model_answers(qtbot, lumen, store, bundled) -> None:  # noqa: ANN001, F811
     lumen.controller.settings = dataclasses.replace(lumen.controller.settings, speech_model="whisper-medium.en")
     sent = _ask_by_voice(qtbot, lumen, QUESTIONS[1], "Heard")
@@ -134,6 +136,7 @@ def test_a_missing_choice_is_said_and_the_bundled_model_answers(qtbot, lumen, st
     assert "The speech model Whisper medium.en you chose is missing or incomplete" in said and _heard(lumen, QUESTIONS[1])
 
 
+@pytest.mark.system
 def test_a_damaged_choice_the_engine_cannot_load_is_retried_with_the_bundled_model(qtbot, lumen, store, bundled) -> None:  # noqa: ANN001, F811
     out = install_copy(store, "whisper-small.en", bundled)
     size = (out / "model.bin").stat().st_size
@@ -297,6 +300,7 @@ def test_escape_cancels_a_download_and_the_next_one_resumes(qtbot, store, hub_on
 # ---------------------------------------------------------------- lumen --check
 
 
+@pytest.mark.system
 def test_check_reports_the_speech_model_in_use(store, bundled, capsys, monkeypatch) -> None:  # noqa: ANN001
     from desktop import check
     from desktop.settings import Settings, save

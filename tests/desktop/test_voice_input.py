@@ -68,6 +68,7 @@ def _record(qtbot, recorder: VoiceRecorder) -> bytes:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("mode", list(RecordingMode))
+@pytest.mark.system
 def test_a_spoken_question_goes_from_microphone_to_text(qtbot, mode, recognizer) -> None:
     question = QUESTIONS[3] if mode is RecordingMode.HOLD else QUESTIONS[1]
     samples = int16_samples(spoken_wav(question))

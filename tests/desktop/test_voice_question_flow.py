@@ -49,6 +49,7 @@ def _feature(lumen, name: str):  # noqa: ANN001, ANN202
     return next(f for f in lumen.extensions if type(f).__name__ == name)
 
 
+@pytest.mark.system
 def test_spoken_follow_up_reaches_the_engine_about_the_cached_image(qtbot, lumen, tiny_model_dir) -> None:  # noqa: ANN001
     try:
         speech_recognition.get_recognizer()
@@ -87,6 +88,7 @@ def test_spoken_follow_up_reaches_the_engine_about_the_cached_image(qtbot, lumen
     assert lumen.controller.last_stats.images_from_cache == 1
 
 
+@pytest.mark.system
 def test_read_the_text_and_voice_failures_need_no_model(qtbot, lumen) -> None:  # noqa: ANN001
     lumen.controller.handle_action("describe_screen")  # no model: the answer fails, the image stays
     qtbot.waitUntil(lambda: lumen.controller.conversation.last_image_id is not None, timeout=10_000)

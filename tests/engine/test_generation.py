@@ -24,6 +24,7 @@ def embeds(loaded):
     return loaded.model.context_embeds([ids], [])
 
 
+@pytest.mark.system
 def test_streamed_text_equals_the_non_streamed_answer(loaded, embeds):
     settings = GenerationSettings.greedy(max_new_tokens=60, stop_on_template=False)
     deltas: list[str] = []
@@ -52,6 +53,7 @@ def test_sampling_is_reproducible_with_a_seed(loaded, embeds):
     assert a.token_ids == b.token_ids
 
 
+@pytest.mark.system
 def test_cancel_takes_effect_within_one_decoding_step(loaded, embeds):
     cancel = threading.Event()
     seen: list[str] = []

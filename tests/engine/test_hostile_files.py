@@ -104,6 +104,7 @@ def test_a_dark_but_real_photo_is_not_blank() -> None:
     assert image_io.blank_problem(Image.fromarray(dark)) is None
 
 
+@pytest.mark.system
 def test_sixteen_bit_8000_square_decodes_in_bounded_memory(tmp_path) -> None:  # noqa: ANN001
     """The 0.13 MB 8000x8000 16-bit PNG once peaked at 2.3 GB; now the peak stays within the
     ``PEAK_BYTES_PER_PIXEL`` budget that ``pixel_limit`` sizes the limit with."""
@@ -165,6 +166,7 @@ def test_cli_describes_a_good_picture(tmp_path, capsys) -> None:  # noqa: ANN001
     assert code == 0 and out.strip()
 
 
+@pytest.mark.system
 def test_cli_process_on_a_fifo_and_a_sparse_file_ends_with_a_message(tmp_path) -> None:  # noqa: ANN001
     for name in ("fifo", "sparse 2 GB"):
         path = next(c for c in CASES if c.name == name).make(tmp_path)
@@ -188,6 +190,7 @@ def demo_worker():
     handle.stop()
 
 
+@pytest.mark.system
 def test_worker_answers_every_hostile_picture_with_bad_image_and_keeps_serving(demo_worker, tmp_path) -> None:  # noqa: ANN001
     from tests.engine.test_worker import collect
 

@@ -71,6 +71,7 @@ def test_cuda_requested_without_a_gpu_is_unsupported_hardware(tiny_model_dir):
     assert err.value.kind is ErrorKind.UNSUPPORTED_HARDWARE
 
 
+@pytest.mark.system
 def test_four_bit_language_model_through_bitsandbytes(quantisable_model_dir):
     """bitsandbytes 4-bit runs on the CPU too (docs/environment.md section 2); only the LLM is quantised."""
     pytest.importorskip("bitsandbytes")

@@ -237,6 +237,7 @@ def test_cli_list_and_import_report(tmp_path: Path, reference_dir: Path, fake_nv
     assert cli_main(["--root", str(tmp_path), "import", str(folder)]) == 2  # tiny LLM: model unknown
 
 
+@pytest.mark.system
 def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """End to end with the engine's real converter: fetched official files -> model directory ->
     checksums -> engine.minigpt4.loading.load_model, with the network guard and HF_HUB_OFFLINE back on."""
@@ -258,6 +259,7 @@ def test_download_then_convert_gives_a_loadable_offline_model(served, hub_online
     assert loaded.config.qformer is not None
 
 
+@pytest.mark.system
 def test_cli_import_converts_a_folder(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = _official_folder(reference_dir / "checkpoints", tmp_path / "src")
     code = cli_main(["--root", str(tmp_path / "models"), "import", str(folder), "--model", "vicuna0-7b", "--preset", "tiny"])
@@ -266,6 +268,7 @@ def test_cli_import_converts_a_folder(reference_dir: Path, tmp_path: Path, capsy
     assert ModelStore(tmp_path / "models").verify("vicuna0-7b").ok
 
 
+@pytest.mark.system
 def test_wrong_projection_is_refused_by_the_converter(reference_dir: Path, tmp_path: Path) -> None:
     ck = reference_dir / "checkpoints"
     folder = _official_folder(ck, tmp_path / "src", skip=("pretrained_minigpt4_tiny.pth",))
@@ -277,6 +280,7 @@ def test_wrong_projection_is_refused_by_the_converter(reference_dir: Path, tmp_p
     assert store.installed() == [] and not list(store.root.glob("*.converting*"))
 
 
+@pytest.mark.system
 def test_prequantised_copy_loads_without_quantising_again(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("bitsandbytes")
     from safetensors import safe_open

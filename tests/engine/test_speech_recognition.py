@@ -23,10 +23,12 @@ def recognizer() -> speech_recognition.Recognizer:
 
 
 @pytest.mark.parametrize("question", QUESTIONS[:3])
+@pytest.mark.system
 def test_spoken_questions_come_out_as_their_text(question, recognizer) -> None:
     assert normalise(speech_recognition.transcribe(spoken_wav(question), "en")) == question
 
 
+@pytest.mark.system
 def test_other_rates_and_stereo_are_converted(recognizer) -> None:
     wav = spoken_wav(QUESTIONS[0], rate=22_050, channels=2)
     assert normalise(speech_recognition.transcribe(wav, "en-GB")) == QUESTIONS[0]
@@ -59,6 +61,7 @@ def test_noise_is_no_speech(recognizer) -> None:
     assert info.value.reason == "no_speech"
 
 
+@pytest.mark.system
 def test_speech_it_cannot_make_out_is_unintelligible_not_a_guess(recognizer) -> None:
     backwards = int16_samples(spoken_wav(QUESTIONS[0]))[::-1].copy()  # speech-like, but no words
     with pytest.raises(speech_recognition.NothingHeard) as info:

@@ -239,6 +239,7 @@ def test_cli_lists_downloads_verifies_and_removes_speech_models(hub, fake_nvidia
     assert not SpeechModelStore(tmp_path).installed()
 
 
+@pytest.mark.system
 def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worker(hub_online, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The bundled tiny.en files, served as if they were Systran/faster-whisper-base.en (no real
     base.en weights exist on this machine), go through download -> verify -> install; the engine

@@ -150,6 +150,7 @@ def test_describe_without_a_model_and_a_missing_model_folder(tmp_path):
         handle.stop()
 
 
+@pytest.mark.system
 def test_spawned_engine_process_answers_and_exits(tiny_model_dir):
     handle = spawn_worker()
     try:
@@ -239,6 +240,7 @@ def test_ocr_never_delays_a_describe_and_cancel_ends_it(slow_ocr_worker):
     assert reads == [TextRead(31, (), cancelled=True), TextRead(30, (), cancelled=True)]
 
 
+@pytest.mark.system
 def test_the_users_own_read_goes_before_background_ocr(tiny_model_dir):
     """A "read the text" queued behind a background OCR that is running pre-empts it."""
     import functools
@@ -259,6 +261,7 @@ def test_the_users_own_read_goes_before_background_ocr(tiny_model_dir):
         handle.stop()
 
 
+@pytest.mark.system
 def test_the_engine_process_runs_ocr_in_a_process_of_its_own():
     """The engine process is daemonic (the app ends it on exit), and a daemonic multiprocessing
     process may not start children unless it says so: OCR must still work there."""
@@ -280,6 +283,7 @@ def test_the_engine_process_runs_ocr_in_a_process_of_its_own():
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "nice"), reason="POSIX niceness")
+@pytest.mark.system
 def test_ocr_runs_at_the_lowest_cpu_priority():
     """So that an answer the user waits for gets the CPU first, OCR running beside it or not."""
     import os

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLERS = ROOT / "installers"
 
 
+@pytest.mark.system
 def test_bundle_self_test_imports_every_part_and_names_a_missing_one(tmp_path: Path) -> None:
     entry = str(INSTALLERS / "lumen_entry.py")
     env = {"PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.system,
     pytest.mark.skipif(os.environ.get("LUMEN_TEST_BUNDLE") != "1", reason="set LUMEN_TEST_BUNDLE=1 to build and smoke-test the bundle"),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux bundle"),
     pytest.mark.timeout(3600),

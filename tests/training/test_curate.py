@@ -84,6 +84,7 @@ def test_not_english_is_a_language_check_not_an_ascii_check() -> None:
                          "a brown dog runs across the grassy park. She's smiling; two cars are parked nearby.") is None
 
 
+@pytest.mark.system
 def test_curation_end_to_end_with_the_stage1_model(tiny_model_dir, reference_dir, tmp_path, monkeypatch) -> None:
     images = tmp_path / "candidates"
     images.mkdir()

@@ -40,6 +40,7 @@ def test_demo_model_is_small_labelled_and_loadable() -> None:
     assert "NOT a real MiniGPT-4" in (DEMO / "README.md").read_text()
 
 
+@pytest.mark.system
 def test_demo_model_describes_unseen_images_correctly_and_deterministically() -> None:
     from engine.minigpt4.loading import load_model
 
@@ -59,7 +60,7 @@ def test_demo_model_describes_unseen_images_correctly_and_deterministically() ->
     assert first == _answer(loaded, image, "What is in this picture?") and first.endswith(".")
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_demo_pipeline_runs_end_to_end(tmp_path) -> None:
     from training.demo import build_demo
 

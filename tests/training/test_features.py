@@ -86,7 +86,7 @@ print(json.dumps({"grew_kb": peak - base, "len": len(cache), "caption": item["ca
 """
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_200k_sample_cache_is_built_in_bounded_memory(tmp_path) -> None:
     n = 200_000  # 150 MB of features and 17 MB of captions: kept in RAM by the old builder
     proc = subprocess.run([sys.executable, "-c", _BIG, str(n), str(tmp_path / "big")], cwd=ROOT,

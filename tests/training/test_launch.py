@@ -69,7 +69,7 @@ def _digests(stderr: str) -> dict[str, str]:
                            r"sha256 (\w+)", stderr))
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_two_machines_on_localhost_train_as_one_machine_with_two_processes(tiny_model_dir, stage1_shards,
                                                                            tmp_path) -> None:
     one = subprocess.run(_launcher("--multi_gpu", "--num_machines", "1", "--num_processes", "2",
@@ -89,7 +89,7 @@ def test_two_machines_on_localhost_train_as_one_machine_with_two_processes(tiny_
                 for r in (0, 1)} == {0, 1}
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_node_local_output_folders_are_refused_at_start(tiny_model_dir, stage1_shards, tmp_path) -> None:
     m0, m1 = _machines([_stage1_args(tiny_model_dir, stage1_shards, tmp_path / "node0"),
                         _stage1_args(tiny_model_dir, stage1_shards, tmp_path / "node1")], _free_port())
@@ -99,6 +99,7 @@ def test_node_local_output_folders_are_refused_at_start(tiny_model_dir, stage1_s
     assert not list(tmp_path.glob("node*/checkpoint-*"))  # refused before the first step
 
 
+@pytest.mark.system
 def test_num_processes_without_multi_gpu_is_refused(tiny_model_dir, tmp_path) -> None:
     make_split(tmp_path / "aligned", 8, seed=1, size=56)
     proc = subprocess.run(_launcher("--num_processes", "2") + [
@@ -146,7 +147,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_model_dir, aligned, t
     assert train(dataclasses.replace(cfg, max_steps=2, resume=str(tmp_path / "run" / "checkpoint-000001"))).steps == 2
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_ranks_exit_when_the_launcher_dies(tiny_model_dir, aligned, tmp_path) -> None:
     import psutil
 

@@ -71,6 +71,7 @@ def test_training_changes_only_the_projection_and_exports_a_loadable_model(tiny_
     assert saved["max_steps"] == 2 and saved["stage"] == "stage2"
 
 
+@pytest.mark.system
 def test_resume_mid_run_is_exact(tiny_model_dir, aligned, tmp_path) -> None:
     full = train(_cfg(tiny_model_dir, aligned, tmp_path / "full"))
     part = _cfg(tiny_model_dir, aligned, tmp_path / "part")
@@ -129,7 +130,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_two_cpu_processes_end_with_identical_weights(tiny_model_dir, aligned, tmp_path) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",

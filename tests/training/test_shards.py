@@ -34,6 +34,7 @@ def _assert_same(got: list, want: list) -> None:
     assert all(torch.equal(a.pixel_values, b.pixel_values) for a, b in zip(got, want))  # same crops
 
 
+@pytest.mark.system
 def test_each_rank_resumes_exactly_with_any_worker_count(stage1_shards) -> None:
     cfg = _cfg(stage1_shards)
     seen = {}

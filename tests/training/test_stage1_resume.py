@@ -112,7 +112,7 @@ def _launch(args: list[str], port: int) -> str:
     return found["0"] if found["0"] == found["1"] else pytest.fail(f"ranks disagree: {found}")
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_two_process_stage1_resume_is_exact_on_every_rank(tiny_model_dir, stage1_shards, tmp_path) -> None:
     from tests.training.test_recipe import _free_port
 
