@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import logging
 import logging.handlers
 import multiprocessing
@@ -18,15 +17,6 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("desktop")
-
-
-def _delegate(module: str, function: str, argv: list[str], what: str) -> int:
-    try:
-        target = getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError) as exc:
-        print(f"lumen: {what} is not available in this installation ({exc}).", file=sys.stderr)
-        return 2
-    return int(target(argv) or 0)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -210,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # frozen installers start the engine through this executable
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["models"]:
-        return _delegate("engine.store.model_cli", "main", argv[1:], "the model manager")
+        from engine.store.model_cli import main as models_main
+
+        return int(models_main(argv[1:]) or 0)
     if "--check" in argv:
-        return _delegate("desktop.check", "main", [a for a in argv if a != "--check"], "lumen --check")
+        from desktop import check
+
+        return int(check.main([a for a in argv if a != "--check"]) or 0)
     args = parse_args(argv)
     setup_logging(args.debug)
 

@@ -7,7 +7,6 @@ and screen text / voice questions through ``desktop.integrations``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from desktop.widgets.conversation_view import TranscriptDialog
 from desktop.widgets.main_window import MainWindow
 from desktop.widgets.settings_dialog import SettingsDialog
 from desktop.widgets.tray import make_tray
-from engine.protocol import ErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +81,8 @@ class LumenApp:
         return self.hotkeys.start(dict(self.settings.hotkeys.items()))
 
     def open_setup_wizard(self) -> None:
-        try:
-            from desktop.setup_wizard import SetupWizard
-        except ImportError:
-            self.controller.notify(messages.error_text(ErrorKind.UNAVAILABLE))
-            return
+        from desktop.setup_wizard import SetupWizard
+
         wizard = SetupWizard(notify=self.controller.notify, parent=self.window)
         wizard.model_ready.connect(self.use_installed_model)
         self.extensions.append(wizard)  # keep it alive; open() does not block the event loop
@@ -171,7 +166,7 @@ def start(lumen: LumenApp, hotkeys: bool = True, first_run_setup: bool = True) -
     if hotkeys:
         lumen.start_hotkeys()
     loaded = lumen.controller.load_model()
-    if not first_run_setup or not _has_module("desktop.setup_wizard"):
+    if not first_run_setup:
         return
     demo_only = lumen.controller.model_choice is not None and lumen.controller.model_choice.demo
     if not loaded or (demo_only and lumen.first_start):  # no model: every start; only the demo: the first
@@ -184,8 +179,6 @@ def start(lumen: LumenApp, hotkeys: bool = True, first_run_setup: bool = True) -
 
 
 def _add_setup_action(lumen: LumenApp) -> None:
-    if not _has_module("desktop.setup_wizard"):
-        return
     action = QAction(messages.tr("Set up &model…"), lumen.window)
     action.triggered.connect(lumen.open_setup_wizard)
     lumen.window.tools_menu.addAction(action)
@@ -202,7 +195,3 @@ def _watch_screens(app: QApplication) -> None:
         watch(screen)
     app.screenAdded.connect(lambda screen: (invalidate_grabbers(), watch(screen)))
     app.screenRemoved.connect(lambda _: invalidate_grabbers())
-
-
-def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None

@@ -8,21 +8,15 @@
   one, and a new request an unfinished "read the text".
 * Voice questions (``desktop.voice_input``): hold the voice hotkey, speak, release; the recording
   is transcribed by the engine (``Transcribe``) and asked as a typed question would be.
-
-Each feature is skipped, with a log line, when its module is not installed.
 """
 
 from __future__ import annotations
-
-import logging
 
 from PySide6.QtCore import QObject
 
 from desktop import messages
 from desktop.speech import Priority
 from engine.protocol import Describe, ErrorKind, Failed, ImageInput, ReadText, TextRead, Transcribe, Transcribed
-
-log = logging.getLogger(__name__)
 
 
 class ScreenTextFeature(QObject):
@@ -136,8 +130,7 @@ class VoiceFeature(QObject):
                  Priority.NOW)
 
     def _on_failed(self, reason: str) -> None:
-        text = messages.VOICE_FAILURES.get(reason, messages.VOICE_FAILURES["unintelligible"])
-        self.lumen.controller.notify(messages.tr(text), Priority.NOW)
+        self.lumen.controller.notify(messages.voice_failure_text(reason), Priority.NOW)
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, Transcribed) and event.request_id == self._pending:
@@ -152,19 +145,9 @@ class VoiceFeature(QObject):
                 wav, used = question
                 self._on_recorded(wav, self.chooser.after_damage(used, self.lumen.controller.settings.speech_language))
                 return
-            text = messages.VOICE_UNAVAILABLE if reason == "unavailable" else messages.VOICE_FAILURES.get(
-                reason, messages.VOICE_FAILURES["unintelligible"])
-            self.lumen.controller.notify(messages.tr(text), Priority.NOW)
-
-
-FEATURES = (("desktop.screen_text", ScreenTextFeature), ("desktop.voice_input", VoiceFeature))
+            text = messages.tr(messages.VOICE_UNAVAILABLE) if reason == "unavailable" else messages.voice_failure_text(reason)
+            self.lumen.controller.notify(text, Priority.NOW)
 
 
 def install(lumen) -> list[QObject]:  # noqa: ANN001
-    installed = []
-    for module, feature in FEATURES:
-        try:
-            installed.append(feature(lumen))
-        except ImportError as exc:
-            log.info("%s not installed (%s); feature off", module, exc)
-    return installed
+    return [ScreenTextFeature(lumen), VoiceFeature(lumen)]

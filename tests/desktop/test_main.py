@@ -33,11 +33,6 @@ def test_check_flag_goes_to_desktop_check_with_the_other_arguments(monkeypatch) 
     assert seen == [["--json"]]
 
 
-def test_missing_optional_command_gives_a_clear_message(capsys) -> None:  # noqa: ANN001
-    assert entry._delegate("desktop.no_such_module", "main", [], "the frobnicator") == 2
-    assert "the frobnicator is not available" in capsys.readouterr().err
-
-
 def _second_copy(tmp_path, runtime, *flags: str) -> subprocess.Popen:  # noqa: ANN001
     env = {**__import__("os").environ, "XDG_RUNTIME_DIR": str(runtime), "QT_QPA_PLATFORM": "offscreen",
            "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
