@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -67,6 +68,20 @@ def reference_dir() -> Path:
     if not (REFERENCE / "manifest.json").exists():
         pytest.fail(f"parity fixtures not found at {REFERENCE} (expected ../shared beside the repo)")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def manifest(reference_dir: Path) -> dict:
+    """The parity fixtures' record of the official code's inputs and outputs."""
+    return json.loads((reference_dir / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def expected(reference_dir: Path) -> dict:
+    """The official code's tensors for the parity cases (name -> tensor)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(reference_dir / "expected" / "expected.safetensors"))
 
 
 # The two tiers. Unit (``scripts/test.sh --fast``, ``-m "not system"``): in-process code, scripted engines,

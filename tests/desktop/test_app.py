@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,26 +14,10 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLineEdit, QWidget
 
 from desktop import messages
-from desktop.engine_client import thread_launcher
-from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+from desktop.settings import Settings, SpeechOutput
+from tests.desktop.conftest import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def lumen(qtbot, tmp_path):  # noqa: ANN001
-    from desktop import app
-
-    engine = ScriptedEngine()
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(engine.serve),
-                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    lumen.controller.grabber = FakeCapture()
-    lumen.controller.settings = lumen.settings = __import__("dataclasses").replace(
-        lumen.settings, speech_output="voice")
-    qtbot.addWidget(lumen.window)
-    app.start(lumen, hotkeys=False, first_run_setup=False)
-    yield lumen
-    lumen.engine.shutdown()
 
 
 def test_app_starts_without_importing_torch(tmp_path) -> None:
@@ -179,18 +164,12 @@ def test_settings_dialog_refuses_conflicting_hotkeys(lumen, qtbot) -> None:  # n
 
 
 def test_corrupt_settings_file_is_recovered_with_a_spoken_message(qtbot, tmp_path) -> None:  # noqa: ANN001
-    from desktop import app
-
     path = tmp_path / "settings.json"
     path.write_text("{not json")
-    lumen = app.build(path, launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker(),
-                      earcons=RecordingEarcons())
-    qtbot.addWidget(lumen.window)
-    lumen.controller.settings = __import__("dataclasses").replace(lumen.settings, speech_output="voice")
+    lumen = build_app(qtbot, path)
     try:
-        app.start(lumen, hotkeys=False, first_run_setup=False)
         assert any(t.startswith("Your settings file could not be read") for t in lumen.speaker.texts)
-        assert lumen.settings == __import__("desktop.settings", fromlist=["Settings"]).Settings()
+        assert lumen.settings == dataclasses.replace(Settings(), speech_output=SpeechOutput.VOICE)  # voice: the rig's
         assert list(tmp_path.glob("settings.json.corrupt-*"))[0].read_text() == "{not json"
     finally:
         lumen.engine.shutdown()

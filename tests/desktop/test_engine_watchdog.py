@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 
 from desktop import messages
-from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, process_launcher, thread_launcher
-from desktop.settings import Settings, SpeechOutput
 from engine import worker
 from engine.protocol import Heartbeat, ModelReady, Transcribe, Transcribed
-from tests.desktop.conftest import make_rig
-from tests.fakes import FakeCapture, RecordingEarcons, RecordingReader, RecordingSpeaker, ScriptedEngine
+from tests.desktop.conftest import load_model
+from tests.fakes import ScriptedEngine
 
 
 def wait_ready(qtbot, client: EngineClient) -> None:  # noqa: ANN001
@@ -25,37 +23,29 @@ def wait_ready(qtbot, client: EngineClient) -> None:  # noqa: ANN001
 
 
 @pytest.mark.system
-def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
+def test_a_stopped_engine_is_killed_reaped_restarted_and_the_conversation_kept(qtbot, new_rig, tiny_model_dir) -> None:  # noqa: ANN001
     """The real engine process, stopped with SIGSTOP: before the watchdog the user heard "Asking",
     then waiting ticks and silence, and later questions got nothing."""
-    client = EngineClient(process_launcher, hang_timeout=3.0)
-    speaker = RecordingSpeaker()
-    settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=str(tiny_model_dir), device="cpu",
-                        max_new_tokens=24)
-    controller = AssistantController(client, speaker, RecordingReader(), RecordingEarcons(), settings,
-                                     grabber=FakeCapture())
-    client.start()
-    try:
-        controller.load_model()
-        wait_ready(qtbot, client)
-        with qtbot.waitSignal(controller.answer_finished, timeout=60000):
-            controller.handle_action("describe_screen")
-        kept = list(controller.conversation.entries)
-        stopped = client.pid
-        os.kill(stopped, signal.SIGSTOP)
-        with qtbot.waitSignal(client.restarted, timeout=30000):
-            controller.ask("Tell me more.")
-        assert messages.ENGINE_HUNG in speaker.texts
-        assert client.pid != stopped
-        assert not Path(f"/proc/{stopped}").exists()  # killed and reaped: not even a zombie is left
-        assert controller.conversation.entries[: len(kept)] == kept
-        assert controller.state.value == "idle"
-        wait_ready(qtbot, client)  # the new engine was sent the model again
-        with qtbot.waitSignal(controller.answer_finished, timeout=60000) as answer:
-            controller.ask("Tell me more.")
-        assert answer.args[0].strip()
-    finally:
-        client.shutdown()
+    rig = new_rig(launcher=process_launcher, hang_timeout=3.0, model_dir=str(tiny_model_dir), device="cpu",
+                  max_new_tokens=24)
+    client, controller = rig.client, rig.controller
+    load_model(qtbot, rig)
+    with qtbot.waitSignal(controller.answer_finished, timeout=60000):
+        controller.handle_action("describe_screen")
+    kept = list(controller.conversation.entries)
+    stopped = client.pid
+    os.kill(stopped, signal.SIGSTOP)
+    with qtbot.waitSignal(client.restarted, timeout=30000):
+        controller.ask("Tell me more.")
+    assert messages.ENGINE_HUNG in rig.speaker.texts
+    assert client.pid != stopped
+    assert not Path(f"/proc/{stopped}").exists()  # killed and reaped: not even a zombie is left
+    assert controller.conversation.entries[: len(kept)] == kept
+    assert controller.state.value == "idle"
+    wait_ready(qtbot, client)  # the new engine was sent the model again
+    with qtbot.waitSignal(controller.answer_finished, timeout=60000) as answer:
+        controller.ask("Tell me more.")
+    assert answer.args[0].strip()
 
 
 @pytest.mark.system
@@ -103,26 +93,23 @@ def test_heartbeats_come_from_the_start_and_never_reach_the_controller(qtbot) ->
         client.shutdown()
 
 
-def test_after_giving_up_the_restart_command_tries_again(qtbot) -> None:  # noqa: ANN001
+def test_after_giving_up_the_restart_command_tries_again(qtbot, new_rig) -> None:  # noqa: ANN001
     engine = ScriptedEngine(die_after_deltas=1)
-    rig = make_rig(engine)
+    rig = new_rig(engine)
     rig.client.max_restarts = 1
-    try:
-        with qtbot.waitSignal(rig.controller.answer_finished, timeout=5000):
-            rig.controller.handle_action("describe_screen")  # dies: restarted
-        qtbot.waitUntil(lambda: rig.client.running, timeout=5000)
-        with qtbot.waitSignal(rig.client.gave_up, timeout=5000):
-            rig.controller.ask("What else?")  # dies again: given up
-        assert rig.speaker.texts[-1] == messages.ENGINE_GAVE_UP and not rig.client.running
-        assert not rig.controller.ask("What else?") and rig.speaker.texts[-1] == messages.ENGINE_NOT_RUNNING
+    with qtbot.waitSignal(rig.controller.answer_finished, timeout=5000):
+        rig.controller.handle_action("describe_screen")  # dies: restarted
+    qtbot.waitUntil(lambda: rig.client.running, timeout=5000)
+    with qtbot.waitSignal(rig.client.gave_up, timeout=5000):
+        rig.controller.ask("What else?")  # dies again: given up
+    assert rig.speaker.texts[-1] == messages.ENGINE_GAVE_UP and not rig.client.running
+    assert not rig.controller.ask("What else?") and rig.speaker.texts[-1] == messages.ENGINE_NOT_RUNNING
 
-        engine.die_after_deltas = None
-        rig.controller.handle_action("restart_engine")
-        assert rig.speaker.texts[-1] == messages.ENGINE_STARTING_AGAIN and rig.client.running
-        with qtbot.waitSignal(rig.controller.answer_finished, timeout=5000) as answer:
-            rig.controller.ask("What else?")
-        assert answer.args[0] == engine.answer
-        rig.controller.handle_action("restart_engine")  # running: nothing to do, and it says so
-        assert rig.speaker.texts[-1] == messages.ENGINE_RUNNING
-    finally:
-        rig.client.shutdown()
+    engine.die_after_deltas = None
+    rig.controller.handle_action("restart_engine")
+    assert rig.speaker.texts[-1] == messages.ENGINE_STARTING_AGAIN and rig.client.running
+    with qtbot.waitSignal(rig.controller.answer_finished, timeout=5000) as answer:
+        rig.controller.ask("What else?")
+    assert answer.args[0] == engine.answer
+    rig.controller.handle_action("restart_engine")  # running: nothing to do, and it says so
+    assert rig.speaker.texts[-1] == messages.ENGINE_RUNNING

@@ -52,20 +52,12 @@ def test_a_backup_that_could_not_be_written_is_not_named(tmp_path, monkeypatch) 
 
 def test_the_app_starts_and_speaks_with_deeply_nested_settings(qtbot, tmp_path) -> None:  # noqa: ANN001
     """Once a RecursionError on every start: no window, no message."""
-    import dataclasses
-
-    from desktop import app
-    from desktop.engine_client import thread_launcher
-    from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
+    from tests.desktop.conftest import build_app
 
     path = tmp_path / "settings.json"
     path.write_text("[" * 100000 + "]" * 100000)
-    lumen = app.build(path, launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker(),
-                      earcons=RecordingEarcons())
-    qtbot.addWidget(lumen.window)
-    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice")
+    lumen = build_app(qtbot, path)
     try:
-        app.start(lumen, hotkeys=False, first_run_setup=False)
         assert any(t.startswith("Your settings file could not be read") for t in lumen.speaker.texts)
         assert Path(str(next(tmp_path.glob("settings.json.corrupt-*")))).read_text().startswith("[[[")
     finally:

@@ -7,25 +7,8 @@ import dataclasses
 import pytest
 
 from desktop import messages
-from desktop.engine_client import thread_launcher
 from engine.protocol import Describe, ReadText, Transcribe
-from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
-
-
-@pytest.fixture
-def lumen(qtbot, tmp_path):  # noqa: ANN001
-    from desktop import app
-
-    engine = ScriptedEngine()
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(engine.serve),
-                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    lumen.scripted = engine
-    lumen.controller.grabber = FakeCapture()
-    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice")
-    qtbot.addWidget(lumen.window)
-    app.start(lumen, hotkeys=False, first_run_setup=False)
-    yield lumen
-    lumen.engine.shutdown()
+from tests.fakes import FakeCapture
 
 
 def test_read_the_text_captures_the_screen_as_it_is_now_and_speaks_the_lines_in_order(lumen, qtbot) -> None:  # noqa: ANN001

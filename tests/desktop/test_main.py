@@ -48,19 +48,15 @@ def _wait_exit(qtbot, proc: subprocess.Popen) -> str:  # noqa: ANN001
 
 def test_a_second_copy_says_lumen_is_already_running_and_comes_forward_only_when_asked(
         qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    from desktop import app, messages
-    from desktop.engine_client import thread_launcher
-    from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
+    from desktop import messages
+    from tests.desktop.conftest import build_app
 
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     lock, name = entry.claim_instance()
     assert lock is not None and name.startswith(str(runtime))  # private to the user, not a shared tmp
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(ScriptedEngine().serve),
-                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    qtbot.addWidget(lumen.window)
-    lumen.controller.settings = __import__("dataclasses").replace(lumen.settings, speech_output="voice")
+    lumen = build_app(qtbot, tmp_path / "settings.json", start=False)
     server = entry.listen(name, lumen)
     try:
         assert entry.claim_instance()[0] is None  # the lock is held

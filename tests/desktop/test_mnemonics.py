@@ -13,8 +13,6 @@ from collections import Counter
 import pytest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QGroupBox, QLabel, QMenu, QMenuBar, QTabWidget, QWidget
 
-from desktop.engine_client import thread_launcher
-from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
 
 _MNEMONIC = re.compile(r"&([^&\s])")
 
@@ -74,17 +72,6 @@ def assert_unique(window: QWidget) -> int:
         assert not duplicates(pairs), f"{window.windowTitle()}, menu {menu.title()!r}: {duplicates(pairs)}"
         checked += len(pairs)
     return checked
-
-
-@pytest.fixture
-def lumen(qtbot, tmp_path):  # noqa: ANN001
-    from desktop import app
-
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(ScriptedEngine().serve),
-                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    qtbot.addWidget(lumen.window)
-    yield lumen
-    lumen.engine.shutdown()
 
 
 def test_main_window_mnemonics_are_unique(lumen) -> None:  # noqa: ANN001

@@ -5,7 +5,6 @@ setup wizard on the first start only."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -16,13 +15,12 @@ import pytest
 from PIL import Image
 
 from desktop import model_choice, settings as settings_store
-from desktop.engine_client import thread_launcher
 from desktop.model_choice import DEMO_TITLE, Origin, choose
 from desktop.resources import demo_model_dir
-from desktop.settings import Settings, SpeechOutput
+from desktop.settings import Settings
 from engine.store.core import CHECKSUMS
 from engine.store.model_store import ModelStore
-from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, ScriptedEngine
+from tests.desktop.conftest import build_app
 
 
 def fake_model(folder: Path, name: str, installed_at: float | None = None) -> Path:
@@ -131,16 +129,6 @@ def test_lumen_help_mentions_the_model_commands(capsys: pytest.CaptureFixture[st
 
 
 # ---------------------------------------------------------------- the app
-def build(qtbot, tmp_path: Path, launcher):  # noqa: ANN001
-    from desktop import app
-
-    lumen = app.build(tmp_path / "settings.json", launcher=launcher, speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    lumen.controller.grabber = FakeCapture()
-    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output=SpeechOutput.VOICE)
-    qtbot.addWidget(lumen.window)
-    return lumen
-
-
 def wizards(lumen) -> list:  # noqa: ANN001
     from desktop.setup_wizard import SetupWizard
 
@@ -179,7 +167,7 @@ def test_app_loads_the_model_lumen_models_import_installed_and_names_it(qtbot, t
 
     assert main(["import", str(official_files), "--model", "vicuna0-7b", "--preset", "tiny"]) == 0
     assert "Lumen uses this model from its next start." in capsys.readouterr().out
-    lumen = build(qtbot, tmp_path, thread_launcher(worker.serve))  # the real engine, in a thread
+    lumen = build_app(qtbot, tmp_path / "settings.json", serve=worker.serve, start=False)  # the real engine, in a thread
     ready: list[ModelReady] = []
     lumen.engine.event.connect(lambda e: ready.append(e) if isinstance(e, ModelReady) else None)
     try:
@@ -199,12 +187,11 @@ def test_only_the_demo_says_so_and_offers_the_wizard_on_the_first_start_only(qtb
     from desktop import app
 
     for start in ("first", "second"):
-        engine = ScriptedEngine()
-        lumen = build(qtbot, tmp_path, thread_launcher(engine.serve))
+        lumen = build_app(qtbot, tmp_path / "settings.json", start=False)
         try:
             app.start(lumen, hotkeys=False)
             qtbot.waitUntil(lambda: any(t.startswith("Model ready") for t in lumen.speaker.texts), timeout=10000)
-            assert [r.model_dir for r in engine.requests if type(r).__name__ == "LoadModel"] == [str(demo_model_dir())]
+            assert [r.model_dir for r in lumen.scripted.requests if type(r).__name__ == "LoadModel"] == [str(demo_model_dir())]
             said = ready_said(lumen)
             assert said.startswith("Model ready. This is the small demo model") and "Set up model" in said
             offered = wizards(lumen)
@@ -218,18 +205,14 @@ def test_only_the_demo_says_so_and_offers_the_wizard_on_the_first_start_only(qtb
 
 
 def test_a_model_from_the_wizard_is_used_at_once_and_said(qtbot, tmp_path: Path, store: ModelStore) -> None:  # noqa: ANN001
-    from desktop import app
-
-    engine = ScriptedEngine()
-    lumen = build(qtbot, tmp_path, thread_launcher(engine.serve))
+    lumen = build_app(qtbot, tmp_path / "settings.json")
     try:
-        app.start(lumen, hotkeys=False, first_run_setup=False)
         qtbot.waitUntil(lambda: any(t.startswith("Model ready") for t in lumen.speaker.texts), timeout=10000)
         lumen.speaker.spoken.clear()
         installed = fake_model(store.model_dir("vicuna0-13b"), "minigpt4-vicuna0-13b")
         lumen.use_installed_model(str(installed), "nf4", "cuda")  # what the wizard's model_ready carries
         qtbot.waitUntil(lambda: any(t.startswith("Model ready") for t in lumen.speaker.texts), timeout=10000)
-        loads = [r for r in engine.requests if type(r).__name__ == "LoadModel"]
+        loads = [r for r in lumen.scripted.requests if type(r).__name__ == "LoadModel"]
         assert loads[-1].model_dir == str(installed) and loads[-1].quantization == "nf4"
         assert ready_said(lumen) == "Model ready: MiniGPT-4 with Vicuna 13B, on the processor, so answers will be slow."
         saved = settings_store.load(tmp_path / "settings.json").settings
@@ -242,7 +225,7 @@ def test_configured_folder_that_is_gone_is_said_at_start(qtbot, tmp_path: Path) 
     from desktop import app
 
     settings_store.save(Settings(model_dir=str(tmp_path / "moved away")), tmp_path / "settings.json")
-    lumen = build(qtbot, tmp_path, thread_launcher(ScriptedEngine().serve))
+    lumen = build_app(qtbot, tmp_path / "settings.json", start=False)
     try:
         app.start(lumen, hotkeys=False)
         qtbot.waitUntil(lambda: any(t.startswith("Model ready") for t in lumen.speaker.texts), timeout=10000)

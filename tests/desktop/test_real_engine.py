@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from desktop import messages
-from desktop.engine_client import EngineClient, process_launcher
+from desktop.engine_client import process_launcher, thread_launcher
 from desktop.hotkeys import HotkeyService
 from engine.protocol import ModelReady, TextDelta
-from tests.desktop.conftest import make_rig
+from tests.desktop.conftest import build_app, load_model
 
 
 def normal(text: str) -> str:
@@ -16,19 +16,14 @@ def normal(text: str) -> str:
 
 
 @pytest.fixture
-def real(qtbot, tiny_model_dir):  # noqa: ANN001
+def real(qtbot, new_rig, tiny_model_dir):  # noqa: ANN001
     from engine import worker
 
-    class Real:
-        serve = staticmethod(worker.serve)
-
-    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=24)
-    with qtbot.waitSignal(rig.client.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
-        assert rig.controller.load_model()
+    rig = new_rig(launcher=thread_launcher(worker.serve), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=24)
+    load_model(qtbot, rig)
     assert "Model ready: minigpt4-tiny, on the processor, so answers will be slow." in rig.speaker.texts
     rig.speaker.spoken.clear()
-    yield rig
-    rig.client.shutdown()
+    return rig
 
 
 def answer_of(rig, qtbot, action) -> str:  # noqa: ANN001
@@ -78,63 +73,42 @@ def test_follow_ups_of_a_long_conversation_send_no_image_again(real, qtbot) -> N
     answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
     for n in range(4):
         answer_of(real, qtbot, lambda: real.controller.ask(f"Question {n}?"))
-        assert real.controller.last_stats.images_from_cache == 1
+        stats = real.controller.last_stats  # the real engine re-encodes nothing
+        assert (stats.images_encoded, stats.images_from_cache) == (0, 1)
     assert [len(r.images) for r in sent] == [1, 0, 0, 0, 0]
     history_bytes = len(pickle.dumps(sent[-1].history))
     assert len(pickle.dumps(sent[-1])) < history_bytes + 2000 < len(pickle.dumps(sent[0].images))
 
 
-def test_follow_up_does_not_re_encode_the_image(real, qtbot) -> None:  # noqa: ANN001
-    answer_of(real, qtbot, lambda: real.controller.handle_action("describe_screen"))
-    first = real.controller.last_stats
-    answer_of(real, qtbot, lambda: real.controller.ask("What colour is the button?"))
-    follow = real.controller.last_stats
-    assert (first.images_encoded, follow.images_encoded, follow.images_from_cache) == (1, 0, 1)
-    assert len(real.controller.conversation.entries) == 4
-
-
 @pytest.mark.system
-def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, tiny_model_dir) -> None:  # noqa: ANN001
+def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, new_rig, tiny_model_dir) -> None:  # noqa: ANN001
     """A real spawned engine process, killed in the middle of an answer."""
-    from tests.fakes import FakeCapture, RecordingReader, RecordingEarcons, RecordingSpeaker
-    from desktop.assistant import AssistantController
-    from desktop.settings import Settings, SpeechOutput
+    rig = new_rig(launcher=process_launcher, model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=200)
+    client, controller = rig.client, rig.controller
+    load_model(qtbot, rig)
+    with qtbot.waitSignal(controller.answer_finished, timeout=60000):
+        controller.handle_action("describe_screen")
+    kept = list(controller.conversation.entries)
+    first_pid = client.pid
 
-    client = EngineClient(process_launcher)
-    speaker = RecordingSpeaker()
-    settings = Settings(speech_output=SpeechOutput.VOICE, model_dir=str(tiny_model_dir), device="cpu",
-                        max_new_tokens=200)
-    controller = AssistantController(client, speaker, RecordingReader(), RecordingEarcons(), settings,
-                                     grabber=FakeCapture())
-    client.start()
-    try:
-        with qtbot.waitSignal(client.event, timeout=120000, check_params_cb=lambda e: isinstance(e, ModelReady)):
-            controller.load_model()
-        with qtbot.waitSignal(controller.answer_finished, timeout=60000):
-            controller.handle_action("describe_screen")
-        kept = list(controller.conversation.entries)
-        first_pid = client.pid
+    def kill_on_first_delta(event: object) -> None:
+        if isinstance(event, TextDelta):
+            client.event.disconnect(kill_on_first_delta)
+            client.kill()
 
-        def kill_on_first_delta(event: object) -> None:
-            if isinstance(event, TextDelta):
-                client.event.disconnect(kill_on_first_delta)
-                client.kill()
-
-        client.event.connect(kill_on_first_delta)
-        with qtbot.waitSignal(client.restarted, timeout=60000):
-            controller.ask("Tell me more.")
-        assert client.pid != first_pid
-        assert messages.ENGINE_RESTARTED in speaker.texts
-        assert controller.conversation.entries[: len(kept)] == kept  # nothing lost
-        assert controller.state.value == "idle"
-        # The new engine was sent the model again and answers, re-encoding the image once.
-        with qtbot.waitSignal(client.event, timeout=120000, check_params_cb=lambda e: isinstance(e, ModelReady)):
-            pass
-        with qtbot.waitSignal(controller.answer_finished, timeout=60000):
-            controller.ask("Tell me more.")
-        assert controller.last_stats.images_encoded == 1
-    finally:
-        client.shutdown()
+    client.event.connect(kill_on_first_delta)
+    with qtbot.waitSignal(client.restarted, timeout=60000):
+        controller.ask("Tell me more.")
+    assert client.pid != first_pid
+    assert messages.ENGINE_RESTARTED in rig.speaker.texts
+    assert controller.conversation.entries[: len(kept)] == kept  # nothing lost
+    assert controller.state.value == "idle"
+    # The new engine was sent the model again and answers, re-encoding the image once.
+    with qtbot.waitSignal(client.event, timeout=120000, check_params_cb=lambda e: isinstance(e, ModelReady)):
+        pass
+    with qtbot.waitSignal(controller.answer_finished, timeout=60000):
+        controller.ask("Tell me more.")
+    assert controller.last_stats.images_encoded == 1
 
 
 def test_stop_cancels_the_real_generation_and_the_speech(real, qtbot) -> None:  # noqa: ANN001
@@ -178,25 +152,17 @@ def test_dropped_photo_with_the_real_engine(real, qtbot, tmp_path) -> None:  # n
 def slow_ocr_app(qtbot, tmp_path, tiny_model_dir):  # noqa: ANN001
     """The app as built by desktop.app.build (screen text wired in), the real worker in a thread with
     the tiny model, and an OCR backend that takes a minute per image (a busy CPU)."""
-    import dataclasses
     import functools
 
     from desktop import app
-    from desktop.engine_client import thread_launcher
     from engine.worker import serve
-    from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker, SlowOcr
+    from tests.fakes import SlowOcr
 
-    launcher = thread_launcher(functools.partial(serve, ocr_backend=functools.partial(SlowOcr, 60.0)))
-    lumen = app.build(tmp_path / "settings.json", launcher=launcher, speaker=RecordingSpeaker(),
-                      earcons=RecordingEarcons())
-    lumen.controller.grabber = FakeCapture()
-    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice", model_dir=str(tiny_model_dir),
-                                                    device="cpu", max_new_tokens=16, ocr=True)
-    lumen.sent, lumen.events = [], []
-    send = lumen.engine.send
-    lumen.engine.send = lambda request: (lumen.sent.append(request), send(request))[1]
+    lumen = build_app(qtbot, tmp_path / "settings.json", start=False,
+                      serve=functools.partial(serve, ocr_backend=functools.partial(SlowOcr, 60.0)),
+                      model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=16, ocr=True)
+    lumen.events = []
     lumen.engine.event.connect(lumen.events.append)
-    qtbot.addWidget(lumen.window)
     with qtbot.waitSignal(lumen.engine.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
         app.start(lumen, hotkeys=False, first_run_setup=False)
     yield lumen
@@ -273,31 +239,24 @@ def test_a_large_photo_is_decoded_once_off_the_gui_thread(real, qtbot, tmp_path)
     assert real.controller.conversation.images[sent[0].new_image_ids[0]].data == photo.read_bytes()
 
 
-def test_a_damaged_model_is_named_aloud_and_the_next_load_works(qtbot, tmp_path) -> None:  # noqa: ANN001
+def test_a_damaged_model_is_named_aloud_and_the_next_load_works(qtbot, new_rig, tmp_path) -> None:  # noqa: ANN001
     import dataclasses
 
     from engine import worker
     from tests.hostile_corpus import DEMO_MODEL, damaged_model, model_cases
 
-    class Real:
-        serve = staticmethod(worker.serve)
-
     _, damage, _ = next(c for c in model_cases() if c[0] == "malformed llm config")
-    rig = make_rig(Real(), model_dir=str(damaged_model(tmp_path, damage)), device="cpu")
-    try:
-        said = messages.MODEL_FILE_DAMAGED.format(file="llm/config.json")
-        with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
-            assert rig.controller.load_model()
-        assert rig.speaker.texts[-1] == said
-        rig.controller.settings = dataclasses.replace(rig.controller.settings, model_dir=str(DEMO_MODEL))
-        with qtbot.waitSignal(rig.client.event, timeout=60000, check_params_cb=lambda e: isinstance(e, ModelReady)):
-            assert rig.controller.load_model()
-        qtbot.waitUntil(lambda: rig.speaker.texts[-1].startswith("Model ready"), timeout=5000)
-    finally:
-        rig.client.shutdown()
+    rig = new_rig(launcher=thread_launcher(worker.serve), model_dir=str(damaged_model(tmp_path, damage)), device="cpu")
+    said = messages.MODEL_FILE_DAMAGED.format(file="llm/config.json")
+    with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
+        assert rig.controller.load_model()
+    assert rig.speaker.texts[-1] == said
+    rig.controller.settings = dataclasses.replace(rig.controller.settings, model_dir=str(DEMO_MODEL))
+    load_model(qtbot, rig, timeout=60000)
+    qtbot.waitUntil(lambda: rig.speaker.texts[-1].startswith("Model ready"), timeout=5000)
 
 
-def test_unknown_free_memory_is_said_once_per_load(qtbot, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
+def test_unknown_free_memory_is_said_once_per_load(qtbot, new_rig, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
     """The real engine (in its thread) cannot read the free memory, chooses bfloat16 on the CPU
     unchecked and warns "memory_unknown": the user hears it, once for each load."""
     import psutil
@@ -309,26 +268,20 @@ def test_unknown_free_memory_is_said_once_per_load(qtbot, tiny_model_dir, monkey
 
     monkeypatch.setattr(psutil, "virtual_memory", unreadable)
 
-    class Real:
-        serve = staticmethod(worker.serve)
-
-    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=8)
-    try:
-        for _ in range(2):  # the first load, then a reload
-            with qtbot.waitSignal(rig.client.event, timeout=60000,
-                                  check_params_cb=lambda e: isinstance(e, ModelReady)) as ready:
-                assert rig.controller.load_model()
-            qtbot.waitUntil(lambda: messages.MEMORY_UNKNOWN in rig.speaker.texts, timeout=5000)
-            assert "memory_unknown" in ready.args[0].warnings and ready.args[0].dtype == "bfloat16"
-            assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1
-            answer_of(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
-            assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1  # not again with each answer
-            rig.speaker.spoken.clear()
-    finally:
-        rig.client.shutdown()
+    rig = new_rig(launcher=thread_launcher(worker.serve), model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=8)
+    for _ in range(2):  # the first load, then a reload
+        with qtbot.waitSignal(rig.client.event, timeout=60000,
+                              check_params_cb=lambda e: isinstance(e, ModelReady)) as ready:
+            assert rig.controller.load_model()
+        qtbot.waitUntil(lambda: messages.MEMORY_UNKNOWN in rig.speaker.texts, timeout=5000)
+        assert "memory_unknown" in ready.args[0].warnings and ready.args[0].dtype == "bfloat16"
+        assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1
+        answer_of(rig, qtbot, lambda: rig.controller.handle_action("describe_screen"))
+        assert rig.speaker.texts.count(messages.MEMORY_UNKNOWN) == 1  # not again with each answer
+        rig.speaker.spoken.clear()
 
 
-def test_mps_out_of_memory_has_its_own_message(qtbot, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
+def test_mps_out_of_memory_has_its_own_message(qtbot, new_rig, tiny_model_dir, monkeypatch) -> None:  # noqa: ANN001
     """PyTorch's MPS error (faked at from_pretrained, as an Apple GPU raises it) reaches the user as
     the Mac's shared memory running out: not "the model files do not match", and not the advice
     to choose 8-bit or 4-bit, which do not exist there."""
@@ -343,18 +296,12 @@ def test_mps_out_of_memory_has_its_own_message(qtbot, tiny_model_dir, monkeypatc
 
     monkeypatch.setattr(LlamaForCausalLM, "from_pretrained", out_of_memory)
 
-    class Real:
-        serve = staticmethod(worker.serve)
-
-    rig = make_rig(Real(), model_dir=str(tiny_model_dir), device="cpu")
-    try:
-        said = messages.error_text(ErrorKind.OUT_OF_SHARED_MEMORY)
-        with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
-            assert rig.controller.load_model()
-        assert said in rig.speaker.texts and "Mac" in said
-        assert messages.error_text(ErrorKind.MODEL_MISMATCH) not in rig.speaker.texts
-    finally:
-        rig.client.shutdown()
+    rig = new_rig(launcher=thread_launcher(worker.serve), model_dir=str(tiny_model_dir), device="cpu")
+    said = messages.error_text(ErrorKind.OUT_OF_SHARED_MEMORY)
+    with qtbot.waitSignal(rig.controller.status, timeout=60000, check_params_cb=lambda text: text == said):
+        assert rig.controller.load_model()
+    assert said in rig.speaker.texts and "Mac" in said
+    assert messages.error_text(ErrorKind.MODEL_MISMATCH) not in rig.speaker.texts
 
 
 def test_the_window_answers_and_follows_up_through_llama_cpp_with_the_demo_model(qtbot, tmp_path) -> None:  # noqa: ANN001
@@ -366,22 +313,17 @@ def test_the_window_answers_and_follows_up_through_llama_cpp_with_the_demo_model
     from PySide6.QtCore import Qt
 
     from desktop import app
-    from desktop.engine_client import thread_launcher
     from desktop.resources import demo_model_dir
     from desktop.settings import Settings, SpeechOutput, save
     from engine import worker
     from engine.store import gguf_convert
-    from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker
 
     folder = tmp_path / "demo"
     shutil.copytree(demo_model_dir(), folder)
     gguf_convert.convert(folder, "f16")
     save(Settings(speech_output=SpeechOutput.VOICE, model_dir=str(folder), device="cpu", max_new_tokens=24, ocr=False),
          tmp_path / "settings.json")
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(worker.serve), speaker=RecordingSpeaker(),
-                      earcons=RecordingEarcons())
-    lumen.controller.grabber = FakeCapture()
-    qtbot.addWidget(lumen.window)
+    lumen = build_app(qtbot, tmp_path / "settings.json", serve=worker.serve, start=False)
     try:
         with qtbot.waitSignal(lumen.engine.event, timeout=120000,
                               check_params_cb=lambda e: isinstance(e, ModelReady)) as ready:

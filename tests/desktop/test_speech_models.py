@@ -342,16 +342,12 @@ def test_the_speech_checks_load_no_model_library(tmp_path: Path) -> None:
 
 
 def test_the_app_upgrades_a_version_1_settings_file_and_keeps_the_old_one(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
-    from desktop import app
-    from desktop.engine_client import thread_launcher
-    from tests.fakes import RecordingEarcons, RecordingSpeaker, ScriptedEngine
+    from tests.desktop.conftest import build_app
 
     path = tmp_path / "settings.json"
     v1 = {"schema_version": 1, "speech_language": "fr", "rate": 240}
     path.write_text(json.dumps(v1))
-    lumen = app.build(path, launcher=thread_launcher(ScriptedEngine().serve), speaker=RecordingSpeaker(),
-                      earcons=RecordingEarcons())
-    qtbot.addWidget(lumen.window)
+    lumen = build_app(qtbot, path, start=False)
     assert (lumen.settings.speech_model, lumen.settings.speech_language, lumen.settings.rate) == ("", "fr", 240)
     assert json.loads((tmp_path / "settings.json.v1").read_text()) == v1
     saved = json.loads(path.read_text())

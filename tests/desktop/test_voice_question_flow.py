@@ -15,32 +15,20 @@ import numpy as np
 import pytest
 
 from desktop import messages
-from desktop.engine_client import thread_launcher
 from desktop.voice_input import build_wav
 from engine.perception import speech_recognition
 from engine.protocol import Describe, Failed, LoadModel, ModelReady, ReadText, Transcribe
 from engine.worker import serve
 from tests import ocr_screens
+from tests.desktop.conftest import build_app
 from tests.desktop.test_voice_input import FakeMicrophone
-from tests.fakes import FakeCapture, RecordingEarcons, RecordingSpeaker
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
 
 
 @pytest.fixture
 def lumen(qtbot, tmp_path):  # noqa: ANN001
-    from desktop import app
-
-    lumen = app.build(tmp_path / "settings.json", launcher=thread_launcher(serve),
-                      speaker=RecordingSpeaker(), earcons=RecordingEarcons())
-    grabber = FakeCapture()
-    grabber.image = ocr_screens.save_dialog().image  # the "screen": a dialog with known text
-    lumen.controller.grabber = grabber
-    lumen.controller.settings = dataclasses.replace(lumen.settings, speech_output="voice", max_new_tokens=16, ocr=True)
-    lumen.sent = []
-    send = lumen.engine.send
-    lumen.engine.send = lambda request: (lumen.sent.append(request), send(request))[1]
-    qtbot.addWidget(lumen.window)
-    app.start(lumen, hotkeys=False, first_run_setup=False)
+    lumen = build_app(qtbot, tmp_path / "settings.json", serve=serve, max_new_tokens=16, ocr=True)
+    lumen.controller.grabber.image = ocr_screens.save_dialog().image  # the "screen": a dialog with known text
     yield lumen
     lumen.engine.shutdown()
 

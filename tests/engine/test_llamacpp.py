@@ -7,13 +7,11 @@ files: agreement is printed, not asserted.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from engine.store import gguf_convert
 from engine.store.backends import choose_backend
@@ -24,16 +22,6 @@ from engine.protocol import ErrorKind, GenerationSettings, Turn
 
 CASES = {"main": ("tiny_model_dir", "vicuna0"), "noqformer": ("tiny_noqformer_model_dir", "llama2")}
 GREEDY16 = dict(max_new_tokens=16, stop_on_template=False)
-
-
-@pytest.fixture(scope="module")
-def expected(reference_dir):
-    return load_file(str(reference_dir / "expected" / "expected.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def manifest(reference_dir):
-    return json.loads((reference_dir / "manifest.json").read_text())
 
 
 def gguf_copy(source, tmp_path_factory, precision: str):

@@ -6,11 +6,8 @@ separately so a failure points at one module.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from engine.minigpt4.generation import _CACHE_ARG, KvCache, generate_reply
 from engine.image_io import open_image
@@ -22,16 +19,6 @@ from engine.minigpt4.tokenizer import Tokenizer
 
 IMAGES = ("gray_stripes.png", "photo_office.png", "shapes.png")
 CASES = {"main": ("tiny_model_dir", "vicuna0"), "noqformer": ("tiny_noqformer_model_dir", "llama2")}
-
-
-@pytest.fixture(scope="module")
-def expected(reference_dir):
-    return load_file(str(reference_dir / "expected" / "expected.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def manifest(reference_dir):
-    return json.loads((reference_dir / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module", params=list(CASES))

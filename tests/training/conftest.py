@@ -1,39 +1,31 @@
-"""Training test fixtures: the official tiny checkpoints converted into engine model directories."""
+"""Training test helpers: shards, and ``accelerate launch`` of ``python -m training`` on 127.0.0.1.
+The tiny model directories and the parity manifest come from tests/conftest.py."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
 
-
-@pytest.fixture(scope="session")
-def manifest(reference_dir: Path) -> dict:
-    return json.loads((reference_dir / "manifest.json").read_text())
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def _convert(reference_dir: Path, out: Path, qformer: bool) -> Path:
-    from engine.minigpt4.converter import convert_official
-    from engine.minigpt4.config import tiny
-
-    ck = reference_dir / "checkpoints"
-    convert_official(
-        out, config=tiny(qformer=qformer), eva_vit=ck / "eva_vit_g.pth", llm_dir=ck / "vicuna-tiny",
-        projection=ck / ("pretrained_minigpt4_tiny.pth" if qformer else "pretrained_minigpt4_llama2_tiny.pth"),
-        blip2=ck / "blip2_pretrained_flant5xxl.pth" if qformer else None,
-    )
-    return out
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _convert(reference_dir, tmp_path_factory.mktemp("models") / "main", qformer=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_noqformer_dir(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _convert(reference_dir, tmp_path_factory.mktemp("models") / "noqformer", qformer=False)
+def accelerate_launch(*flags: str) -> list[str]:
+    """The command line of ``accelerate launch FLAGS -m training`` on CPU (append the training arguments;
+    run it in ``ROOT`` with ``LAUNCH_ENV``)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", *flags, "--mixed_precision", "no",
+            "--dynamo_backend", "no", "-m", "training"]
 
 
 def write_shard(path: Path, samples: list[dict[str, bytes]], truncate: bool = False) -> None:

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,19 +23,7 @@ from training.config import ConfigError
 from training.recipe import train
 from training.synthetic import make_split
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-
-def _free_port() -> int:
-    from tests.training.test_recipe import _free_port as free
-
-    return free()
-
-
-def _launcher(*flags: str) -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", *flags, "--mixed_precision", "no",
-            "--dynamo_backend", "no", "-m", "training"]
+from tests.training.conftest import LAUNCH_ENV, ROOT, accelerate_launch, free_port
 
 
 def _stage1_args(model_dir: Path, shards: dict[str, str], out: Path) -> list[str]:
@@ -48,10 +35,10 @@ def _stage1_args(model_dir: Path, shards: dict[str, str], out: Path) -> list[str
 
 def _machines(args_per_machine: list[list[str]], port: int) -> list[subprocess.CompletedProcess]:
     """One ``accelerate launch`` per machine rank (one process each), all on 127.0.0.1."""
-    procs = [subprocess.Popen(_launcher("--multi_gpu", "--num_machines", "2", "--num_processes", "2",
+    procs = [subprocess.Popen(accelerate_launch("--multi_gpu", "--num_machines", "2", "--num_processes", "2",
                                         "--machine_rank", str(k), "--main_process_ip", "127.0.0.1",
                                         "--main_process_port", str(port)) + args,
-                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=ROOT, env=LAUNCH_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k, args in enumerate(args_per_machine)]
     done = []
     for p in procs:
@@ -72,13 +59,13 @@ def _digests(stderr: str) -> dict[str, str]:
 @pytest.mark.system
 def test_two_machines_on_localhost_train_as_one_machine_with_two_processes(tiny_model_dir, stage1_shards,
                                                                            tmp_path) -> None:
-    one = subprocess.run(_launcher("--multi_gpu", "--num_machines", "1", "--num_processes", "2",
-                                   "--main_process_port", str(_free_port()))
+    one = subprocess.run(accelerate_launch("--multi_gpu", "--num_machines", "1", "--num_processes", "2",
+                                   "--main_process_port", str(free_port()))
                          + _stage1_args(tiny_model_dir, stage1_shards, tmp_path / "one"),
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+                         cwd=ROOT, env=LAUNCH_ENV, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
     args = _stage1_args(tiny_model_dir, stage1_shards, tmp_path / "two")
-    m0, m1 = _machines([args, args], _free_port())
+    m0, m1 = _machines([args, args], free_port())
     assert m0.returncode == 0 and m1.returncode == 0, (m0.stderr + m1.stderr)[-4000:]
     assert sorted(_losses(m0.stderr)) == [1, 2, 3] and _losses(m0.stderr) == _losses(one.stderr)
     assert _digests(m0.stderr)["0"] == _digests(m1.stderr)["1"] == _digests(one.stderr)["0"]
@@ -92,7 +79,7 @@ def test_two_machines_on_localhost_train_as_one_machine_with_two_processes(tiny_
 @pytest.mark.system
 def test_node_local_output_folders_are_refused_at_start(tiny_model_dir, stage1_shards, tmp_path) -> None:
     m0, m1 = _machines([_stage1_args(tiny_model_dir, stage1_shards, tmp_path / "node0"),
-                        _stage1_args(tiny_model_dir, stage1_shards, tmp_path / "node1")], _free_port())
+                        _stage1_args(tiny_model_dir, stage1_shards, tmp_path / "node1")], free_port())
     assert m0.returncode != 0 and m1.returncode != 0, (m0.stderr + m1.stderr)[-4000:]
     for m in (m0, m1):
         assert "do not see the main rank's output_dir" in m.stderr and "shared filesystem" in m.stderr
@@ -102,10 +89,10 @@ def test_node_local_output_folders_are_refused_at_start(tiny_model_dir, stage1_s
 @pytest.mark.system
 def test_num_processes_without_multi_gpu_is_refused(tiny_model_dir, tmp_path) -> None:
     make_split(tmp_path / "aligned", 8, seed=1, size=56)
-    proc = subprocess.run(_launcher("--num_processes", "2") + [
+    proc = subprocess.run(accelerate_launch("--num_processes", "2") + [
         "stage2", "--cpu=true", f"--model_dir={tiny_model_dir}", f"--aligned_dir={tmp_path / 'aligned'}",
         f"--output_dir={tmp_path / 'run'}", "--tensorboard=false", "--progress=false"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, env=LAUNCH_ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0, proc.stderr[-3000:]  # the rank exits with 2, the launcher with 1
     assert "asked for 2 processes but started 1" in proc.stderr and "--multi_gpu" in proc.stderr
 
@@ -152,13 +139,13 @@ def test_ranks_exit_when_the_launcher_dies(tiny_model_dir, aligned, tmp_path) ->
     import psutil
 
     log = tmp_path / "launch.log"
-    cmd = _launcher("--multi_gpu", "--num_machines", "1", "--num_processes", "2", "--main_process_port",
-                    str(_free_port())) + [
+    cmd = accelerate_launch("--multi_gpu", "--num_machines", "1", "--num_processes", "2", "--main_process_port",
+                    str(free_port())) + [
         "stage2", "--cpu=true", f"--model_dir={tiny_model_dir}", f"--aligned_dir={aligned}",
         f"--output_dir={tmp_path / 'run'}", "--batch_size=2", "--max_epoch=1", "--iters_per_epoch=100000",
         "--warmup_steps=1", "--num_workers=0", "--log_every=1", "--tensorboard=false", "--progress=false"]
     with open(log, "w") as fh:
-        launcher = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=fh, start_new_session=True)
+        launcher = subprocess.Popen(cmd, cwd=ROOT, env=LAUNCH_ENV, stdout=fh, stderr=fh, start_new_session=True)
     ranks: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 240

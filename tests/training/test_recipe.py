@@ -6,22 +6,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.training.conftest import LAUNCH_ENV, ROOT, accelerate_launch, free_port
 from training import config
 from training.recipe import build_model, train
 from training.synthetic import make_split
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -124,22 +120,14 @@ def test_cached_features_give_the_same_loss(tiny_model_dir, aligned, tmp_path) -
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.system
 def test_two_cpu_processes_end_with_identical_weights(tiny_model_dir, aligned, tmp_path) -> None:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), "-m", "training", "stage2", "--cpu=true",
+    cmd = accelerate_launch("--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                            "--main_process_port", str(free_port())) + ["stage2", "--cpu=true",
            f"--model_dir={tiny_model_dir}", f"--aligned_dir={aligned}", f"--output_dir={tmp_path}",
            "--batch_size=2", "--max_epoch=1", "--iters_per_epoch=3", "--warmup_steps=1", "--mixed_precision=no",
            "--num_workers=0", "--tensorboard=false", "--progress=false"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, cwd=ROOT, env=LAUNCH_ENV, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = re.findall(r"rank (\d)/2 distributed=DistributedType.MULTI_CPU first-batch (\w+) final weights "
                        r"sha256 (\w+)", proc.stderr)

@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.training.conftest import LAUNCH_ENV, ROOT, accelerate_launch, free_port
 from training import config, recipe
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(model_dir: Path, shards: dict[str, str], out: Path, **kw) -> config.TrainConfig:
@@ -100,11 +97,9 @@ def test_resuming_without_the_stream_state_sees_other_samples(runs, tiny_model_d
 
 
 def _launch(args: list[str], port: int) -> str:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           str(port), "-m", "training", "stage1", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    cmd = accelerate_launch("--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                            "--main_process_port", str(port)) + ["stage1", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=LAUNCH_ENV, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = dict(re.findall(r"rank (\d)/2 distributed=DistributedType.MULTI_CPU first-batch \w+ final weights "
                             r"sha256 (\w+)", proc.stderr))
@@ -114,15 +109,13 @@ def _launch(args: list[str], port: int) -> str:
 
 @pytest.mark.system
 def test_two_process_stage1_resume_is_exact_on_every_rank(tiny_model_dir, stage1_shards, tmp_path) -> None:
-    from tests.training.test_recipe import _free_port
-
     full = _launch([f"--model_dir={tiny_model_dir}", f"--laion_shards={stage1_shards['laion']}",
                     f"--ccsbu_shards={stage1_shards['ccsbu']}", "--sample_ratios=2,1", f"--output_dir={tmp_path / 'a'}",
                     "--cpu=true", "--batch_size=3", "--max_epoch=1", "--iters_per_epoch=4", "--save_every=2",
                     "--warmup_steps=1", "--mixed_precision=no", "--num_workers=2", "--shuffle_buffer=4",
-                    "--tensorboard=false", "--progress=false"], _free_port())
+                    "--tensorboard=false", "--progress=false"], free_port())
     resumed = _launch([f"--resume={tmp_path / 'a' / 'checkpoint-000002'}", f"--output_dir={tmp_path / 'b'}",
-                       "--tensorboard=false", "--progress=false"], _free_port())
+                       "--tensorboard=false", "--progress=false"], free_port())
     assert resumed == full
     states = {}
     for rank in (0, 1):  # each rank's streams stand exactly where the uninterrupted run's do
