@@ -236,41 +236,34 @@ def _test_png() -> bytes:
 
 def check_engine(model_dir: Path | None, device: str = "auto", timeout: float = 300.0) -> CheckItem:
     """Spawn the engine process, load the model and describe a test picture (8 tokens)."""
-    from engine.protocol import Describe, Failed, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady
+    from engine.protocol import Describe, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady
     from engine.worker import spawn_worker
 
     if model_dir is None:
         return CheckItem("Engine", False, "Not started: there is no model to load.")
     started = time.monotonic()
-    worker = spawn_worker()
+    engine = spawn_worker()
+
+    def answer(request: LoadModel | Describe) -> object:  # the request's last event, or why none came
+        try:
+            return engine.request(request, max(0.0, started + timeout - time.monotonic()))[-1]
+        except (TimeoutError, EOFError, OSError) as exc:
+            return exc
+
     try:
-        worker.conn.send(LoadModel(str(model_dir), device=device))
-        ready = _wait_for(worker.conn, (ModelReady, Failed), started + timeout)
+        ready = answer(LoadModel(str(model_dir), device=device))
         if not isinstance(ready, ModelReady):
             return CheckItem("Engine", False, "The engine could not load the model.", _why(ready))
-        request = Describe(1, "lumen-check", "Describe this image.", new_image_ids=("check",),
-                           images=(ImageInput("check", _test_png()),), settings=GenerationSettings.greedy(max_new_tokens=8))
-        worker.conn.send(request)
-        done = _wait_for(worker.conn, (Finished, Failed), started + timeout)
+        done = answer(Describe(1, "lumen-check", "Describe this image.", new_image_ids=("check",),
+                               images=(ImageInput("check", _test_png()),),
+                               settings=GenerationSettings.greedy(max_new_tokens=8)))
         if not isinstance(done, Finished):
             return CheckItem("Engine", False, "The engine loaded the model but could not describe a test picture.", _why(done))
         seconds = time.monotonic() - started
         return CheckItem("Engine", True, f"The engine process started and described a test picture in {seconds:.0f} seconds.",
-                         f"{ready.summary}; pid {worker.process.pid if worker.process else '-'}; answer {done.text!r}")
+                         f"{ready.summary}; pid {engine.pid}; answer {done.text!r}")
     finally:
-        worker.stop()
-
-
-def _wait_for(conn, kinds: tuple[type, ...], deadline: float) -> object:  # noqa: ANN001
-    while time.monotonic() < deadline:
-        if conn.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
-            try:
-                event = conn.recv()
-            except (EOFError, OSError) as exc:
-                return exc
-            if isinstance(event, kinds):
-                return event
-    return TimeoutError("no answer in time")
+        engine.stop()
 
 
 def _why(event: object) -> str:

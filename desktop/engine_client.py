@@ -10,35 +10,24 @@ after that only ``retry`` (the user's command) starts it again. An engine that s
 seconds (stopped, deadlocked) is hung: the client kills it and the same restart follows. A slow
 request does not stop the heartbeats, so it is never mistaken for a hang.
 Tests and ``--engine-in-process`` run the same ``serve`` loop in a thread (``thread_launcher``).
+Either way the client holds an ``engine.handle.EngineHandle``, as every other caller of the engine does.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from engine.protocol import Cancel, Heartbeat, LoadModel, Request, Shutdown
+from engine.handle import EngineHandle, run_in_thread
+from engine.protocol import Cancel, Heartbeat, LoadModel, Request
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EngineHandle:
-    """One running engine: our end of the pipe, plus how to check on it and end it."""
-
-    conn: Connection
-    is_alive: Callable[[], bool]
-    terminate: Callable[[], None]
-    join: Callable[[float], None]
-    pid: int | None = None
-
 
 Launcher = Callable[[], EngineHandle]
 
@@ -47,39 +36,12 @@ def process_launcher() -> EngineHandle:
     """Run ``engine.worker.serve`` in a spawned child process (``engine.worker.spawn_worker``)."""
     from engine.worker import spawn_worker
 
-    worker = spawn_worker(log_level=logging.getLogger().getEffectiveLevel())
-    process = worker.process
-    assert process is not None
-    return EngineHandle(worker.conn, process.is_alive, process.kill, lambda t: process.join(t), process.pid)
+    return spawn_worker(log_level=logging.getLogger().getEffectiveLevel())
 
 
 def thread_launcher(serve: Callable[[Connection], None]) -> Launcher:
     """A launcher that runs ``serve`` in a thread of this process (tests, --engine-in-process)."""
-
-    def launch() -> EngineHandle:
-        import multiprocessing
-
-        parent, child = multiprocessing.Pipe()
-        lock = threading.Lock()
-
-        def close_child() -> None:
-            with lock:
-                if not child.closed:
-                    child.close()  # the reader then sees EOF, as when a process dies
-
-        def run() -> None:
-            try:
-                serve(child)
-            finally:
-                close_child()
-
-        thread = threading.Thread(target=run, name="lumen-engine-thread", daemon=True)
-        thread.start()
-
-        # A thread cannot be killed: closing its pipe makes it end at its next recv/send.
-        return EngineHandle(parent, thread.is_alive, close_child, lambda t: thread.join(t))
-
-    return launch
+    return functools.partial(run_in_thread, serve)
 
 
 class _Reader(QThread):
@@ -169,16 +131,7 @@ class EngineClient(QObject):
         handle, self._handle = self._handle, None
         if handle is None:
             return
-        try:
-            handle.conn.send(Shutdown())
-        except (OSError, ValueError):
-            pass
-        handle.join(timeout)
-        if handle.is_alive():
-            log.warning("engine did not stop in %.1f s; ending it", timeout)
-            handle.terminate()
-            handle.join(timeout)
-        handle.conn.close()
+        handle.stop(timeout)
         self._join_reader()
 
     def kill(self) -> None:

@@ -17,10 +17,10 @@ import multiprocessing
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from engine.handle import EngineHandle
 from engine.perception.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
@@ -226,40 +226,6 @@ def serve(conn: Connection, ocr_backend: BackendFactory | None = None) -> None:
 # -------------------------------------------------------------------- starting a worker
 
 
-@dataclass
-class WorkerHandle:
-    conn: Connection  # the caller's end
-    process: multiprocessing.process.BaseProcess | None = None
-    thread: threading.Thread | None = None
-
-    def recv(self, timeout: float | None = None) -> object:
-        """The engine's next event, heartbeats skipped; ``TimeoutError`` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if deadline is not None and not self.conn.poll(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError(f"no event from the engine within {timeout} s")
-            event = self.conn.recv()
-            if not isinstance(event, Heartbeat):
-                return event
-
-    def alive(self) -> bool:
-        runner = self.process or self.thread
-        return runner is not None and runner.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            self.conn.send(Shutdown())
-        except (OSError, EOFError, ValueError):
-            pass
-        runner = self.process or self.thread
-        if runner is not None:
-            runner.join(timeout)
-        if self.process is not None and self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout)
-        self.conn.close()
-
-
 def _process_main(conn: Connection, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="engine %(levelname)s %(name)s: %(message)s")
     # The app starts this process daemonic (so it ends with the app), and multiprocessing refuses
@@ -269,19 +235,12 @@ def _process_main(conn: Connection, log_level: int) -> None:
     serve(conn)
 
 
-def spawn_worker(log_level: int = logging.WARNING) -> WorkerHandle:
-    """Start the engine in a fresh ``spawn`` process (CUDA cannot be forked)."""
+def spawn_worker(log_level: int = logging.WARNING) -> EngineHandle:
+    """Start the engine in a fresh ``spawn`` process (CUDA cannot be forked). The same loop runs in a
+    thread with ``engine.handle.run_in_thread(serve)`` (tests, ``--engine-in-process``)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=True)
     process = ctx.Process(target=_process_main, args=(child, log_level), name="lumen-engine", daemon=True)
     process.start()
     child.close()
-    return WorkerHandle(parent, process=process)
-
-
-def start_thread_worker(ocr_backend: BackendFactory | None = None) -> WorkerHandle:
-    """The same loop in a thread of this process (tests, ``--engine-in-process``)."""
-    parent, child = multiprocessing.Pipe(duplex=True)
-    thread = threading.Thread(target=serve, args=(child, ocr_backend), name="lumen-engine", daemon=True)
-    thread.start()
-    return WorkerHandle(parent, thread=thread)
+    return EngineHandle(parent, process.is_alive, process.kill, process.join, process.pid)

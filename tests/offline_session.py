@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from engine.protocol import (Describe, Failed, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady,
+from engine.protocol import (Describe, Finished, GenerationSettings, ImageInput, LoadModel, ModelReady,
                              ReadText, TextRead, Transcribe, Transcribed)
 from engine.worker import spawn_worker
 
@@ -41,11 +41,9 @@ def main(model_dir: str, wav_path: str) -> int:
     ]
     try:
         for request, answer in requests:
-            worker.conn.send(request)
-            while not isinstance(event := worker.recv(240), answer | Failed):
-                pass
-            if isinstance(event, Failed):
-                print(f"FAILED {type(request).__name__}: {event.kind} {event.detail}", flush=True)
+            event = worker.request(request, 240)[-1]
+            if not isinstance(event, answer):
+                print(f"FAILED {type(request).__name__}: {event}", flush=True)
                 return 1
             print(f"OK {type(request).__name__}", flush=True)
     finally:

@@ -157,7 +157,8 @@ DESKTOP_MAY_IMPORT: dict[str, frozenset[str] | None] = {  # module -> the names 
     "engine.perception.reading_order": None,
     "engine.perception.speech_recognition": frozenset(
         {"SAMPLE_RATE", "NothingHeard", "check_audible", "SpeechInputUnavailable", "default_model_path"}),
-    "engine.worker": frozenset({"serve", "spawn_worker", "start_thread_worker", "WorkerHandle"}),
+    "engine.handle": None,  # EngineHandle, run_in_thread: our end of the pipe
+    "engine.worker": frozenset({"serve", "spawn_worker"}),
 }
 
 
@@ -186,7 +187,8 @@ def test_the_rule_catches_a_torch_side_import() -> None:
 
 # Modules that run in the desktop process or the CLI before any model is loaded: importing them
 # must not import torch (seconds of start-up and hundreds of MB in a process that never needs it).
-TORCH_FREE_MODULES = ("engine", "engine.__main__", "engine.protocol", "engine.image_io", "engine.worker")
+TORCH_FREE_MODULES = ("engine", "engine.__main__", "engine.protocol", "engine.handle", "engine.image_io",
+                      "engine.worker")
 TORCH_FREE_PACKAGES = ("engine.perception", "engine.store", "desktop")
 
 

@@ -12,6 +12,7 @@ import pytest
 from desktop import messages
 from desktop.engine_client import EngineClient, process_launcher, thread_launcher
 from engine import worker
+from engine.handle import run_in_thread
 from engine.protocol import Heartbeat, ModelReady, Transcribe, Transcribed
 from tests.desktop.conftest import load_model
 from tests.fakes import ScriptedEngine
@@ -77,7 +78,7 @@ def test_a_slow_request_is_not_mistaken_for_a_hang(qtbot, monkeypatch) -> None: 
 
 
 def test_heartbeats_come_from_the_start_and_never_reach_the_controller(qtbot) -> None:  # noqa: ANN001
-    handle = worker.start_thread_worker()
+    handle = run_in_thread(worker.serve)
     try:
         assert handle.conn.poll(5) and isinstance(handle.conn.recv(), Heartbeat)
     finally:

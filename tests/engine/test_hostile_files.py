@@ -179,38 +179,32 @@ def test_cli_process_on_a_fifo_and_a_sparse_file_ends_with_a_message(tmp_path) -
 # ---------------------------------------------------------------------------- the worker
 @pytest.fixture(scope="module")
 def demo_worker():
-    from engine.worker import start_thread_worker
+    from engine.handle import run_in_thread
+    from engine.worker import serve
 
-    from tests.engine.test_worker import collect
-
-    handle = start_thread_worker()
-    handle.conn.send(LoadModel(str(DEMO_MODEL), device="cpu"))
-    assert isinstance(collect(handle, None)[-1], ModelReady)
+    handle = run_in_thread(serve)
+    assert isinstance(handle.request(LoadModel(str(DEMO_MODEL), device="cpu"), 60)[-1], ModelReady)
     yield handle
     handle.stop()
 
 
 @pytest.mark.system
 def test_worker_answers_every_hostile_picture_with_bad_image_and_keeps_serving(demo_worker, tmp_path) -> None:  # noqa: ANN001
-    from tests.engine.test_worker import collect
-
     settings = GenerationSettings.greedy(max_new_tokens=6)
     for rid, case in enumerate(BYTE_CASES, start=1):
         folder = tmp_path / str(rid)
         folder.mkdir()
         data = case.make(folder).read_bytes()
-        demo_worker.conn.send(Describe(rid, f"c{rid}", "What is this?", (), ("img",), (ImageInput("img", data),),
-                                       settings))
-        final = collect(demo_worker, rid)[-1]
+        describe = Describe(rid, f"c{rid}", "What is this?", (), ("img",), (ImageInput("img", data),), settings)
+        final = demo_worker.request(describe, 60)[-1]
         if case.reasons is None:
             assert isinstance(final, Finished), (case.name, final)
         else:
             assert isinstance(final, Failed) and final.kind is ErrorKind.BAD_IMAGE, (case.name, final)
         if case.reasons is not None:  # reading the text of it (OCR) refuses it the same way
-            demo_worker.conn.send(ReadText(1000 + rid, ImageInput("img", data)))
-            final = collect(demo_worker, 1000 + rid)[-1]
+            final = demo_worker.request(ReadText(1000 + rid, ImageInput("img", data)), 60)[-1]
             assert isinstance(final, Failed) and final.kind is ErrorKind.BAD_IMAGE, (case.name, final)
     good = next(c for c in CASES if c.name == "good png").make(tmp_path).read_bytes()
-    demo_worker.conn.send(Describe(999, "after", "And now?", (), ("img",), (ImageInput("img", good),), settings))
-    assert isinstance(collect(demo_worker, 999)[-1], Finished)
+    after = Describe(999, "after", "And now?", (), ("img",), (ImageInput("img", good),), settings)
+    assert isinstance(demo_worker.request(after, 60)[-1], Finished)
 

@@ -30,19 +30,17 @@ def test_damaged_model_folder_is_a_typed_error_naming_the_file(name, damage, fil
 
 
 def test_worker_reports_a_damaged_model_with_its_file_then_loads_a_good_one(tmp_path) -> None:  # noqa: ANN001
-    from engine.worker import start_thread_worker
-    from tests.engine.test_worker import collect
+    from engine.handle import run_in_thread
+    from engine.worker import serve
 
-    handle = start_thread_worker()
+    handle = run_in_thread(serve)
     try:
         for name, damage, file in CASES:
             folder = tmp_path / name.replace(" ", "-")
             folder.mkdir()
-            handle.conn.send(LoadModel(str(damaged_model(folder, damage)), device="cpu"))
-            final = collect(handle, None)[-1]
+            final = handle.request(LoadModel(str(damaged_model(folder, damage)), device="cpu"), 60)[-1]
             assert isinstance(final, Failed) and final.kind is not ErrorKind.INTERNAL, (name, final)
             assert final.path is not None and Path(final.path).name == file, (name, final)
-        handle.conn.send(LoadModel(str(DEMO_MODEL), device="cpu"))
-        assert isinstance(collect(handle, None)[-1], ModelReady)
+        assert isinstance(handle.request(LoadModel(str(DEMO_MODEL), device="cpu"), 60)[-1], ModelReady)
     finally:
         handle.stop()

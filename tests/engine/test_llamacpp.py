@@ -228,7 +228,7 @@ def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_pa
     from engine.minigpt4.describer import Describer
     from engine.protocol import Describe, Finished, ImageInput, LoadModel, ModelReady
     from engine.worker import spawn_worker
-    from tests.engine.test_worker import collect, png
+    from tests.engine.test_worker import png
 
     folder = tmp_path / "demo"
     shutil.copytree(demo_model_dir(), folder)
@@ -242,14 +242,11 @@ def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_pa
     want2 = torch_describer.describe(follow)[0].text
     handle = spawn_worker()
     try:
-        handle.conn.send(LoadModel(str(folder), device="cpu"))
-        ready = collect(handle, None, timeout=120)[-1]
+        ready = handle.request(LoadModel(str(folder), device="cpu"), 120)[-1]
         assert isinstance(ready, ModelReady) and "llama.cpp f32" in ready.summary, ready
-        handle.conn.send(first)
-        done = collect(handle, 1)[-1]
+        done = handle.request(first, 60)[-1]
         assert isinstance(done, Finished) and done.text == want1 and done.text
-        handle.conn.send(follow)
-        done = collect(handle, 2)[-1]
+        done = handle.request(follow, 60)[-1]
         assert isinstance(done, Finished) and done.text == want2
     finally:
         handle.stop()

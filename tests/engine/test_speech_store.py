@@ -247,7 +247,8 @@ def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worke
     and refuses German with that English-only model."""
     from engine.perception import speech_recognition
     from engine.protocol import ErrorKind, Failed, Transcribe, Transcribed
-    from engine.worker import start_thread_worker
+    from engine.handle import run_in_thread
+    from engine.worker import serve
     from tests.speech_samples import QUESTIONS, normalise, spoken_wav
 
     try:
@@ -260,7 +261,7 @@ def test_a_real_whisper_model_fetched_from_the_hub_transcribes_through_the_worke
     with running_server(fake) as srv:
         out = store.download(SPEC, endpoint=srv.endpoint)
     assert store.verify("whisper-base.en").ok
-    worker = start_thread_worker()
+    worker = run_in_thread(serve)
     try:
         worker.conn.send(Transcribe(1, spoken_wav(QUESTIONS[0]), "en", model_path=str(out)))
         answer = worker.recv(60)

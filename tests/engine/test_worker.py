@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 
@@ -9,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.handle import EngineHandle, run_in_thread
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation,
                              GenerationSettings, ImageInput, LoadModel, ModelReady, Progress, TextDelta, Turn)
-from engine.worker import WorkerHandle, spawn_worker, start_thread_worker
+from engine.worker import serve, spawn_worker
 
 LONG = GenerationSettings.greedy(max_new_tokens=120, stop_on_template=False)
 
@@ -22,28 +24,10 @@ def png(color=(200, 30, 30), size=(64, 48)) -> bytes:
     return out.getvalue()
 
 
-def collect(handle: WorkerHandle, request_id: int | None, timeout: float = 60.0) -> list[object]:
-    """Events until the request's Finished/Failed (or ModelReady/Failed for a load)."""
-    events = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            event = handle.recv(0.1)
-        except TimeoutError:
-            continue
-        events.append(event)
-        if isinstance(event, Failed) or (request_id is None and isinstance(event, ModelReady)):
-            return events
-        if isinstance(event, Finished) and event.request_id == request_id:
-            return events
-    raise AssertionError(f"no final event within {timeout}s: {events}")
-
-
 @pytest.fixture(scope="module")
 def worker(tiny_model_dir):
-    handle = start_thread_worker()
-    handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
-    events = collect(handle, None)
+    handle = run_in_thread(serve)
+    events = handle.request(LoadModel(str(tiny_model_dir), device="cpu"), timeout=60)
     assert isinstance(events[0], Progress) and isinstance(events[-1], ModelReady), events
     assert "cpu_slow" in events[-1].warnings
     assert events[-1].image_size == 56  # the tiny config's vision input side
@@ -57,8 +41,7 @@ def describe(rid: int, conv: str = "c1", history=(), new=("img1",), images=None,
 
 
 def test_describe_streams_deltas_that_add_up_to_the_answer(worker):
-    worker.conn.send(describe(1))
-    events = collect(worker, 1)
+    events = worker.request(describe(1), 60)
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     finished = events[-1]
     assert isinstance(finished, Finished) and not finished.cancelled
@@ -70,23 +53,20 @@ def test_describe_streams_deltas_that_add_up_to_the_answer(worker):
 
 
 def test_follow_up_reuses_the_cached_image(worker):
-    worker.conn.send(describe(2, conv="c2"))
-    first = collect(worker, 2)[-1]
+    first = worker.request(describe(2, conv="c2"), 60)[-1]
     history = (Turn("user", "What is this?", ("img1",)), Turn("assistant", first.text))
-    worker.conn.send(describe(3, conv="c2", history=history, new=(), question="And the colour?"))
-    second = collect(worker, 3)[-1]
+    second = worker.request(describe(3, conv="c2", history=history, new=(), question="And the colour?"), 60)[-1]
     assert isinstance(second, Finished)
     assert second.stats.images_encoded == 0 and second.stats.images_from_cache == 1
     worker.conn.send(ForgetConversation("c2"))
-    worker.conn.send(describe(4, conv="c2", history=history, new=(), question="And the colour?"))
-    assert collect(worker, 4)[-1].stats.images_encoded == 1
+    again = worker.request(describe(4, conv="c2", history=history, new=(), question="And the colour?"), 60)[-1]
+    assert again.stats.images_encoded == 1
 
 
 def test_several_images_in_one_conversation(worker):
     images = (ImageInput("a", png((255, 0, 0))), ImageInput("b", png((0, 0, 255))))
     history = (Turn("user", "First?", ("a",)), Turn("assistant", "red"))
-    worker.conn.send(describe(5, conv="c3", history=history, new=("b",), images=images))
-    done = collect(worker, 5)[-1]
+    done = worker.request(describe(5, conv="c3", history=history, new=("b",), images=images), 60)[-1]
     assert isinstance(done, Finished) and done.stats.images_encoded == 2
 
 
@@ -98,24 +78,21 @@ def test_cancel_stops_within_a_step(worker):
         if isinstance(event, TextDelta):
             break
     worker.conn.send(Cancel(6))
-    finished = collect(worker, 6)[-1]
+    finished = collect_until(worker, lambda e: isinstance(e, Finished) and e.request_id == 6)[-1]
     assert isinstance(finished, Finished) and finished.cancelled
     assert finished.stats.new_tokens < 1500
 
 
 def test_cancel_before_start_answers_at_once(worker):
     worker.conn.send(Cancel(7))
-    worker.conn.send(describe(7, conv="c5"))
-    finished = collect(worker, 7)[-1]
+    finished = worker.request(describe(7, conv="c5"), 60)[-1]
     assert isinstance(finished, Finished) and finished.cancelled and finished.text == ""
 
 
 def test_bad_image_is_a_typed_failure_and_the_worker_goes_on(worker):
-    worker.conn.send(describe(8, conv="c6", images=(ImageInput("img1", b"this is not an image"),)))
-    failed = collect(worker, 8)[-1]
+    failed = worker.request(describe(8, conv="c6", images=(ImageInput("img1", b"this is not an image"),)), 60)[-1]
     assert isinstance(failed, Failed) and failed.kind is ErrorKind.BAD_IMAGE and failed.request_id == 8
-    worker.conn.send(describe(9, conv="c6"))
-    assert isinstance(collect(worker, 9)[-1], Finished)
+    assert isinstance(worker.request(describe(9, conv="c6"), 60)[-1], Finished)
 
 
 def test_simulated_out_of_memory_then_next_request_works(worker, monkeypatch):
@@ -131,20 +108,33 @@ def test_simulated_out_of_memory_then_next_request_works(worker, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Describer, "describe", flaky)
-    worker.conn.send(describe(10, conv="c7"))
-    failed = collect(worker, 10)[-1]
+    failed = worker.request(describe(10, conv="c7"), 60)[-1]
     assert isinstance(failed, Failed) and failed.kind is ErrorKind.OUT_OF_MEMORY
-    worker.conn.send(describe(11, conv="c7"))
-    assert isinstance(collect(worker, 11)[-1], Finished)
+    assert isinstance(worker.request(describe(11, conv="c7"), 60)[-1], Finished)
+
+
+def test_request_ends_at_its_own_answer_and_a_silent_engine_times_out():
+    """``EngineHandle.request``: heartbeats skipped, an answer to another request is not this one's,
+    and no answer within the timeout is a TimeoutError, not a hang."""
+    handle = run_in_thread(serve)  # no model: every Describe fails at once
+    try:
+        handle.send(describe(1))
+        events = handle.request(describe(2), 10)
+        assert [(type(e).__name__, e.request_id) for e in events] == [("Failed", 1), ("Failed", 2)]
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            handle.request(Cancel(3), 1.5)  # a Cancel is never answered; heartbeats come meanwhile
+        assert time.monotonic() - start < 5
+    finally:
+        handle.stop()
+    assert not handle.is_alive()
 
 
 def test_describe_without_a_model_and_a_missing_model_folder(tmp_path):
-    handle = start_thread_worker()
+    handle = run_in_thread(serve)
     try:
-        handle.conn.send(describe(1))
-        assert collect(handle, 1)[-1].kind is ErrorKind.NO_MODEL_LOADED
-        handle.conn.send(LoadModel(str(tmp_path / "nowhere"), device="cpu"))
-        failed = collect(handle, None)[-1]
+        assert handle.request(describe(1), 60)[-1].kind is ErrorKind.NO_MODEL_LOADED
+        failed = handle.request(LoadModel(str(tmp_path / "nowhere"), device="cpu"), 60)[-1]
         assert isinstance(failed, Failed) and failed.kind is ErrorKind.MODEL_MISSING
     finally:
         handle.stop()
@@ -154,13 +144,11 @@ def test_describe_without_a_model_and_a_missing_model_folder(tmp_path):
 def test_spawned_engine_process_answers_and_exits(tiny_model_dir):
     handle = spawn_worker()
     try:
-        handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
-        assert isinstance(collect(handle, None, timeout=120)[-1], ModelReady)
-        handle.conn.send(describe(1, settings=GenerationSettings.greedy(max_new_tokens=8)))
-        assert isinstance(collect(handle, 1)[-1], Finished)
+        assert isinstance(handle.request(LoadModel(str(tiny_model_dir), device="cpu"), timeout=120)[-1], ModelReady)
+        assert isinstance(handle.request(describe(1, settings=GenerationSettings.greedy(max_new_tokens=8)), 60)[-1], Finished)
     finally:
         handle.stop()
-    assert not handle.process.is_alive()
+    assert not handle.is_alive()
 
 
 def test_a_conversation_with_more_images_than_the_cache_holds_keeps_working(worker, monkeypatch):
@@ -172,12 +160,10 @@ def test_a_conversation_with_more_images_than_the_cache_holds_keeps_working(work
     images = tuple(ImageInput(f"i{n}", png((60 * n, 0, 0))) for n in range(3))
     history = (Turn("user", "First?", ("i0", "i1")), Turn("assistant", "red"))
     quick = GenerationSettings.greedy(max_new_tokens=4)
-    worker.conn.send(describe(12, conv="c8", history=history, new=("i2",), images=images, settings=quick))
-    done = collect(worker, 12)[-1]
+    done = worker.request(describe(12, conv="c8", history=history, new=("i2",), images=images, settings=quick), 60)[-1]
     assert isinstance(done, Finished) and done.stats.images_encoded == 3, done
     history += (Turn("user", "Second?", ("i2",)), Turn("assistant", "black"))
-    worker.conn.send(describe(13, conv="c8", history=history, new=(), images=(), settings=quick))
-    done = collect(worker, 13)[-1]
+    done = worker.request(describe(13, conv="c8", history=history, new=(), images=(), settings=quick), 60)[-1]
     assert isinstance(done, Finished) and done.stats.images_from_cache == 3, done
 
 
@@ -189,12 +175,11 @@ def test_an_image_neither_cached_nor_sent_is_asked_for(worker):
     worker.conn.send(describe(14, conv="c9", history=history, new=(), images=(), settings=quick))
     events = collect_until(worker, lambda e: isinstance(e, (ImagesNeeded, Finished, Failed)))
     assert events[-1] == ImagesNeeded(14, ("img1",))
-    worker.conn.send(describe(14, conv="c9", history=history, new=(), settings=quick))  # again, with the bytes
-    done = collect(worker, 14)[-1]
+    done = worker.request(describe(14, conv="c9", history=history, new=(), settings=quick), 60)[-1]  # with the bytes
     assert isinstance(done, Finished) and done.stats.images_encoded == 1
 
 
-def collect_until(handle: WorkerHandle, last, timeout: float = 60.0) -> list[object]:  # noqa: ANN001
+def collect_until(handle: EngineHandle, last, timeout: float = 60.0) -> list[object]:  # noqa: ANN001
     events = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,13 +195,10 @@ def collect_until(handle: WorkerHandle, last, timeout: float = 60.0) -> list[obj
 @pytest.fixture(scope="module")
 def slow_ocr_worker(tiny_model_dir):
     """The real worker with an OCR that takes a minute per image (a busy CPU)."""
-    import functools
-
     from tests.fakes import SlowOcr
 
-    handle = start_thread_worker(ocr_backend=functools.partial(SlowOcr, 60.0))
-    handle.conn.send(LoadModel(str(tiny_model_dir), device="cpu"))
-    assert isinstance(collect(handle, None)[-1], ModelReady)
+    handle = run_in_thread(functools.partial(serve, ocr_backend=functools.partial(SlowOcr, 60.0)))
+    assert isinstance(handle.request(LoadModel(str(tiny_model_dir), device="cpu"), 60)[-1], ModelReady)
     yield handle
     handle.stop()
 
@@ -228,8 +210,7 @@ def test_ocr_never_delays_a_describe_and_cancel_ends_it(slow_ocr_worker):
     w.conn.send(ReadText(30, ImageInput("img1", png()), background=True))  # starts the minute-long OCR
     w.conn.send(ReadText(31, ImageInput("img1", png()), background=True))  # queued behind it
     start = time.monotonic()
-    w.conn.send(describe(32, conv="o1", settings=GenerationSettings.greedy(max_new_tokens=8)))
-    done = collect(w, 32)[-1]
+    done = w.request(describe(32, conv="o1", settings=GenerationSettings.greedy(max_new_tokens=8)), 60)[-1]
     assert isinstance(done, Finished) and time.monotonic() - start < 30  # not behind the OCR
     start = time.monotonic()
     w.conn.send(Cancel(31))  # queued: dropped
@@ -243,12 +224,10 @@ def test_ocr_never_delays_a_describe_and_cancel_ends_it(slow_ocr_worker):
 @pytest.mark.system
 def test_the_users_own_read_goes_before_background_ocr(tiny_model_dir):
     """A "read the text" queued behind a background OCR that is running pre-empts it."""
-    import functools
-
     from engine.protocol import ReadText, TextRead
     from tests.fakes import SlowOcr
 
-    handle = start_thread_worker(ocr_backend=functools.partial(SlowOcr, 3.0))
+    handle = run_in_thread(functools.partial(serve, ocr_backend=functools.partial(SlowOcr, 3.0)))
     try:
         handle.conn.send(ReadText(1, ImageInput("a", png()), background=True))
         handle.conn.send(ReadText(2, ImageInput("b", png()), background=True))
@@ -279,7 +258,7 @@ def test_the_engine_process_runs_ocr_in_a_process_of_its_own():
             assert "Save changes to document.txt?" in event.text
     finally:
         handle.stop()
-    assert not handle.process.is_alive()
+    assert not handle.is_alive()
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "nice"), reason="POSIX niceness")
@@ -291,7 +270,7 @@ def test_ocr_runs_at_the_lowest_cpu_priority():
     from engine.protocol import ReadText, TextRead
     from tests.fakes import PriorityOcr
 
-    handle = start_thread_worker(ocr_backend=PriorityOcr)
+    handle = run_in_thread(functools.partial(serve, ocr_backend=PriorityOcr))
     try:
         handle.conn.send(ReadText(1, ImageInput("a", png())))
         event = collect_until(handle, lambda e: isinstance(e, (TextRead, Failed)), timeout=60)[-1]
