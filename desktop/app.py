@@ -1,6 +1,6 @@
 """Composition root: build the services, connect their signals, start. No behaviour of its own.
 
-Optional parts are wired when present: ``desktop.setup_wizard.SetupWizard`` (first-run model setup),
+Optional parts are wired when present: ``desktop.widgets.setup_wizard.SetupWizard`` (first-run model setup),
 and screen text / voice questions through ``desktop.integrations``.
 """
 
@@ -81,7 +81,7 @@ class LumenApp:
         return self.hotkeys.start(dict(self.settings.hotkeys.items()))
 
     def open_setup_wizard(self) -> None:
-        from desktop.setup_wizard import SetupWizard
+        from desktop.widgets.setup_wizard import SetupWizard
 
         wizard = SetupWizard(notify=self.controller.notify, parent=self.window)
         wizard.model_ready.connect(self.use_installed_model)

@@ -131,7 +131,7 @@ def missing_text(keys: tuple[str, ...]) -> str:
     return tr(MISSING_INTRO).format(missing="; ".join(tr(MISSING_WORDS[k]) for k in keys))
 
 
-# ---------------------------------------------------------------- speech models (desktop.speech_models_dialog)
+# ---------------------------------------------------------------- speech models (desktop.widgets.speech_models_dialog)
 SPEECH_TITLE = "Speech models"
 SPEECH_INTRO = (
     "Spoken questions are recognised on this computer. Lumen comes with Whisper tiny.en, which knows "

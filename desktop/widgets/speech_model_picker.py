@@ -1,6 +1,6 @@
 """The speech model row of Settings, Speech: which Whisper model recognises spoken questions (the
 bundled tiny.en or an installed one), a note on what it can do, and the way to download another
-(``desktop.speech_models_dialog``). A model just downloaded there is selected here at once.
+(``desktop.widgets.speech_models_dialog``). A model just downloaded there is selected here at once.
 
 The combo box's accessible description repeats the note, so a screen reader reads the warning (for
 example "English only, so questions in German will be refused") when the box gets focus.
@@ -82,7 +82,7 @@ class SpeechModelPicker(QWidget):
         self.combo.setAccessibleDescription(f"{messages.tr(m.PICKER_DESC)} {text}")
 
     def open_manager(self) -> None:
-        from desktop.speech_models_dialog import SpeechModelsDialog
+        from desktop.widgets.speech_models_dialog import SpeechModelsDialog
 
         self.dialog = SpeechModelsDialog(self.notify, self.store, parent=self.window())
         self.dialog.installed.connect(self._on_installed)

@@ -46,7 +46,7 @@ def main() -> None:
     app.start(lumen, hotkeys=False, first_run_setup=False)
     from desktop.widgets.settings_dialog import SettingsDialog
 
-    from desktop.setup_wizard import SetupWizard
+    from desktop.widgets.setup_wizard import SetupWizard
     from engine.store.hardware import Hardware
     from engine.store.model_store import ModelStore
 

@@ -88,8 +88,8 @@ def test_settings_and_transcript_mnemonics_are_unique(lumen, qtbot) -> None:  # 
 
 
 def test_setup_wizard_and_speech_models_mnemonics_are_unique(qtbot, tmp_path) -> None:  # noqa: ANN001
-    from desktop.setup_wizard import SetupWizard
-    from desktop.speech_models_dialog import SpeechModelsDialog
+    from desktop.widgets.setup_wizard import SetupWizard
+    from desktop.widgets.speech_models_dialog import SpeechModelsDialog
     from engine.store.model_store import ModelStore
     from engine.store.speech_models import SpeechModelStore
     from tests.desktop.test_setup_wizard import RTX_3060

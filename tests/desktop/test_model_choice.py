@@ -130,7 +130,7 @@ def test_lumen_help_mentions_the_model_commands(capsys: pytest.CaptureFixture[st
 
 # ---------------------------------------------------------------- the app
 def wizards(lumen) -> list:  # noqa: ANN001
-    from desktop.setup_wizard import SetupWizard
+    from desktop.widgets.setup_wizard import SetupWizard
 
     return [w for w in lumen.extensions if isinstance(w, SetupWizard)]
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QListWidget
 
 from desktop import setup_messages as m
 from desktop.setup_jobs import PercentAnnouncer
-from desktop.setup_wizard import SetupWizard
+from desktop.widgets.setup_wizard import SetupWizard
 from desktop.speech import Priority
 from engine.store.catalogue import GB, HubRepo, get_model
 from engine.store.hardware import Gpu, Hardware
@@ -192,7 +192,7 @@ def test_wizard_and_check_modules_do_not_import_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys, desktop.setup_wizard, desktop.check\n"
+    code = ("import sys, desktop.widgets.setup_wizard, desktop.check\n"
             "desktop.check.check_model(None); desktop.check.check_speech()\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'\n")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LUMEN_MODELS_DIR": str(tmp_path)}  # config: isolated by conftest

@@ -227,7 +227,7 @@ def hub_online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_download_from_the_manager_selects_the_new_model(qtbot, store, hub_online) -> None:  # noqa: ANN001
     from desktop.settings import Settings
-    from desktop.speech_models_dialog import SpeechModelsDialog
+    from desktop.widgets.speech_models_dialog import SpeechModelsDialog
 
     spoken = Spoken()
     dialog = _dialog(qtbot, Settings(), store, spoken)
@@ -269,7 +269,7 @@ def test_download_from_the_manager_selects_the_new_model(qtbot, store, hub_onlin
 
 
 def test_escape_cancels_a_download_and_the_next_one_resumes(qtbot, store, hub_online) -> None:  # noqa: ANN001
-    from desktop.speech_models_dialog import SpeechModelsDialog
+    from desktop.widgets.speech_models_dialog import SpeechModelsDialog
 
     spoken = Spoken()
     data = bytes(range(256)) * 16_000  # 4 MB: several chunks
