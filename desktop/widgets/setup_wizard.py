@@ -15,10 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -27,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -37,6 +34,7 @@ from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
 from desktop.widgets import status_line
+from desktop.widgets.setup_dialog import Notify, SetupDialog
 from engine.protocol import Quantization
 from engine.store.catalogue import CATALOGUE, ModelSpec
 from engine.store.downloads import DownloadError, FailureKind
@@ -46,11 +44,10 @@ from engine.store.model_store import ModelStore
 from engine.store.official_files import find_official_files
 
 log = logging.getLogger(__name__)
-Notify = Callable[[str, Priority], None]
 CPU_CHOICE = "cpu"
 
 
-class SetupWizard(QDialog):
+class SetupWizard(SetupDialog):
     model_ready = Signal(str, str, str)  # model directory, quantization ("none"/"int8"/"nf4"), device
 
     def __init__(
@@ -66,22 +63,17 @@ class SetupWizard(QDialog):
         announcer: PercentAnnouncer | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.notify = notify
+        super().__init__(notify, announcer, parent)
         self.store = store or ModelStore()
         self.catalogue = catalogue
         self.hardware: Hardware | None = None
         self.endpoint, self.preset = endpoint, preset
         self.pick_folder = pick_folder or self._ask_folder
         self.pick_file = pick_file or self._ask_file
-        self.announcer = announcer or PercentAnnouncer()
-        self.job = SetupJob(self)
         self.job.progress.connect(self._on_progress)
         self.job.failed.connect(self._on_failed)
-        self.job.finished.connect(self._on_finished)
         self.job.succeeded.connect(lambda out: self._on_done(self._job_spec, out))
         self._job_spec: ModelSpec = catalogue[0]
-        self._busy = False
         self._build()
         self._start_detection(detect_hardware)
 
@@ -92,7 +84,7 @@ class SetupWizard(QDialog):
         self.setAccessibleDescription(tr(m.INTRO))
         intro = QLabel(tr(m.INTRO), wordWrap=True)
         self.models = QListWidget()
-        self._named(self.models, m.MODEL_LIST, m.MODEL_LIST_DESC)
+        self.named(self.models, m.MODEL_LIST, m.MODEL_LIST_DESC)
         for spec in self.catalogue:
             item = QListWidgetItem(self._model_line(spec))
             item.setData(Qt.ItemDataRole.UserRole, spec.model_id)
@@ -100,23 +92,23 @@ class SetupWizard(QDialog):
         self.details = QPlainTextEdit(readOnly=True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setTabChangesFocus(True)
-        self._named(self.details, m.DETAILS, m.DETAILS)
+        self.named(self.details, m.DETAILS, m.DETAILS)
         self.precision = QComboBox()
-        self._named(self.precision, m.PRECISION, m.PRECISION_DESC)
+        self.named(self.precision, m.PRECISION, m.PRECISION_DESC)
         precision_label = QLabel(tr(m.PRECISION))
         precision_label.setBuddy(self.precision)
         self.token = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
-        self._named(self.token, m.TOKEN, m.TOKEN_DESC)
+        self.named(self.token, m.TOKEN, m.TOKEN_DESC)
         self.token_label = QLabel(tr(m.TOKEN))
         self.token_label.setBuddy(self.token)
         self.progress = QProgressBar(minimum=0, maximum=100, value=0)
-        self._named(self.progress, m.PROGRESS, m.PROGRESS)
+        self.named(self.progress, m.PROGRESS, m.PROGRESS)
         self.status = status_line(tr(m.CHECKING_GPU), tr(m.STATUS), tr(m.STATUS))
-        self.download_button = self._button(m.DOWNLOAD, m.DOWNLOAD_DESC, self.start_download)
-        self.import_button = self._button(m.IMPORT, m.IMPORT_DESC, self.start_import)
-        self.add_button = self._button(m.ADD_FILE, m.ADD_FILE_DESC, self.add_file)
-        self.cancel_button = self._button(m.CANCEL, m.CANCEL_DESC, self.cancel)
-        self.close_button = self._button(m.CLOSE, m.CLOSE, self.reject)
+        self.download_button = self.button(m.DOWNLOAD, m.DOWNLOAD_DESC, self.start_download)
+        self.import_button = self.button(m.IMPORT, m.IMPORT_DESC, self.start_import)
+        self.add_button = self.button(m.ADD_FILE, m.ADD_FILE_DESC, self.add_file)
+        self.cancel_button = self.button(m.CANCEL, m.CANCEL_DESC, self.cancel)
+        self.close_button = self.button(m.CLOSE, m.CLOSE, self.reject)
         buttons = QHBoxLayout()
         for b in (self.download_button, self.import_button, self.add_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
@@ -129,17 +121,6 @@ class SetupWizard(QDialog):
         self.models.setCurrentRow(0)
         self.models.setFocus()
         self._set_idle()
-
-    def _named(self, widget: QWidget, name: str, description: str) -> None:
-        widget.setAccessibleName(tr(name).replace("&", ""))
-        widget.setAccessibleDescription(tr(description))
-
-    def _button(self, text: str, description: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(tr(text))
-        self._named(button, text, description)
-        button.setAutoDefault(False)
-        button.clicked.connect(slot)
-        return button
 
     def _model_line(self, spec: ModelSpec) -> str:
         state = m.INSTALLED if self.store.is_installed(spec.model_id) else m.NOT_INSTALLED
@@ -184,18 +165,10 @@ class SetupWizard(QDialog):
         return value, device
 
     # ------------------------------------------------------------ state
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
     def _set_busy(self, text: str) -> None:
         self._busy = True
         self.status.setText(text)
         self.announcer.reset()
-        self._set_idle()
-
-    def _on_finished(self) -> None:
-        self._busy = False
         self._set_idle()
 
     def _set_idle(self) -> None:
@@ -203,10 +176,6 @@ class SetupWizard(QDialog):
         for b in (self.download_button, self.import_button, self.add_button):
             b.setEnabled(not self._busy and self.hardware is not None)
         self.cancel_button.setEnabled(self._busy and not self.job.cancel.is_set())
-
-    def _say(self, text: str, priority: Priority = Priority.NEXT) -> None:
-        self.status.setText(text)
-        self.notify(text, priority)
 
     # ------------------------------------------------------------ hardware detection
     def _start_detection(self, detect_hardware: Callable[[], Hardware]) -> None:
@@ -272,11 +241,6 @@ class SetupWizard(QDialog):
             return
         self._say(tr(m.ADDED).format(name=path.name))
 
-    def cancel(self) -> None:
-        if self._busy:
-            self.job.stop()
-            self.cancel_button.setEnabled(False)
-
     def _connect_result(self, spec: ModelSpec) -> None:
         self._job_spec = spec  # the model the running job is for, even if the selection moves
 
@@ -325,24 +289,10 @@ class SetupWizard(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, tr(m.ADD_FILE).replace("&", ""), "", "Checkpoints (*.pth *.bin *.safetensors);;All files (*)")
         return Path(path) if path else None
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape and self._busy:
-            self.cancel()  # Escape stops the work first; a second Escape closes
-            return
-        super().keyPressEvent(event)
-
     def _stop_work(self) -> None:
-        """Cancel and join the worker threads, so none emits into a dialog that is gone."""
-        self.job.stop(wait=5.0)
+        super()._stop_work()
         self._detector.stop(wait=5.0)
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self._stop_work()
-        super().closeEvent(event)
-
-    def reject(self) -> None:
-        self._stop_work()
-        super().reject()
 
 
 class _Missing(Exception):

@@ -16,17 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
-    QDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton,
-    QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget,
 )
 
 from desktop import setup_messages as m
 from desktop.messages import tr
-from desktop.setup_jobs import PercentAnnouncer, SetupJob
+from desktop.setup_jobs import PercentAnnouncer
 from desktop.speech import Priority
 from desktop.widgets import status_line
+from desktop.widgets.setup_dialog import Notify, SetupDialog
 from engine.store.catalogue import SPEECH_CATALOGUE, SpeechModelSpec
 from engine.store.downloads import DownloadError
 from engine.store.hardware import gigabytes
@@ -34,7 +33,6 @@ from engine.store.core import SetupProgress
 from engine.store.speech_models import SpeechModelStore
 
 log = logging.getLogger(__name__)
-Notify = Callable[[str, Priority], None]
 
 
 def languages_text(spec: SpeechModelSpec) -> str:
@@ -47,26 +45,21 @@ def details_text(spec: SpeechModelSpec) -> str:
         memory=gigabytes(spec.ram_bytes), slowdown=f"{spec.slowdown:g}", repo=spec.repo_id)
 
 
-class SpeechModelsDialog(QDialog):
+class SpeechModelsDialog(SetupDialog):
     installed = Signal(str)  # model id, after a download was verified and installed
     removed = Signal(str)
 
     def __init__(self, notify: Notify, store: SpeechModelStore | None = None,
                  catalogue: tuple[SpeechModelSpec, ...] = SPEECH_CATALOGUE, endpoint: str | None = None,
                  announcer: PercentAnnouncer | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.notify = notify
+        super().__init__(notify, announcer, parent)
         self.store = store or SpeechModelStore()
         self.catalogue = catalogue
         self.endpoint = endpoint
-        self.announcer = announcer or PercentAnnouncer()
-        self.job = SetupJob(self)
         self.job.progress.connect(self._on_progress)
         self.job.failed.connect(self._on_failed)
         self.job.succeeded.connect(lambda _out: self._on_done(self._job_spec))
-        self.job.finished.connect(self._on_finished)
         self._job_spec = catalogue[0]
-        self._busy = False
         self._build()
 
     # ------------------------------------------------------------ widgets
@@ -75,20 +68,20 @@ class SpeechModelsDialog(QDialog):
         self.setAccessibleName(tr(m.SPEECH_TITLE))
         self.setAccessibleDescription(tr(m.SPEECH_INTRO))
         intro = QLabel(tr(m.SPEECH_INTRO), wordWrap=True)
-        self.models = self._named(QListWidget(), m.SPEECH_LIST, m.SPEECH_LIST_DESC)
+        self.models = self.named(QListWidget(), m.SPEECH_LIST, m.SPEECH_LIST_DESC)
         for spec in self.catalogue:
             item = QListWidgetItem(self._line(spec))
             item.setData(Qt.ItemDataRole.UserRole, spec.model_id)
             self.models.addItem(item)
-        self.details = self._named(QPlainTextEdit(readOnly=True), m.DETAILS, m.DETAILS)
+        self.details = self.named(QPlainTextEdit(readOnly=True), m.DETAILS, m.DETAILS)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setTabChangesFocus(True)
-        self.progress = self._named(QProgressBar(minimum=0, maximum=100, value=0), m.PROGRESS, m.PROGRESS)
+        self.progress = self.named(QProgressBar(minimum=0, maximum=100, value=0), m.PROGRESS, m.PROGRESS)
         self.status = status_line(tr(m.SPEECH_IDLE), tr(m.STATUS), tr(m.STATUS))
-        self.download_button = self._button(m.DOWNLOAD, m.SPEECH_DOWNLOAD_DESC, self.start_download)
-        self.remove_button = self._button(m.SPEECH_REMOVE, m.SPEECH_REMOVE_DESC, self.remove)
-        self.cancel_button = self._button(m.CANCEL, m.SPEECH_CANCEL_DESC, self.cancel)
-        self.close_button = self._button(m.CLOSE, m.CLOSE, self.reject)
+        self.download_button = self.button(m.DOWNLOAD, m.SPEECH_DOWNLOAD_DESC, self.start_download)
+        self.remove_button = self.button(m.SPEECH_REMOVE, m.SPEECH_REMOVE_DESC, self.remove)
+        self.cancel_button = self.button(m.CANCEL, m.SPEECH_CANCEL_DESC, self.cancel)
+        self.close_button = self.button(m.CLOSE, m.CLOSE, self.reject)
         buttons = QHBoxLayout()
         for b in (self.download_button, self.remove_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
@@ -99,17 +92,6 @@ class SpeechModelsDialog(QDialog):
         self.models.currentRowChanged.connect(lambda _row: self._show_details())
         self.models.setCurrentRow(0)
         self.models.setFocus()
-
-    def _named(self, widget, name: str, description: str):  # noqa: ANN001, ANN202
-        widget.setAccessibleName(tr(name).replace("&", ""))
-        widget.setAccessibleDescription(tr(description))
-        return widget
-
-    def _button(self, text: str, description: str, slot: Callable[[], None]) -> QPushButton:
-        button = self._named(QPushButton(tr(text)), text, description)
-        button.setAutoDefault(False)
-        button.clicked.connect(slot)
-        return button
 
     def _line(self, spec: SpeechModelSpec) -> str:
         state = m.INSTALLED if self.store.is_installed(spec.model_id) else m.NOT_INSTALLED
@@ -125,22 +107,10 @@ class SpeechModelsDialog(QDialog):
         self._set_idle()
 
     # ------------------------------------------------------------ state
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
     def _set_idle(self) -> None:
         self.download_button.setEnabled(not self._busy)  # also repairs an installed model
         self.remove_button.setEnabled(not self._busy and self.store.is_installed(self.spec.model_id))
         self.cancel_button.setEnabled(self._busy and not self.job.cancel.is_set())
-
-    def _on_finished(self) -> None:
-        self._busy = False
-        self._set_idle()
-
-    def _say(self, text: str, priority: Priority = Priority.NEXT) -> None:
-        self.status.setText(text)
-        self.notify(text, priority)
 
     def _refresh_line(self, spec: SpeechModelSpec) -> None:
         self.models.item(self.catalogue.index(spec)).setText(self._line(spec))
@@ -178,11 +148,6 @@ class SpeechModelsDialog(QDialog):
         self._say(tr(m.SPEECH_REMOVED).format(title=spec.title), Priority.NOW)
         self.removed.emit(spec.model_id)
 
-    def cancel(self) -> None:
-        if self._busy:
-            self.job.stop()
-            self.cancel_button.setEnabled(False)
-
     def _on_progress(self, p: SetupProgress) -> None:
         if p.fraction is not None:
             self.progress.setValue(int(p.fraction * 100))
@@ -205,16 +170,3 @@ class SpeechModelsDialog(QDialog):
             self._say(tr(m.UNEXPECTED), Priority.NOW)
 
     # ------------------------------------------------------------ keys and closing
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape and self._busy:
-            self.cancel()  # Escape stops the download first; a second Escape closes
-            return
-        super().keyPressEvent(event)
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.job.stop(wait=5.0)
-        super().closeEvent(event)
-
-    def reject(self) -> None:
-        self.job.stop(wait=5.0)  # closing while downloading cancels; the parts are kept for next time
-        super().reject()
