@@ -133,14 +133,14 @@ def check_speech_input(models_dir: Path | None,
     and the microphone they are recorded with."""
     import importlib.util
 
-    from desktop import messages, setup_messages as m
+    from desktop import messages
     from desktop.settings import load
     from desktop.speech_choice import SpeechModelChooser, language_name
     from engine.store.catalogue import get_speech_model
     from engine.store.speech_models import SpeechModelStore
 
     if importlib.util.find_spec("faster_whisper") is None:
-        return CheckItem("Speech input", None, messages.tr(m.CHECK_VOICE_MISSING))
+        return CheckItem("Speech input", None, messages.tr(messages.CHECK_VOICE_MISSING))
     settings = load().settings
     choice = SpeechModelChooser(lambda: SpeechModelStore(models_dir)).choose(settings.speech_model, settings.speech_language)
     path = choice.model_path or ""
@@ -150,15 +150,15 @@ def check_speech_input(models_dir: Path | None,
         try:
             path = str(default_model_path())
         except SpeechInputUnavailable as exc:
-            return CheckItem("Speech input", False, messages.tr(m.CHECK_BUNDLED_MISSING), str(exc))
-    words = messages.tr(m.CHECK_SPEECH_BUNDLED if choice.bundled else m.CHECK_SPEECH_MODEL).format(
+            return CheckItem("Speech input", False, messages.tr(messages.CHECK_BUNDLED_MISSING), str(exc))
+    words = messages.tr(messages.CHECK_SPEECH_BUNDLED if choice.bundled else messages.CHECK_SPEECH_MODEL).format(
         title=choice.spec.title, language=language_name(settings.speech_language))
     if choice.refusal:
         return CheckItem("Speech input", False, choice.refusal, f"{words} {path}")
     if choice.notice:  # the chosen model is missing: the bundled one stands in
         chosen = get_speech_model(settings.speech_model).title
         summary = messages.tr(messages.SPEECH_MODEL_MISSING).format(title=chosen)
-        return CheckItem("Speech input", False, f"{summary} {messages.tr(m.CHECK_SPEECH_STANDIN).format(title=choice.spec.title)}", path)
+        return CheckItem("Speech input", False, f"{summary} {messages.tr(messages.CHECK_SPEECH_STANDIN).format(title=choice.spec.title)}", path)
     problem = (microphone or microphone_problem)()
     if problem:
         reason, detail = problem

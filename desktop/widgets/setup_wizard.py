@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop import setup_messages as m
+from desktop import messages as m
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
 from desktop.speech import Priority
@@ -196,7 +196,7 @@ class SetupWizard(SetupDialog):
         spec, store = self.spec, self.store
         token = self.token.text().strip() or None
         self._connect_result(spec)
-        self._say(tr(m.STARTING).format(title=spec.title), Priority.NOW)
+        self._say(tr(m.DOWNLOAD_STARTING).format(title=spec.title), Priority.NOW)
         self._set_busy(self.status.text())
 
         def work(progress: Callable[[object], None], cancel: threading.Event) -> Path:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from desktop import messages
-from desktop import setup_messages as m
 from desktop.speech import Priority
 from desktop.speech_choice import language_code, language_name
 from desktop.widgets import accessible
@@ -32,11 +31,11 @@ class SpeechModelPicker(QWidget):
         self.language = language  # the language box's current value
         self.notify = notify or (lambda text, priority: log.info("%s", text))
         self.dialog = None  # the speech model manager, once opened
-        self.combo = accessible(QComboBox(), messages.tr(m.PICKER), messages.tr(m.PICKER_DESC))
-        self.manage = accessible(QPushButton(messages.tr(m.MANAGE)), messages.tr(m.MANAGE).replace("&", ""),
-                                 messages.tr(m.MANAGE_DESC))
+        self.combo = accessible(QComboBox(), messages.tr(messages.PICKER), messages.tr(messages.PICKER_DESC))
+        self.manage = accessible(QPushButton(messages.tr(messages.MANAGE)), messages.tr(messages.MANAGE).replace("&", ""),
+                                 messages.tr(messages.MANAGE_DESC))
         self.manage.clicked.connect(self.open_manager)
-        self.note = accessible(QLabel(""), messages.tr(m.NOTE), messages.tr(m.NOTE))
+        self.note = accessible(QLabel(""), messages.tr(messages.NOTE), messages.tr(messages.NOTE))
         self.note.setWordWrap(True)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -54,14 +53,14 @@ class SpeechModelPicker(QWidget):
         settings never change behind the user's back; the note says what is wrong)."""
         self.combo.blockSignals(True)
         self.combo.clear()
-        self.combo.addItem(messages.tr(m.PICKER_BUNDLED).format(title=BUNDLED_SPEECH.title), "")
+        self.combo.addItem(messages.tr(messages.PICKER_BUNDLED).format(title=BUNDLED_SPEECH.title), "")
         installed = set(self.store.installed())
         for spec in SPEECH_CATALOGUE:
             if spec.model_id in installed:
-                languages = messages.tr(m.ENGLISH_ONLY if spec.english_only else m.MANY_LANGUAGES).lower()
-                self.combo.addItem(messages.tr(m.PICKER_INSTALLED).format(title=spec.title, languages=languages), spec.model_id)
+                languages = messages.tr(messages.ENGLISH_ONLY if spec.english_only else messages.MANY_LANGUAGES).lower()
+                self.combo.addItem(messages.tr(messages.PICKER_INSTALLED).format(title=spec.title, languages=languages), spec.model_id)
             elif spec.model_id == select:
-                self.combo.addItem(messages.tr(m.PICKER_MISSING).format(title=spec.title), spec.model_id)
+                self.combo.addItem(messages.tr(messages.PICKER_MISSING).format(title=spec.title), spec.model_id)
         self.combo.setCurrentIndex(max(0, self.combo.findData(select)))
         self.combo.blockSignals(False)
         self.update_note()
@@ -72,14 +71,14 @@ class SpeechModelPicker(QWidget):
             return messages.tr(messages.SPEECH_MODEL_MISSING).format(title=spec.title)
         language = self.language()
         if spec.english_only and language_code(language) != "en":
-            return messages.tr(m.NOTE_ENGLISH_ONLY).format(title=spec.title, language=language_name(language))
-        languages = messages.tr(m.ENGLISH_ONLY if spec.english_only else m.MANY_LANGUAGES)
-        return messages.tr(m.NOTE_OK).format(title=spec.title, languages=languages, summary=spec.summary)
+            return messages.tr(messages.NOTE_ENGLISH_ONLY).format(title=spec.title, language=language_name(language))
+        languages = messages.tr(messages.ENGLISH_ONLY if spec.english_only else messages.MANY_LANGUAGES)
+        return messages.tr(messages.NOTE_OK).format(title=spec.title, languages=languages, summary=spec.summary)
 
     def update_note(self) -> None:
         text = self.note_text()
         self.note.setText(text)
-        self.combo.setAccessibleDescription(f"{messages.tr(m.PICKER_DESC)} {text}")
+        self.combo.setAccessibleDescription(f"{messages.tr(messages.PICKER_DESC)} {text}")
 
     def open_manager(self) -> None:
         from desktop.widgets.speech_models_dialog import SpeechModelsDialog
@@ -93,4 +92,4 @@ class SpeechModelPicker(QWidget):
     def _on_installed(self, model_id: str) -> None:
         self.fill(model_id)
         title = get_speech_model(model_id).title
-        self.notify(messages.tr(m.SELECTED).format(title=title), Priority.NEXT)
+        self.notify(messages.tr(messages.SELECTED).format(title=title), Priority.NEXT)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget,
 )
 
-from desktop import setup_messages as m
+from desktop import messages as m
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.speech import Priority

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QWidget
 
-from desktop import setup_messages as m
+from desktop import messages as m
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.widgets.setup_wizard import SetupWizard
 from desktop.speech import Priority
@@ -202,7 +202,7 @@ def test_wizard_and_check_modules_do_not_import_torch(tmp_path: Path) -> None:
 
 
 def test_unknown_memory_is_said_in_the_wizard() -> None:
-    from desktop.setup_messages import recommendation_text
+    from desktop.messages import recommendation_text
     from engine.store.catalogue import get_model
     from engine.store.hardware import Hardware, recommend
 

@@ -24,7 +24,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QListWidget, QPlainTextEdit, QProgressBar, QWidget
 
 from desktop import messages
-from desktop import setup_messages as m
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.speech import Priority
 from desktop.speech_choice import SpeechModelChooser
@@ -285,7 +284,7 @@ def test_escape_cancels_a_download_and_the_next_one_resumes(qtbot, store, hub_on
         qtbot.waitUntil(lambda: manager.progress.value() > 0, timeout=10_000)
         qtbot.keyClick(manager, Qt.Key.Key_Escape)
         qtbot.waitUntil(lambda: not manager.busy, timeout=10_000)
-        assert spoken.texts[-1] == m.CANCELLED and manager.isVisible()  # the first Escape only cancels
+        assert spoken.texts[-1] == messages.CANCELLED and manager.isVisible()  # the first Escape only cancels
         part = store.partial_dir("whisper-base") / "model.bin.part"
         kept = part.stat().st_size
         assert 0 < kept < len(data) and not store.is_installed("whisper-base")
