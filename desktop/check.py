@@ -102,8 +102,8 @@ def sound_outputs() -> list[str]:
 
 def microphone_problem() -> tuple[str, str] | None:
     """(reason, detail) when the microphone cannot be opened as a spoken question opens it
-    (desktop.voice_input: PortAudio, 16 kHz mono), else None. Opened and closed, never started."""
-    from desktop.voice_input import MicrophoneUnavailable, sounddevice_stream
+    (desktop.microphone: PortAudio, 16 kHz mono), else None. Opened and closed, never started."""
+    from desktop.microphone import MicrophoneUnavailable, sounddevice_stream
 
     try:
         sounddevice_stream(lambda block: None).close()

@@ -6,7 +6,7 @@
   OCR off the describing path, so no answer waits for it), and follow-up questions are grounded in
   that text (``Describe.context``). Stop cancels any OCR in flight, a newer image the background
   one, and a new request an unfinished "read the text".
-* Voice questions (``desktop.voice_input``): hold the voice hotkey, speak, release; the recording
+* Voice questions (``desktop.microphone``): hold the voice hotkey, speak, release; the recording
   is transcribed by the engine (``Transcribe``) and asked as a typed question would be.
 """
 
@@ -94,12 +94,12 @@ class ScreenTextFeature(QObject):
 class VoiceFeature(QObject):
     def __init__(self, lumen) -> None:  # noqa: ANN001
         super().__init__()
-        from desktop import voice_input
+        from desktop import microphone
         from desktop.speech_choice import SpeechModelChooser
 
-        self._vi = voice_input
+        self._vi = microphone
         self.lumen = lumen
-        self.recorder = voice_input.VoiceRecorder(parent=self)
+        self.recorder = microphone.VoiceRecorder(parent=self)
         self.chooser = SpeechModelChooser()  # which Whisper model: the settings' choice, checked per question
         self._pending: int | None = None
         self._question: tuple[bytes, object] | None = None  # the recording and its SpeechChoice, until answered

@@ -253,13 +253,13 @@ Ctrl+N starts a new conversation, Ctrl+Comma opens Settings, Escape stops.
 Nothing is saved to disk unless you save it."""
 
 # ---------------------------------------------------------------- voice questions and screen text
-# (desktop.voice_input, desktop.screen_text)
+# (desktop.microphone, desktop.screen_text)
 LISTENING = "Listening"
 RECOGNISING = "Recognising"
 # Translators: the recognised spoken question, said back briefly before it is asked.
 HEARD = "Heard: {text}"
 VOICE_FAILURES = {
-    # Translators: keys are desktop.voice_input failure reasons and engine.perception.speech_recognition.NothingHeard reasons.
+    # Translators: keys are desktop.microphone failure reasons and engine.perception.speech_recognition.NothingHeard reasons.
     "no_audio_system": "Voice questions need the PortAudio sound library, which is not installed.",
     "no_microphone": "No microphone was found. Connect one, or type your question.",
     "microphone_error": "The microphone could not be used. It may be busy in another program.",

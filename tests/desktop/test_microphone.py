@@ -1,4 +1,4 @@
-"""desktop.voice_input: the push-to-talk recorder, fed like a microphone, through to the recogniser."""
+"""desktop.microphone: the push-to-talk recorder, fed like a microphone, through to the recogniser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from desktop import messages
-from desktop.voice_input import (BLOCK_FRAMES, MicrophoneUnavailable, RecordingMode, VoiceRecorder,
+from desktop.microphone import (BLOCK_FRAMES, MicrophoneUnavailable, RecordingMode, VoiceRecorder,
                                  sounddevice_stream)
 from engine.perception import speech_recognition
 from tests.speech_samples import QUESTIONS, int16_samples, normalise, spoken_wav
