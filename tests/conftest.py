@@ -96,12 +96,14 @@ SYSTEM_MODULES = {
     "tests/desktop/test_speech_dispatcher.py",  # a real Speech Dispatcher server
     "tests/desktop/test_long_run.py",  # soak runs of the real app
     "tests/desktop/test_real_engine.py",  # the app with the real engine worker and the tiny model
+    "tests/engine/test_llamacpp.py",  # llama.cpp's native decoder on converted GGUF models
     "tests/installers/test_linux_bundle.py",  # the frozen bundle
     "tests/test_offline_native.py",  # the app and engine processes under strace
     "tests/test_setup_script.py",  # scripts/setup.sh in a shell
     "tests/training/test_stage1_resume.py",  # multi-process training runs
 }
 SYSTEM_FIXTURES = {
+    "backend_names",  # the real OCR engines reading text (tests/engine/test_ocr.py)
     "null_sound",  # a private PulseAudio server (tests/desktop/test_check.py)
     "recognizer",  # the real Whisper model (tests/engine/test_speech_recognition.py, tests/desktop/test_microphone.py)
 }

@@ -80,7 +80,6 @@ def test_follow_ups_of_a_long_conversation_send_no_image_again(real, qtbot) -> N
     assert len(pickle.dumps(sent[-1])) < history_bytes + 2000 < len(pickle.dumps(sent[0].images))
 
 
-@pytest.mark.system
 def test_killed_engine_process_is_restarted_and_the_conversation_kept(qtbot, new_rig, tiny_model_dir) -> None:  # noqa: ANN001
     """A real spawned engine process, killed in the middle of an answer."""
     rig = new_rig(launcher=process_launcher, model_dir=str(tiny_model_dir), device="cpu", max_new_tokens=200)

@@ -163,7 +163,6 @@ def test_cancel_from_a_delta_stops_the_decoder(case, expected):
     assert reply.cancelled and 0 < len(reply.token_ids) < 200
 
 
-@pytest.mark.system
 def test_quantised_files_from_llama_cpps_quantiser_answer(quantisable_model_dir, tmp_path_factory, capsys):
     folder = gguf_copy(quantisable_model_dir, tmp_path_factory, "f32")
     reference = load_model(folder, device="cpu")
@@ -220,7 +219,6 @@ def test_backend_choice_is_explained():
     assert choose_backend("torch", None, 0, ["f16"], True)[0] == "torch"
 
 
-@pytest.mark.system
 def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_path):
     """End to end: the demo model converted to GGUF, the real spawned engine process, automatic choice
     (no CUDA here -> llama.cpp), a follow-up; the answers are the torch path's."""
@@ -252,7 +250,6 @@ def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_pa
         handle.stop()
 
 
-@pytest.mark.system
 def test_lumen_models_gguf_converts_an_installed_model(tiny_model_dir, tmp_path, capsys):
     from engine.store.model_cli import main
 
