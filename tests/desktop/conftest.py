@@ -76,8 +76,9 @@ def build_app(qtbot, settings_path: Path, serve: Callable[[Connection], None] | 
     """The whole app as ``desktop.app.build`` makes it (window, controller, engine client, features),
     the engine loop ``serve`` in a thread (default: a ``ScriptedEngine``, kept as ``lumen.scripted``),
     a recording speaker and earcons, a fake capture, voice output so the speaker hears everything
-    (plus ``settings``), and every request sent to the engine recorded in ``lumen.sent``. Started without hotkeys or the setup wizard unless ``start`` is False.
-    The caller shuts the engine down (``lumen.engine.shutdown()``); the ``lumen`` fixture does."""
+    (plus ``settings``), and every request sent to the engine recorded in ``lumen.sent``. Started
+    (without hotkeys or the first-start wizard) unless ``start`` is False. The caller shuts the
+    engine down (``lumen.engine.shutdown()``); the ``lumen`` fixture does."""
     from desktop import app
 
     scripted = ScriptedEngine()
