@@ -91,6 +91,7 @@ def expected(reference_dir: Path) -> dict:
 # modules, or uses one of these fixtures; mark a new test that takes more than ~2 s.
 SYSTEM_MODULES = {
     "tests/desktop/test_accessibility.py",  # AT-SPI bus and a spawned app read by the accessibility client
+    "tests/desktop/test_brltty.py",  # a real BRLTTY and Speech Dispatcher
     "tests/desktop/test_orca.py",  # real Orca on its own AT-SPI bus
     "tests/desktop/test_orca_service.py",  # a private D-Bus session bus
     "tests/desktop/test_speech_dispatcher.py",  # a real Speech Dispatcher server

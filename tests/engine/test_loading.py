@@ -88,6 +88,7 @@ def test_four_bit_language_model_through_bitsandbytes(quantisable_model_dir):
     assert len(reply.token_ids) == 8
 
 
+@pytest.mark.system
 def test_four_bit_layers_fit_the_avx512_bf16_repacking(quantisable_model_dir):
     """On CPUs with AVX512-BF16/AMX, bitsandbytes (>= 0.49) repacks each 4-bit weight at its first forward
     pass and needs its output width to be a multiple of 32. Run that repacking here on every quantised layer,

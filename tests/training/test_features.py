@@ -28,6 +28,7 @@ def test_the_vision_side_alone_gives_the_full_models_features(tiny_model_dir) ->
     assert torch.equal(projection_inputs(vision, pixels), projection_inputs(full.eval(), pixels))
 
 
+@pytest.mark.system
 def test_an_interrupted_build_resumes_to_the_same_cache(tiny_model_dir, tmp_path) -> None:
     make_split(tmp_path / "aligned", 24, seed=5, size=56)
     folder = tmp_path / "aligned"

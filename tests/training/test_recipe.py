@@ -99,6 +99,7 @@ def test_bad_samples_are_skipped_and_counted(tiny_model_dir, tmp_path) -> None:
     assert result.steps == 2 and result.skipped_samples == 4  # 2 bad records x 2 full passes
 
 
+@pytest.mark.system
 def test_cached_features_give_the_same_loss(tiny_model_dir, aligned, tmp_path) -> None:
     from training.data import TrainTransform, decode_image, read_annotations
     from training.features import build_cache
@@ -139,6 +140,7 @@ def test_two_cpu_processes_end_with_identical_weights(tiny_model_dir, aligned, t
     assert state["world_size"] == 2 and state["step"] == 3
 
 
+@pytest.mark.system
 def test_bf16_and_gradient_accumulation_run(tiny_model_dir, aligned, tmp_path) -> None:
     result = train(_cfg(tiny_model_dir, aligned, tmp_path, mixed_precision="bf16", grad_accum=2, batch_size=2,
                         max_steps=2))
@@ -167,6 +169,7 @@ def test_cache_and_prepare_commands(tiny_model_dir, aligned, tmp_path) -> None:
         assert len([n for n in tar.getnames() if n.endswith(".jpg")]) == 24
 
 
+@pytest.mark.system
 def test_stage1_from_two_shard_sources_with_mixing_and_resume(tiny_model_dir, aligned, tmp_path) -> None:
     from training.prepare import prepare_shards, shard_pattern
 
