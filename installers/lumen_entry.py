@@ -16,13 +16,14 @@ import sys
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 BUNDLED = {  # module -> what a user would lose without it
-    "PySide6.QtTextToSpeech": "speech output", "PySide6.QtMultimedia": "earcons and stoppable playback",
+    "PySide6.QtMultimedia": "the own voice's playback and the earcons",
     "rapidocr": "reading the screen's text", "onnxruntime": "reading the screen's text",
     "psutil": "memory checks", "torch": "the engine", "transformers": "the engine",
 }
 VOICE = {"faster_whisper": "spoken questions", "ctranslate2": "spoken questions",
          "sounddevice": "push-to-talk (PortAudio)"}
-PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the focused control"},
+PLATFORM = {"linux": {"Xlib": "X11 hotkeys", "jeepney": "Wayland portals and the focused control",
+                      "pyttsx3.drivers._espeak": "the own voice (espeak-ng)"},
             "win32": {"comtypes": "the focused control (UI Automation) and speech through JAWS"},
             "darwin": {"Quartz": "screen capture", "AppKit": "the active window",
                        "ScreenCaptureKit": "screen capture on macOS 14 and later",
