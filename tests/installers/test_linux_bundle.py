@@ -1,7 +1,7 @@
 """Build the Linux PyInstaller bundle and smoke-test it (installers/linux/build.sh + smoke_test.sh).
 
-Slow (several minutes and ~2 GB of disk), so it runs only when asked:
-    LUMEN_TEST_BUNDLE=1 .venv/bin/python -m pytest tests/installers -m slow
+Slow (about 7 minutes and ~2.2 GB of disk), so it runs only when asked, as CI does (.ci/run):
+    LUMEN_TEST_BUNDLE=1 .venv/bin/python -m pytest tests/installers/test_linux_bundle.py
 ``LUMEN_BUNDLE_DIR=<dist/lumen>`` smoke-tests an existing bundle instead of building one.
 """
 
