@@ -62,6 +62,7 @@ REGION_START = (
     "Enter describes, Q asks, Backspace zooms out, Escape cancels."
 )
 REGION_CELL = "{name}, {width} by {height} pixels"
+REGION_CELL_POINTS = "{name}, {width} by {height} points"  # macOS: screen sizes are in points, not pixels
 REGION_TOO_SMALL = "This region is too small to zoom further"
 REGION_TOP = "Whole screen"
 REGION_ZOOMED_OUT = "Zoomed out"

@@ -5,6 +5,7 @@ Pure logic (no Qt, no capture): the controller feeds key names and acts on the r
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from desktop import messages
@@ -56,4 +57,10 @@ class RegionNavigator:
             name = messages.tr(messages.REGION_ZOOMED_OUT)
         else:
             name = messages.tr(messages.REGION_CELL_NAMES[key])
-        return messages.tr(messages.REGION_CELL).format(name=name, width=self.rect.width, height=self.rect.height)
+        return messages.tr(cell_message()).format(name=name, width=self.rect.width, height=self.rect.height)
+
+
+def cell_message() -> str:
+    """macOS lays the screen out in points (a Retina point is 2x2 pixels; the grab itself is at pixel
+    resolution, see capture_macos), elsewhere rectangles are physical pixels: say the unit they are in."""
+    return messages.REGION_CELL_POINTS if sys.platform == "darwin" else messages.REGION_CELL

@@ -230,6 +230,20 @@ def test_ask_without_image_and_empty_question_explain(rig) -> None:  # noqa: ANN
     assert rig.speaker.texts[-1] == messages.NO_ANSWER_YET
 
 
+def test_region_sizes_are_said_in_points_on_macos(monkeypatch) -> None:  # noqa: ANN001
+    """macOS rectangles are in points (half the pixels each way on Retina): saying "pixels" there was wrong."""
+    import sys
+
+    from desktop.capture import Rect
+    from desktop.region import RegionNavigator
+
+    navigator = RegionNavigator(Rect(0, 0, 1440, 900))
+    navigator.key("9")
+    assert navigator.describe_position(9) == "top right, 480 by 300 pixels"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert navigator.describe_position(9) == "top right, 480 by 300 points"
+
+
 def test_command_layer_and_region_drill_down(rig, qtbot) -> None:  # noqa: ANN001
     modal: list[bool] = []
     rig.controller.modal_requested.connect(modal.append)
