@@ -25,7 +25,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-from desktop.capture import MIN_REGION, CaptureError, Rect
+from desktop.capture_base import MIN_REGION, CaptureError, Rect
 
 MAX_DISPLAYS = 16
 SCK_TIMEOUT_S = 5.0  # ScreenCaptureKit answers through completion handlers; never wait for ever

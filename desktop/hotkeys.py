@@ -16,15 +16,13 @@ open; no keyboard hook, so screen-reader keys and held modifiers are never swall
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 from PySide6.QtCore import QObject, Signal
 
+from desktop.key_combos import MODIFIERS, Combo, Unavailable
 from desktop.session import session_type
 
 log = logging.getLogger(__name__)
 
-MODIFIERS = ("ctrl", "shift", "alt", "meta")
 NAMED_KEYS = {"space", "escape", "enter", "tab", "backspace", "delete", "insert", "home", "end", "page_up",
               "page_down", "left", "right", "up", "down", "pause", "print", "menu", "capslock", "numlock",
               "scrolllock"}
@@ -48,15 +46,6 @@ LAYER = {  # after the command key: one letter
 MODAL_KEYS = sorted(set(LAYER) | set("0123456789") | {f"kp{d}" for d in range(10)}
                     | {"escape", "enter", "kp_enter", "space", "backspace"})
 _KEYPAD_AS = {f"kp{d}": str(d) for d in range(10)} | {"kp_enter": "enter"}
-
-
-@dataclass(frozen=True)
-class Combo:
-    modifiers: frozenset[str]
-    key: str  # lower case: "f5", "l", "space"
-
-    def normal(self) -> str:
-        return "+".join([m for m in MODIFIERS if m in self.modifiers] + [self.key])
 
 
 def parse(text: str) -> Combo:
@@ -159,7 +148,7 @@ class HotkeyService(QObject):
         if reason is None:
             try:
                 backend = (self._factory or native_hotkeys.backend_for_platform())(self._pressed, self._released)
-            except native_hotkeys.Unavailable as exc:
+            except Unavailable as exc:
                 reason = str(exc)
         if backend is None:
             log.warning("global hotkeys unavailable: %s", reason)

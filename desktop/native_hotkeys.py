@@ -31,16 +31,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal, Slot
 
-from desktop.hotkeys import Combo
+from desktop.key_combos import Combo, Unavailable
 from desktop.session import session_type
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int], None]
-
-
-class Unavailable(Exception):
-    """Hotkeys cannot be registered here; the message says why, for the user."""
 
 
 def backend_for_platform():  # noqa: ANN201 - a backend class

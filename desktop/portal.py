@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.hotkeys import Combo
+from desktop.key_combos import Combo, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,6 @@ class PortalShortcuts:
     takes_bare_keys_reason = "on Wayland the desktop's shortcuts portal cannot lend Lumen single letter keys"
 
     def __init__(self, on_press, on_release) -> None:  # noqa: ANN001
-        from desktop.native_hotkeys import Unavailable
 
         if not has_interface(SHORTCUTS):
             raise Unavailable("this is a Wayland session and the desktop offers no global shortcuts portal")

@@ -126,24 +126,9 @@ def test_the_graph_sees_the_code() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Circles left to the desktop half of the renovation (issue 14): each one's shared vocabulary
-# (Combo and Unavailable; ScreenReader, Probe and ReaderError in the package's __init__; CaptureError,
-# Rect and MIN_REGION) lives beside the code that picks a backend, so the backends import it back.
-# Listed so that no new circle can appear; the test also fails when one of these is gone, so the list
-# can only shrink.
-KNOWN_CYCLES = [
-    ["desktop.capture", "desktop.capture_macos"],
-    ["desktop.hotkeys", "desktop.native_hotkeys", "desktop.portal"],
-    ["desktop.speech_output", "desktop.speech_output.linux", "desktop.speech_output.macos",
-     "desktop.speech_output.router", "desktop.speech_output.windows"],
-]
-
-
 def test_no_import_cycles() -> None:
     cycles = _cycles(_graph())
-    new = [c for c in cycles if c not in KNOWN_CYCLES]
-    assert not new, "first-party modules import each other in a circle:\n" + "\n".join(" <-> ".join(c) for c in new)
-    assert sorted(cycles) == sorted(KNOWN_CYCLES), "a known circle is gone: take it off KNOWN_CYCLES"
+    assert not cycles, "first-party modules import each other in a circle:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 # The engine's surface for the desktop process (README, "Layout"). The desktop talks to the engine

@@ -27,7 +27,8 @@ import os
 import socket
 from pathlib import Path
 
-from desktop.speech_output import Probe, ReaderError, ScreenReader, braille
+from desktop.speech_output import braille
+from desktop.speech_output.reader import Probe, ReaderError, ScreenReader
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import subprocess
 
-from desktop.speech_output import Probe, ReaderError, ScreenReader
+from desktop.speech_output.reader import Probe, ReaderError, ScreenReader
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 
 from desktop.settings import SpeechOutput
 from desktop.speech import Priority, Speaker
-from desktop.speech_output import ScreenReader
+from desktop.speech_output.reader import ScreenReader
 
 log = logging.getLogger(__name__)
 # No reader path (SSIP, NVDA's controller, FSAPI) says whether it is still speaking, so how long it reads

@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from desktop.speech_output import Probe, ReaderError, ScreenReader
+from desktop.speech_output.reader import Probe, ReaderError, ScreenReader
 
 log = logging.getLogger(__name__)
 
