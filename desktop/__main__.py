@@ -171,7 +171,7 @@ def listen(name: str, lumen) -> object:  # noqa: ANN001 - a LumenApp
     from PySide6.QtNetwork import QLocalServer
 
     from desktop import messages
-    from desktop.speech import Priority
+    from desktop.speech_output.speaker import Priority
 
     QLocalServer.removeServer(name)  # a stale socket from a crashed instance (we hold the lock)
     server = QLocalServer()

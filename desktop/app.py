@@ -20,7 +20,8 @@ from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, Launcher, process_launcher
 from desktop.hotkeys import HotkeyService
 from desktop.settings import Settings
-from desktop.speech import Earcons, Priority, Speaker, VoiceOptions
+from desktop.earcons import Earcons
+from desktop.speech_output.speaker import Priority, Speaker, VoiceOptions
 from desktop.speech_output import ReaderWatch
 from desktop.speech_output.voice import VoiceSpeaker
 from desktop.widgets import FOCUS_STYLE, install_focus_ring

@@ -34,7 +34,7 @@ from desktop.command_keys import CommandKeys
 from desktop.image_input import ImageRejected, Photo, new_image_id
 from desktop.resources import question_for, question_label
 from desktop.settings import CaptureTarget, Settings
-from desktop.speech import Priority, Speaker
+from desktop.speech_output.speaker import Priority, Speaker
 from desktop.speech_output import SpeechRouter
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (

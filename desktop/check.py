@@ -135,7 +135,7 @@ def check_speech_input(models_dir: Path | None,
 
     from desktop import messages
     from desktop.settings import load
-    from desktop.speech_choice import SpeechModelChooser, language_name
+    from desktop.speech_model_choice import SpeechModelChooser, language_name
     from engine.store.catalogue import get_speech_model
     from engine.store.speech_models import SpeechModelStore
 

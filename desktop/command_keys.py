@@ -17,7 +17,7 @@ from desktop import capture, messages
 from desktop.capture import CaptureError
 from desktop.hotkeys import LAYER
 from desktop.region import RegionNavigator
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from desktop import messages
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from engine.protocol import Describe, ErrorKind, Failed, ImageInput, ReadText, TextRead, Transcribe, Transcribed
 
 
@@ -95,7 +95,7 @@ class VoiceFeature(QObject):
     def __init__(self, lumen) -> None:  # noqa: ANN001
         super().__init__()
         from desktop import microphone
-        from desktop.speech_choice import SpeechModelChooser
+        from desktop.speech_model_choice import SpeechModelChooser
 
         self._vi = microphone
         self.lumen = lumen
@@ -117,7 +117,7 @@ class VoiceFeature(QObject):
         c.earcons.play("ack")
         c.status.emit(messages.tr(messages.LISTENING))
 
-    def _on_recorded(self, wav: bytes, choice=None) -> None:  # noqa: ANN001 - a speech_choice.SpeechChoice
+    def _on_recorded(self, wav: bytes, choice=None) -> None:  # noqa: ANN001 - a speech_model_choice.SpeechChoice
         settings, c = self.lumen.controller.settings, self.lumen.controller
         choice = choice or self.chooser.choose(settings.speech_model, settings.speech_language)
         if choice.refusal:

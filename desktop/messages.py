@@ -274,7 +274,7 @@ VOICE_FAILURES = {
     "model_damaged": "The speech model could not be loaded; it may be damaged. Download it again in Settings, Speech.",
 }
 VOICE_UNAVAILABLE = "Voice questions are not installed. Install Lumen with its voice option."
-# Translators: the speech recognition model (desktop.speech_choice); {title} is a model name such as "Whisper small".
+# Translators: the speech recognition model (desktop.speech_model_choice); {title} is a model name such as "Whisper small".
 SPEECH_MODEL_MISSING = "The speech model {title} you chose is missing or incomplete. Download it again in Settings, Speech."
 SPEECH_MODEL_STILL_MISSING = "{title} is still missing; using the bundled {bundled}."
 SPEECH_MODEL_DAMAGED = "The speech model {title} could not be loaded; it may be damaged. Download it again in Settings, Speech."

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from desktop.capture import Capture, Rect
-from desktop.speech import Priority, Speaker
+from desktop.speech_output.speaker import Priority, Speaker
 from desktop.speech_output import ReaderError, ScreenReader
 from engine.protocol import (
     Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationStats, ImagesNeeded, LoadModel,

@@ -10,7 +10,7 @@ import logging
 import time
 
 from desktop.settings import SpeechOutput
-from desktop.speech import Priority, Speaker
+from desktop.speech_output.speaker import Priority, Speaker
 from desktop.speech_output.reader import ScreenReader
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from concurrent.futures import Future
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QTimer, Signal
 
-from desktop.speech import Priority, Speaker, VoiceOptions
+from desktop.speech_output.speaker import Priority, Speaker, VoiceOptions
 from desktop.speech_output.voice_drivers import AVSpeechVoice, EspeakVoice, Pcm, SapiVoice
 
 log = logging.getLogger(__name__)

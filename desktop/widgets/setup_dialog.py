@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QPushButton, QWidget
 
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from desktop.widgets import accessible
 
 Notify = Callable[[str, Priority], None]

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from desktop import messages as m
 from desktop.messages import tr
 from desktop.setup_jobs import PercentAnnouncer, SetupJob
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from desktop.widgets import status_line
 from desktop.widgets.setup_dialog import Notify, SetupDialog
 from engine.protocol import Quantization

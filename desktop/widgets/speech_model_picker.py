@@ -14,8 +14,8 @@ from collections.abc import Callable
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from desktop import messages
-from desktop.speech import Priority
-from desktop.speech_choice import language_code, language_name
+from desktop.speech_output.speaker import Priority
+from desktop.speech_model_choice import language_code, language_name
 from desktop.widgets import accessible
 from engine.store.catalogue import BUNDLED_SPEECH, SPEECH_CATALOGUE, get_speech_model
 from engine.store.speech_models import SpeechModelStore

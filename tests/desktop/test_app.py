@@ -264,11 +264,14 @@ def test_a_wrapped_status_grows_the_window_and_clips_no_button(lumen, qtbot) -> 
     one_line, height = status.height(), window.height()
     lumen.controller.notify(messages.CAPTURE_UNSUPPORTED)  # three lines at the window's width
     assert status.text() == messages.CAPTURE_UNSUPPORTED
-    qtbot.waitUntil(lambda: one_line < status.height() and status.document().size().height() <= status.height(),
-                    timeout=3000)  # every line shows
-    assert window.height() >= height  # made room (or kept the room the three-line "Model ready" made)
-    for button in window.buttons.values():
-        assert button.height() >= button.minimumSizeHint().height(), f"{button.text()} is clipped"
+
+    def settled() -> None:  # the status line grew, every line of it shows, and no button gave up height for it
+        assert one_line < status.height() and status.document().size().height() <= status.height()
+        for button in window.buttons.values():
+            assert button.height() >= button.minimumSizeHint().height(), f"{button.text()} is clipped"
+        assert window.height() >= height  # made room (or kept the room the three-line "Model ready" made)
+
+    qtbot.waitUntil(settled, timeout=3000)  # the window's resize lands some event-loop turns after the status's
 
 
 def test_the_transcript_labels_the_built_in_prompt_as_the_preset(lumen, qtbot) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ import weakref
 import pytest
 
 from desktop import messages
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from engine.protocol import Describe, ErrorKind, Finished
 from tests.fakes import FakeCapture, ScriptedEngine
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QListWidget
 from desktop import messages as m
 from desktop.setup_jobs import PercentAnnouncer
 from desktop.widgets.setup_wizard import SetupWizard
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from engine.store.catalogue import GB, HubRepo, get_model
 from engine.store.hardware import Gpu, Hardware
 from engine.store.model_store import ModelStore

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.speech import Priority, VoiceOptions
+from desktop.speech_output.speaker import Priority, VoiceOptions
 from desktop.speech_output.voice import SpeechQueue, Synthesizer, VoiceSpeaker
 
 pytestmark = pytest.mark.display
@@ -135,7 +135,7 @@ STRESS = r'''
 import os, random, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from desktop.speech import Priority, VoiceOptions
+from desktop.speech_output.speaker import Priority, VoiceOptions
 from desktop.speech_output.voice import VoiceSpeaker
 
 app = QApplication([])
@@ -186,7 +186,7 @@ SPEAK_AND_WATCH = r'''
 import ctypes, os, struct, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from desktop.speech import VoiceOptions
+from desktop.speech_output.speaker import VoiceOptions
 from desktop.speech_output.voice import VoiceSpeaker
 
 libc = ctypes.CDLL(None, use_errno=True)

@@ -1,6 +1,6 @@
 """Choosing and downloading a Whisper model for spoken questions.
 
-* desktop.speech_choice: which model a question goes to, the fallback to the bundled model and the
+* desktop.speech_model_choice: which model a question goes to, the fallback to the bundled model and the
   refusal of a language the model cannot understand;
 * the app end to end (desktop.app.build, the real engine worker in a thread, real faster-whisper):
   the settings' choice reaches ``Transcribe.model_path`` and transcribes an espeak-ng question; a
@@ -25,8 +25,8 @@ from PySide6.QtWidgets import QAbstractButton, QComboBox, QListWidget, QPlainTex
 
 from desktop import messages
 from desktop.setup_jobs import PercentAnnouncer
-from desktop.speech import Priority
-from desktop.speech_choice import SpeechModelChooser
+from desktop.speech_output.speaker import Priority
+from desktop.speech_model_choice import SpeechModelChooser
 from desktop.microphone import failure_reason
 from engine.perception import speech_recognition
 from engine.store.catalogue import BUNDLED_SPEECH, get_speech_model
@@ -328,7 +328,7 @@ def test_the_speech_checks_load_no_model_library(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys, desktop.check, desktop.speech_choice, desktop.widgets.speech_model_picker\n"
+    code = ("import sys, desktop.check, desktop.speech_model_choice, desktop.widgets.speech_model_picker\n"
             "print(desktop.check.check_speech_input(None).line())\n"
             "bad = [m for m in ('torch', 'transformers', 'faster_whisper', 'ctranslate2') if m in sys.modules]\n"
             "assert not bad, bad\n")

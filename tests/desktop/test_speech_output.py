@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from desktop.settings import SpeechOutput
-from desktop.speech import Priority
+from desktop.speech_output.speaker import Priority
 from desktop.speech_output import Probe, ReaderError, ReaderWatch, SpeechRouter, linux
 from tests.fakes import RecordingReader, RecordingSpeaker
 

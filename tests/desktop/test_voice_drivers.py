@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from desktop.speech import VoiceOptions
+from desktop.speech_output.speaker import VoiceOptions
 from desktop.speech_output import voice_drivers
 from desktop.speech_output.voice import Synthesizer, VoiceSpeaker
 from desktop.speech_output.voice_drivers import AVSpeechVoice, Pcm, SapiVoice
