@@ -79,3 +79,17 @@ def with_and_without_reuse(describer: Describer, first: Describe, second, cancel
         fresh, _ = describer.describe(request)
     assert stats.reused_positions == kept.reused_positions and fresh.reused_positions == 0
     return reply1, kept, fresh, sum(reused), sum(full)
+
+
+def assert_kept_cache_answers_as_empty(loaded, reference_dir: Path, name: str) -> None:  # noqa: ANN001
+    """One scenario of ``scenario`` through ``loaded`` (either back-end): a kept KV cache gives the ids and
+    text an empty one gives, and computes fewer positions by exactly the number it kept."""
+    describer = Describer(loaded)
+    first, second = scenario("follow-up" if name == "cancelled turn" else name, reference_dir, describer)
+    reply1, kept, fresh, computed, computed_fresh = with_and_without_reuse(
+        describer, first, second, cancel_first=name == "cancelled turn")
+    assert kept.token_ids == fresh.token_ids and kept.text == fresh.text and len(kept.token_ids) == 16
+    assert 0 < kept.reused_positions < kept.context_positions
+    assert computed_fresh - computed == kept.reused_positions  # fewer positions computed, by exactly those kept
+    if name != "other conversation":
+        assert kept.reused_positions == reply1.context_positions - 1

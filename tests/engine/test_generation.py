@@ -102,15 +102,6 @@ def test_a_kept_kv_cache_answers_exactly_as_an_empty_one(loaded, reference_dir, 
     """The torch decoder keeps its KV cache for what a request shares with the one before (a follow-up:
     all of turn 1's context but its final lone "▁", which the answer's re-tokenisation merges; another
     conversation: the system prompt up to its image) and computes only the rest."""
-    from engine.minigpt4.describer import Describer
-    from tests.engine.kv_reuse import scenario, with_and_without_reuse
+    from tests.engine.kv_reuse import assert_kept_cache_answers_as_empty
 
-    describer = Describer(loaded)
-    first, second = scenario("follow-up" if name == "cancelled turn" else name, reference_dir, describer)
-    reply1, kept, fresh, computed, computed_fresh = with_and_without_reuse(
-        describer, first, second, cancel_first=name == "cancelled turn")
-    assert kept.token_ids == fresh.token_ids and kept.text == fresh.text and len(kept.token_ids) == 16
-    assert 0 < kept.reused_positions < kept.context_positions
-    assert computed_fresh - computed == kept.reused_positions  # fewer positions computed, by exactly those kept
-    if name != "other conversation":
-        assert kept.reused_positions == reply1.context_positions - 1
+    assert_kept_cache_answers_as_empty(loaded, reference_dir, name)

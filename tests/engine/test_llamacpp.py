@@ -116,18 +116,9 @@ def test_follow_up_and_window_with_the_kv_cache_kept_give_the_official_ids(case,
 def test_a_kept_kv_cache_answers_exactly_as_an_empty_one(case, reference_dir, name):
     """As tests/engine/test_generation.py's test of the same name, through llama.cpp; the positions
     computed are llama.cpp's own count (its performance counters)."""
-    from engine.minigpt4.describer import Describer
-    from tests.engine.kv_reuse import scenario, with_and_without_reuse
+    from tests.engine.kv_reuse import assert_kept_cache_answers_as_empty
 
-    describer = Describer(case[1])
-    first, second = scenario("follow-up" if name == "cancelled turn" else name, reference_dir, describer)
-    reply1, kept, fresh, computed, computed_fresh = with_and_without_reuse(
-        describer, first, second, cancel_first=name == "cancelled turn")
-    assert kept.token_ids == fresh.token_ids and kept.text == fresh.text and len(kept.token_ids) == 16
-    assert 0 < kept.reused_positions < kept.context_positions
-    assert computed_fresh - computed == kept.reused_positions  # fewer positions computed, by exactly those kept
-    if name != "other conversation":
-        assert kept.reused_positions == reply1.context_positions - 1
+    assert_kept_cache_answers_as_empty(case[1], reference_dir, name)
 
 
 def test_repetition_penalty_sees_only_generated_ids(case, expected, manifest):
