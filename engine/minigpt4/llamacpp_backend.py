@@ -18,7 +18,6 @@ Conversion to GGUF: engine.store.gguf_convert (an explicit ``lumen models gguf``
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from torch import nn
 
 from engine.protocol import ErrorKind, GenerationSettings
 from engine.store import gguf_convert
+from engine.minigpt4.thread_tuner import ThreadTuner, usable_cores
 from engine.store.backends import llamacpp_installed
 
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
@@ -49,13 +49,6 @@ def gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def _threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 class LlamaCppDecoder(nn.Module):
     """Stands in for ``LlamaForCausalLM`` inside ``MiniGPT4``: the torch input embeddings (so
     ``context_embeds`` is unchanged) and a llama.cpp context that decodes from embeddings."""
@@ -69,7 +62,7 @@ class LlamaCppDecoder(nn.Module):
         self.gguf_file = Path(gguf_file)
         self.embed_tokens = embed_tokens
         self.n_ctx, self.n_batch = n_ctx, n_batch
-        self.threads = threads or _threads()
+        self.threads = threads or usable_cores()
         gguf_convert.silence_llama_log(llama_cpp)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
@@ -96,6 +89,10 @@ class LlamaCppDecoder(nn.Module):
         if not self._ctx:
             raise LlamaCppError(ErrorKind.OUT_OF_MEMORY, f"llama.cpp could not allocate a {n_ctx}-position context")
         self._batch = llama_cpp.llama_batch_init(n_batch, self.n_embd, 1)
+        # engine.minigpt4.thread_tuner; not for a count given (benchmarks) or with every layer on a GPU,
+        # where the CPU threads hardly work. A tuner of one thread never changes the context's count.
+        self.tuner = ThreadTuner(self.threads if threads is None and not gpu_offload() else 1)
+        self._set_threads = (self.threads, self.threads)
         from engine.minigpt4.generation import FedEmbeddings
 
         self.fed = FedEmbeddings()  # what the context's KV cache holds
@@ -156,7 +153,7 @@ class LlamaCppDecoder(nn.Module):
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
                 batch.logits[i] = begin + i == n - 1
-            rc = lib.llama_decode(self._ctx, batch)
+            rc = self._decode(m)
             if rc != 0:
                 self.reset()  # what a failed batch left in the cache is unknown
                 raise LlamaCppError(ErrorKind.OUT_OF_MEMORY if rc == 1 else ErrorKind.INTERNAL,
@@ -164,6 +161,21 @@ class LlamaCppDecoder(nn.Module):
             self.fed.append(rows[begin:begin + m])
         logits = lib.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).copy()
+
+    def _decode(self, m: int) -> int:
+        """llama_decode of the batch's ``m`` rows, single-token steps at the thread count the tuner says."""
+        tuner, lib = self.tuner, self.lib
+        if tuner.most == 1:
+            return lib.llama_decode(self._ctx, self._batch)
+        wanted = (tuner.threads() if m == 1 else tuner.current, tuner.current)
+        if wanted != self._set_threads:
+            lib.llama_set_n_threads(self._ctx, *wanted)
+            self._set_threads = wanted
+        start = time.perf_counter()
+        rc = lib.llama_decode(self._ctx, self._batch)
+        if m == 1 and rc == 0:
+            tuner.observe(wanted[0], time.perf_counter() - start)
+        return rc
 
     def generate_reply(self, tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
                        stop_string: str | None = "###", cancel: threading.Event | None = None,
