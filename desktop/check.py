@@ -51,17 +51,20 @@ def check_gpu() -> CheckItem:
 
 def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     """Which engine runs the language model, and why (engine.store.backends.choose_backend)."""
-    import json
-
     from engine.store import gguf_convert
     from engine.store.backends import choose_backend, llamacpp_installed
     from engine.store.hardware import detect
     from engine.store.memory import llm_params
+    from engine.store.model_folder import LLM_DIR, CheckpointError, read_llm_json
 
     if model_dir is None:
         return CheckItem("Language model", None, "No model to run yet.")
+    try:
+        llm = read_llm_json(Path(model_dir) / LLM_DIR)
+    except CheckpointError as exc:
+        return CheckItem("Language model", False, "The model's language model cannot be read: its folder is damaged. "
+                         "Set the model up again (lumen models download, or Tools, Set up model).", str(exc))
     cuda = [g.free_bytes for g in detect().gpus if g.backend == "cuda"]
-    llm = json.loads((Path(model_dir) / "llm" / "config.json").read_text())
     needed = gguf_convert.estimate_bytes(sum(llm_params(llm)), "f16") + int(2e9)  # + the vision side and the runtime
     gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_installed()
     backend, why = choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)

@@ -27,10 +27,10 @@ from pathlib import Path
 from desktop.resources import demo_model_dir
 from engine.store.catalogue import CATALOGUE
 from engine.store.core import CHECKSUMS
-from engine.store.model_store import MODEL_MANIFEST, ModelStore
+from engine.store.model_folder import MODEL_FILES, MODEL_JSON as MODEL_MANIFEST
+from engine.store.model_store import ModelStore
 
 log = logging.getLogger(__name__)
-MODEL_FILES = ("visual.safetensors", "llm", "tokenizer.model")
 DEMO_TITLE = "the small demo model"
 _PRECOMPUTED = ("-nf4", "-int8")  # lumen models quantize: <model_id>-<quantization>
 
