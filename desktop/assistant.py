@@ -38,7 +38,7 @@ from desktop.speech_output.speaker import Priority, Speaker
 from desktop.speech_output import SpeechRouter
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (
-    Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
+    Backend, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
     LoadModel, ModelReady, Progress, Quantization, TextDelta,
 )
 
@@ -604,6 +604,6 @@ class AssistantController(QObject):
         log.info("loading %s (%s): %s", choice.title, choice.origin.value, choice.path)
         self._last_progress = -1
         self.engine.send(LoadModel(str(choice.path), Quantization(self.settings.quantization), self.settings.device,
-                                   backend=self.settings.backend))
+                                   backend=Backend(self.settings.backend)))
         self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
         return True

@@ -51,6 +51,7 @@ def check_gpu() -> CheckItem:
 
 def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     """Which engine runs the language model, and why (engine.store.backends.choose_backend)."""
+    from engine.protocol import Backend
     from engine.store import gguf_convert
     from engine.store.backends import choose_backend, llamacpp_installed
     from engine.store.hardware import detect
@@ -68,7 +69,7 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     needed = gguf_convert.estimate_bytes(sum(llm_params(llm)), "f16") + int(2e9)  # + the vision side and the runtime
     gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_installed()
     backend, why = choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
-    ready = backend == "torch" or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
+    ready = backend == Backend.TORCH or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
     return CheckItem("Language model", ready, f"Runs through {why}.", f"{backend}; {model_dir}")
 
 

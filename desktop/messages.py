@@ -149,7 +149,7 @@ MODEL_PROGRESS = "Loading the model, {percent} percent"
 MODEL_READY = "Model ready: {title}, {runtime}."
 MODEL_ON_GPU = "{precision}, on the graphics card"
 MODEL_ON_CPU = "on the processor, so answers will be slow"
-MODEL_PRECISIONS = {"none": "full precision", "int8": "8-bit", "nf4": "4-bit"}
+MODEL_PRECISIONS = {Quantization.NONE: "full precision", Quantization.INT8: "8-bit", Quantization.NF4: "4-bit"}
 SET_UP_MINIGPT4 = "To set up MiniGPT-4, open Tools, Set up model, in the Lumen window: Alt+T, then M."
 MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows coloured shapes, not real screens or "
                     "photos.")

@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from desktop import messages
-from engine.protocol import Quantization
+from engine.protocol import Backend, Quantization
 from engine.store.catalogue import SPEECH_CATALOGUE
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 FILE_NAME = "settings.json"
+# Where the model runs (Settings, Model, Run on): torch device names; the engine also takes "cuda:1".
+DEVICES = ("auto", "cuda", "cpu", "mps")
 
 
 class SpeechOutput(StrEnum):
@@ -88,8 +90,8 @@ class Settings:
     waiting_sound: bool = True
     model_dir: str = ""  # "" = automatic: the model installed last, else the demo (desktop.model_choice)
     quantization: str = Quantization.NONE.value  # an engine.protocol.Quantization value
-    device: str = "auto"
-    backend: str = "auto"  # the language model's engine: "torch", "llamacpp" or automatic (lumen --check says which)
+    device: str = "auto"  # one of DEVICES
+    backend: str = Backend.AUTO.value  # an engine.protocol.Backend value: the language model's engine (lumen --check says which)
     ocr: bool = True
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
@@ -101,8 +103,8 @@ class Settings:
 _RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 1000)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": tuple(q.value for q in Quantization),
-    "device": ("auto", "cpu", "cuda", "mps"),
-    "backend": ("auto", "torch", "llamacpp"),
+    "device": DEVICES,
+    "backend": tuple(b.value for b in Backend),
     "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),
     "speech_model": ("", *(spec.model_id for spec in SPEECH_CATALOGUE)),
 }
