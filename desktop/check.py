@@ -1,6 +1,6 @@
 """``lumen --check``: a readiness report in plain words, for the user and for support requests.
 
-Checks the graphics card, the model (the one the app loads: desktop.model_choice), speech output (a
+Checks the graphics card, the model (the one the app loads: engine.store.model_choice), speech output (a
 synthesizer and a sound output device), speech input (the Whisper model for spoken questions and a
 microphone), the screen reader and global hotkeys without importing torch. ``--engine`` also starts
 the real engine process (as the app does), loads the model and asks it to describe a generated test
@@ -74,8 +74,8 @@ def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
 
 
 def check_model(models_dir: Path | None) -> CheckItem:
-    """The model the app would load (desktop.model_choice), said as what it is."""
-    from desktop.model_choice import Origin, choose_from_settings
+    """The model the app would load (engine.store.model_choice), said as what it is."""
+    from engine.store.model_choice import Origin, choose_from_settings
     from engine.store.model_store import ModelStore
 
     choice = choose_from_settings(ModelStore(models_dir))
@@ -284,7 +284,7 @@ def run_checks(models_dir: Path | None = None, engine: bool = False, device: str
         except Exception as exc:  # a broken check must not hide the others
             log.exception("check failed")
             items.append(CheckItem("Check", None, "One check could not run.", f"{type(exc).__name__}: {exc}"))
-    from desktop.model_choice import choose_from_settings
+    from engine.store.model_choice import choose_from_settings
     from engine.store.model_store import ModelStore
 
     model_dir = choose_from_settings(ModelStore(models_dir)).path

@@ -67,9 +67,9 @@ def _progress_printer() -> object:
 
 
 def _in_use(store: ModelStore) -> dict:
-    """The model the app would load (desktop.model_choice: the settings' folder, else the model
+    """The model the app would load (engine.store.model_choice: the settings' folder, else the model
     installed last, else the demo)."""
-    from desktop.model_choice import choose_from_settings
+    from engine.store.model_choice import choose_from_settings
 
     choice = choose_from_settings(store)
     return {"path": str(choice.path) if choice.path else None, "title": choice.title, "origin": choice.origin.value,

@@ -238,7 +238,7 @@ def test_a_damaged_language_model_configuration_is_said_in_words(tmp_path: Path)
     """A garbled llm/config.json: not ready, what to do, and the file named; no exception."""
     import shutil
 
-    from desktop.resources import demo_model_dir
+    from engine.store.locations import demo_model_dir
 
     folder = tmp_path / "model"
     shutil.copytree(demo_model_dir(), folder)
