@@ -51,7 +51,7 @@ STAGES = [  # (name, from, to)
 def model_dir(arg: str | None) -> str:
     if arg:
         return arg
-    from desktop.resources import demo_model_dir
+    from engine.store.locations import demo_model_dir
 
     demo = demo_model_dir()
     if demo is not None:

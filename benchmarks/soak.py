@@ -226,7 +226,7 @@ def build_app(settings_dir: Path, model: str, voice: bool, launcher=None):  # no
 def model_dir(arg: str | None, scratch: Path) -> str:
     if arg:
         return arg
-    from desktop.resources import demo_model_dir
+    from engine.store.locations import demo_model_dir
 
     demo = demo_model_dir()
     if demo is not None:

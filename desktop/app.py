@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QDialog
 
-from desktop import integrations, messages, model_choice, settings as settings_store
+from desktop import integrations, messages, settings as settings_store
 from desktop.announcements import Announcer
 from desktop.assistant import AssistantController
 from desktop.engine_client import EngineClient, Launcher, process_launcher
@@ -28,6 +28,7 @@ from desktop.widgets import FOCUS_STYLE, install_focus_ring
 from desktop.widgets.conversation_view import TranscriptDialog
 from desktop.widgets.main_window import MainWindow
 from desktop.widgets.settings_dialog import SettingsDialog
+from engine.store import model_choice
 from desktop.widgets.tray import make_tray
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def build(settings_path: Path | None = None, launcher: Launcher | None = None, s
         _watch_screens(app)
         if not app.property("lumen_focus_ring"):
             install_focus_ring(app)
-    path = settings_path or settings_store.default_path()
+    path = settings_path or settings_store.settings_path()
     first_start = not path.exists()
     loaded = settings_store.load(path)
     settings_store.upgrade_file(loaded, path)  # a file from an older Lumen: keep a copy, write the new version

@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from desktop import capture, focus, messages, model_choice, session
+from desktop import capture, focus, messages, session
 from desktop.capture import Capture, CaptureError, Rect
 from desktop.conversation import Conversation
 from desktop.command_keys import CommandKeys
@@ -38,9 +38,10 @@ from desktop.speech_output.speaker import Priority, Speaker
 from desktop.speech_output import SpeechRouter
 from desktop.utterances import SentenceSplitter
 from engine.protocol import (
-    Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
+    Backend, Describe, ErrorKind, Failed, Finished, ForgetConversation, GenerationSettings, ImageInput, ImagesNeeded,
     LoadModel, ModelReady, Progress, Quantization, TextDelta,
 )
+from engine.store import model_choice
 
 log = logging.getLogger(__name__)
 Grabber = Callable[[Rect | None, str], Capture]
@@ -457,7 +458,7 @@ class AssistantController(QObject):
         elif isinstance(event, ModelReady):
             self.model_image_size = event.image_size
             choice = self.model_choice or model_choice.ModelChoice(None, model_choice.Origin.NONE)
-            self.notify(model_choice.ready_text(choice, event.device, event.quantization), Priority.NEXT)
+            self.notify(messages.model_ready_text(choice, event.device, event.quantization), Priority.NEXT)
             if "memory_unknown" in event.warnings:  # the engine chose the safe precision unchecked
                 self.notify(messages.tr(messages.MEMORY_UNKNOWN), Priority.NEXT)
 
@@ -593,8 +594,8 @@ class AssistantController(QObject):
 
     # ------------------------------------------------------------ model
     def load_model(self) -> bool:
-        """Load the model ``desktop.model_choice`` picks for the settings; False when there is none."""
-        self.model_choice = choice = model_choice.choose(self.settings.model_dir)
+        """Load the model ``engine.store.model_choice`` picks for the settings; False when there is none."""
+        self.model_choice = choice = model_choice.choose(self.settings.model_dir, translate=messages.tr)
         if choice.notice:
             self.notify(choice.notice, Priority.NEXT)
         if choice.path is None:
@@ -604,6 +605,6 @@ class AssistantController(QObject):
         log.info("loading %s (%s): %s", choice.title, choice.origin.value, choice.path)
         self._last_progress = -1
         self.engine.send(LoadModel(str(choice.path), Quantization(self.settings.quantization), self.settings.device,
-                                   backend=self.settings.backend))
+                                   backend=Backend(self.settings.backend)))
         self.notify(messages.tr(messages.MODEL_LOADING), Priority.NEXT)
         return True

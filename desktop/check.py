@@ -1,6 +1,6 @@
 """``lumen --check``: a readiness report in plain words, for the user and for support requests.
 
-Checks the graphics card, the model (the one the app loads: desktop.model_choice), speech output (a
+Checks the graphics card, the model (the one the app loads: engine.store.model_choice), speech output (a
 synthesizer and a sound output device), speech input (the Whisper model for spoken questions and a
 microphone), the screen reader and global hotkeys without importing torch. ``--engine`` also starts
 the real engine process (as the app does), loads the model and asks it to describe a generated test
@@ -51,27 +51,31 @@ def check_gpu() -> CheckItem:
 
 def check_backend(model_dir: Path | None, requested: str = "auto") -> CheckItem:
     """Which engine runs the language model, and why (engine.store.backends.choose_backend)."""
-    import json
-
+    from engine.protocol import Backend
     from engine.store import gguf_convert
     from engine.store.backends import choose_backend, llamacpp_installed
     from engine.store.hardware import detect
     from engine.store.memory import llm_params
+    from engine.store.model_folder import LLM_DIR, CheckpointError, read_llm_json
 
     if model_dir is None:
         return CheckItem("Language model", None, "No model to run yet.")
+    try:
+        llm = read_llm_json(Path(model_dir) / LLM_DIR)
+    except CheckpointError as exc:
+        return CheckItem("Language model", False, "The model's language model cannot be read: its folder is damaged. "
+                         "Set the model up again (lumen models download, or Tools, Set up model).", str(exc))
     cuda = [g.free_bytes for g in detect().gpus if g.backend == "cuda"]
-    llm = json.loads((Path(model_dir) / "llm" / "config.json").read_text())
     needed = gguf_convert.estimate_bytes(sum(llm_params(llm)), "f16") + int(2e9)  # + the vision side and the runtime
     gguf, installed = gguf_convert.available(Path(model_dir)), llamacpp_installed()
     backend, why = choose_backend(requested, max(cuda) if cuda else None, needed, gguf, installed)
-    ready = backend == "torch" or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
+    ready = backend == Backend.TORCH or bool(gguf and installed)  # llama.cpp chosen in Settings without its file fails
     return CheckItem("Language model", ready, f"Runs through {why}.", f"{backend}; {model_dir}")
 
 
 def check_model(models_dir: Path | None) -> CheckItem:
-    """The model the app would load (desktop.model_choice), said as what it is."""
-    from desktop.model_choice import Origin, choose_from_settings
+    """The model the app would load (engine.store.model_choice), said as what it is."""
+    from engine.store.model_choice import Origin, choose_from_settings
     from engine.store.model_store import ModelStore
 
     choice = choose_from_settings(ModelStore(models_dir))
@@ -280,7 +284,7 @@ def run_checks(models_dir: Path | None = None, engine: bool = False, device: str
         except Exception as exc:  # a broken check must not hide the others
             log.exception("check failed")
             items.append(CheckItem("Check", None, "One check could not run.", f"{type(exc).__name__}: {exc}"))
-    from desktop.model_choice import choose_from_settings
+    from engine.store.model_choice import choose_from_settings
     from engine.store.model_store import ModelStore
 
     model_dir = choose_from_settings(ModelStore(models_dir)).path

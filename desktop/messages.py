@@ -10,6 +10,7 @@ from engine.protocol import ErrorKind, Quantization
 from engine.store.catalogue import ModelSpec, cpu_memory_bytes, gpu_memory_bytes
 from engine.store.downloads import FailureKind
 from engine.store.hardware import Hardware, Recommendation, gigabytes
+from engine.store.model_choice import ModelChoice
 
 
 def tr(text: str) -> str:
@@ -149,12 +150,12 @@ MODEL_PROGRESS = "Loading the model, {percent} percent"
 MODEL_READY = "Model ready: {title}, {runtime}."
 MODEL_ON_GPU = "{precision}, on the graphics card"
 MODEL_ON_CPU = "on the processor, so answers will be slow"
-MODEL_PRECISIONS = {"none": "full precision", "int8": "8-bit", "nf4": "4-bit"}
+MODEL_PRECISIONS = {Quantization.NONE: "full precision", Quantization.INT8: "8-bit", Quantization.NF4: "4-bit"}
 SET_UP_MINIGPT4 = "To set up MiniGPT-4, open Tools, Set up model, in the Lumen window: Alt+T, then M."
 MODEL_READY_DEMO = ("Model ready. This is the small demo model: it only knows coloured shapes, not real screens or "
                     "photos.")
-CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
-                         "in Settings, Model, or empty that field to let Lumen choose.")
+# The notice for an unusable model folder chosen in the settings is engine.store.model_choice's
+# CHOSEN_MODEL_UNUSABLE (the command-line tools say it too); the app passes it through tr.
 # Said once per load when the engine could not read the free memory (engine.minigpt4.loading: "memory_unknown").
 MEMORY_UNKNOWN = ("Lumen could not read how much memory is free, so it could not check that the model fits; it "
                   "loaded the model in a precision that needs less memory. If the computer slows down or answers "
@@ -215,6 +216,18 @@ def progress_text(stage: str, fraction: float | None) -> str:
     if stage == "loading" and fraction is not None:
         return tr(MODEL_PROGRESS).format(percent=round(100 * fraction))
     return tr(PROGRESS_STAGES.get(stage, stage))
+
+
+def model_ready_text(choice: ModelChoice, device: str, quantization: str) -> str:
+    """What "Model ready" says: which model (engine.store.model_choice), how and where it runs; for the
+    demo, that it is one."""
+    if choice.demo:
+        return f"{tr(MODEL_READY_DEMO)} {tr(SET_UP_MINIGPT4)}"
+    if device.startswith("cpu"):
+        runtime = tr(MODEL_ON_CPU)
+    else:
+        runtime = tr(MODEL_ON_GPU).format(precision=tr(MODEL_PRECISIONS.get(quantization, quantization)))
+    return tr(MODEL_READY).format(title=choice.title or tr(UNNAMED_MODEL), runtime=runtime)
 
 
 # ---------------------------------------------------------------- settings

@@ -1,18 +1,11 @@
-"""Where the app's resource files live (source checkout, installed package or PyInstaller bundle)."""
+"""The app's resource files: sounds, icons, prompt presets (found with engine.store.locations.resources_dir)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from desktop.settings import PromptPreset, Settings
-
-
-def resources_dir() -> Path:
-    bundle = getattr(sys, "_MEIPASS", None)  # PyInstaller one-dir/one-file bundles
-    if bundle:
-        return Path(bundle) / "resources"
-    return Path(__file__).resolve().parents[1] / "resources"
+from engine.store.locations import resources_dir
 
 
 def sound_path(name: str) -> Path:
@@ -45,8 +38,3 @@ def question_label(settings: Settings) -> str:
 
     name = messages.tr(messages.PROMPT_PRESETS[_preset_used(settings).value])
     return messages.tr(messages.PRESET_PROMPT_ASKED).format(name=name)
-
-
-def demo_model_dir() -> Path | None:
-    path = resources_dir() / "demo_model"
-    return path if (path / "lumen_model.json").exists() else None

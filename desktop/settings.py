@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from desktop import messages
-from engine.protocol import Quantization
+from engine.protocol import Backend, Quantization
 from engine.store.catalogue import SPEECH_CATALOGUE
+from engine.store.locations import MAX_SETTINGS_BYTES, settings_path
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-FILE_NAME = "settings.json"
+# Where the model runs (Settings, Model, Run on): torch device names; the engine also takes "cuda:1".
+DEVICES = ("auto", "cuda", "cpu", "mps")
 
 
 class SpeechOutput(StrEnum):
@@ -86,10 +88,10 @@ class Settings:
     volume: float = 1.0  # 0..1
     earcons: bool = True
     waiting_sound: bool = True
-    model_dir: str = ""  # "" = automatic: the model installed last, else the demo (desktop.model_choice)
+    model_dir: str = ""  # "" = automatic: the model installed last, else the demo (engine.store.model_choice)
     quantization: str = Quantization.NONE.value  # an engine.protocol.Quantization value
-    device: str = "auto"
-    backend: str = "auto"  # the language model's engine: "torch", "llamacpp" or automatic (lumen --check says which)
+    device: str = "auto"  # one of DEVICES
+    backend: str = Backend.AUTO.value  # an engine.protocol.Backend value: the language model's engine (lumen --check says which)
     ocr: bool = True
     capture_target: CaptureTarget = CaptureTarget.ALL_SCREENS
     max_new_tokens: int = 300
@@ -101,8 +103,8 @@ class Settings:
 _RANGES: dict[str, tuple[float, float]] = {"rate": (80, 450), "volume": (0.0, 1.0), "max_new_tokens": (16, 1000)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": tuple(q.value for q in Quantization),
-    "device": ("auto", "cpu", "cuda", "mps"),
-    "backend": ("auto", "torch", "llamacpp"),
+    "device": DEVICES,
+    "backend": tuple(b.value for b in Backend),
     "speech_language": ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv"),
     "speech_model": ("", *(spec.model_id for spec in SPEECH_CATALOGUE)),
 }
@@ -137,37 +139,23 @@ class LoadResult:
     migrated_from: int | None = None  # the file's older schema version, brought up to date in memory
 
 
-def config_dir() -> Path:
-    override = os.environ.get("LUMEN_CONFIG_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("Lumen", appauthor=False))
-
-
-def default_path() -> Path:
-    return config_dir() / FILE_NAME
-
-
 def to_json(settings: Settings) -> str:
     return json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True)
 
 
 def save(settings: Settings, path: Path | None = None) -> None:
     """Write atomically (temp file + replace) so a crash never leaves half a file."""
-    path = path or default_path()
+    path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(to_json(settings), encoding="utf-8")
     os.replace(tmp, path)
 
 
-MAX_FILE_BYTES = 1024 * 1024  # a real settings file is about 1 KB
 
 
 def load(path: Path | None = None) -> LoadResult:
-    path = path or default_path()
+    path = path or settings_path()
     if not os.path.lexists(path):
         return LoadResult(Settings())
     try:
@@ -191,14 +179,14 @@ def load(path: Path | None = None) -> LoadResult:
 
 
 def _read(path: Path) -> str:
-    """The file's text: a regular file of at most ``MAX_FILE_BYTES`` (a FIFO would hang start-up,
+    """The file's text: a regular file of at most ``MAX_SETTINGS_BYTES`` (a FIFO would hang start-up,
     /dev/zero never end), checked before reading."""
     if not path.is_file():
         raise ValueError("is a folder" if path.is_dir() else "is not a regular file")
     with open(path, "rb") as file:
-        data = file.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+        data = file.read(MAX_SETTINGS_BYTES + 1)
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise ValueError(f"larger than {MAX_SETTINGS_BYTES} bytes")
     return data.decode("utf-8")
 
 
@@ -216,7 +204,7 @@ def upgrade_file(result: LoadResult, path: Path | None = None) -> Path | None:
     and write the migrated settings. Returns the kept copy; None when nothing was migrated or it failed."""
     if not result.migrated_from:
         return None
-    path = path or default_path()
+    path = path or settings_path()
     kept = path.with_name(f"{path.name}.v{result.migrated_from}")
     try:
         kept.write_bytes(path.read_bytes())

@@ -28,8 +28,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _default_model() -> str | None:
-    """The model the app would load (desktop.model_choice), said on stderr."""
-    from desktop.model_choice import choose_from_settings
+    """The model the app would load (engine.store.model_choice), said on stderr."""
+    from engine.store.model_choice import choose_from_settings
 
     choice = choose_from_settings()
     if choice.notice:

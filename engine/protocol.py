@@ -54,6 +54,14 @@ class Quantization(StrEnum):
     NF4 = "nf4"  # bitsandbytes 4-bit NormalFloat with double quantisation
 
 
+class Backend(StrEnum):
+    """Which back-end runs the language model (``engine.store.backends.choose_backend`` decides for AUTO)."""
+
+    AUTO = "auto"  # torch on an NVIDIA GPU with enough free memory, else llama.cpp once the folder has a GGUF file
+    TORCH = "torch"
+    LLAMACPP = "llamacpp"  # llama.cpp with one of the folder's GGUF files (engine.store.gguf_convert)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Decoding options. Defaults are the official demo's (`Chat.answer_prepare`, current code)."""
@@ -111,7 +119,7 @@ class LoadModel:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     dtype: str = "auto"  # "auto", "float32", "float16", "bfloat16"
     static_cache: bool = False  # static KV cache; on a GPU transformers then compiles the decoding step
-    backend: str = "auto"  # "auto", "torch", "llamacpp" (engine.store.backends.choose_backend)
+    backend: Backend = Backend.AUTO
     gguf_precision: str | None = None  # llama.cpp: which GGUF file (None: the smallest converted one)
 
 

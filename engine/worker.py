@@ -25,7 +25,7 @@ from engine.perception.ocr_jobs import BackendFactory, OcrJobs
 from engine.protocol import (Cancel, Describe, ErrorKind, Failed, Finished, ForgetConversation, ImagesNeeded,
                              LoadModel, ModelReady, Progress, ReadText, Request, Shutdown, TextDelta,
                              Transcribe, Transcribed, failure_for)
-from engine.protocol import HEARTBEAT_SECONDS, Heartbeat
+from engine.protocol import HEARTBEAT_SECONDS, Backend, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,12 @@ class _Session:
             self.send(Failed(None, ErrorKind.BAD_REQUEST, f"unknown request {type(request).__name__}"))
 
     @staticmethod
-    def backend_for(request: LoadModel) -> tuple[str, str]:
+    def backend_for(request: LoadModel) -> tuple[Backend, str]:
         from engine.store import gguf_convert
         from engine.store.backends import choose_backend, llamacpp_installed
 
         gguf = gguf_convert.available(Path(request.model_dir))
-        if request.backend != "auto":
+        if request.backend != Backend.AUTO:
             return choose_backend(request.backend, None, 0, gguf, llamacpp_installed())
         import torch
 
@@ -117,7 +117,7 @@ class _Session:
 
             config = read_model_config(Path(request.model_dir))
             needed = required_bytes(config, torch.float16, request.quantization)
-        return choose_backend("auto", free, needed, gguf, llamacpp_installed())
+        return choose_backend(Backend.AUTO, free, needed, gguf, llamacpp_installed())
 
     def load(self, request: LoadModel) -> None:
         self.send(Progress("loading", None))

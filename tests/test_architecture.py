@@ -1,5 +1,6 @@
 """The floor plan, checked from the import graph: no import cycles among first-party modules, the
-desktop reaches the engine only through its allowed surface, and the setup side stays torch-free.
+desktop reaches the engine only through its allowed surface, the engine and training never import the
+desktop, and the setup side stays torch-free.
 
 The graph is read with ``ast`` from the source files (nothing is imported, so a test cannot pass
 because a module happened to be loaded already). Every ``import`` statement counts, at module level
@@ -161,6 +162,14 @@ def test_desktop_reaches_the_engine_only_through_its_surface() -> None:
              for e in edges() if e.importer.startswith("desktop") and e.imported.startswith("engine")
              and not _desktop_may_import(e)]
     assert not wrong, "the desktop goes past the engine's surface:\n" + "\n".join(wrong)
+
+
+def test_the_engine_and_training_never_import_the_desktop() -> None:
+    """The desktop is built on the engine, never the other way round: the engine process, its CLI and
+    training run without the app (and without Qt)."""
+    wrong = [f"{modules()[e.importer].relative_to(ROOT)}:{e.line} imports {e.imported}" for e in edges()
+             if e.importer.split(".")[0] in ("engine", "training") and e.imported.split(".")[0] == "desktop"]
+    assert not wrong, "the engine side reaches up into the desktop:\n" + "\n".join(wrong)
 
 
 def test_the_rule_catches_a_torch_side_import() -> None:

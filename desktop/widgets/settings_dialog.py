@@ -18,17 +18,24 @@ from PySide6.QtWidgets import (
 
 from desktop import messages
 from desktop.hotkeys import check_bindings
-from desktop.settings import CaptureTarget, Hotkeys, PromptPreset, Settings, SpeechOutput
+from desktop.settings import DEVICES, CaptureTarget, Hotkeys, PromptPreset, Settings, SpeechOutput
 from desktop.widgets import accessible
 from desktop.widgets.speech_model_picker import SpeechModelPicker
+from engine.protocol import Backend, Quantization
 
 _PRESETS = [(p, messages.PROMPT_PRESETS[p.value]) for p in PromptPreset]
 _OUTPUTS = [(SpeechOutput.AUTO, "Screen reader if running, else Lumen's voice"),
             (SpeechOutput.SCREEN_READER, "Screen reader only (Lumen's voice when none runs)"), (SpeechOutput.VOICE, "Lumen's voice only"),
             (SpeechOutput.BOTH, "Both")]
-_PRECISIONS = [("none", "Full (16-bit on a GPU)"), ("int8", "8-bit"), ("nf4", "4-bit (least memory)")]
-_DEVICES = [("auto", "Automatic"), ("cuda", "GPU (CUDA)"), ("cpu", "Processor (slow)"), ("mps", "Apple GPU")]
-_BACKENDS = [("auto", "Automatic"), ("torch", "PyTorch"), ("llamacpp", "llama.cpp (GGUF file)")]
+# The model's choices come from their one definition (engine.protocol's enums, the settings' DEVICES);
+# here only their labels, one for each choice (tests/desktop/test_settings.py checks).
+PRECISION_LABELS = {Quantization.NONE: "Full (16-bit on a GPU)", Quantization.INT8: "8-bit",
+                    Quantization.NF4: "4-bit (least memory)"}
+DEVICE_LABELS = {"auto": "Automatic", "cuda": "GPU (CUDA)", "cpu": "Processor (slow)", "mps": "Apple GPU"}
+BACKEND_LABELS = {Backend.AUTO: "Automatic", Backend.TORCH: "PyTorch", Backend.LLAMACPP: "llama.cpp (GGUF file)"}
+_PRECISIONS = [(q.value, PRECISION_LABELS[q]) for q in Quantization]
+_DEVICES = [(d, DEVICE_LABELS[d]) for d in DEVICES]
+_BACKENDS = [(b.value, BACKEND_LABELS[b]) for b in Backend]
 _LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish"), ("it", "Italian"),
               ("nl", "Dutch"), ("pt", "Portuguese"), ("pl", "Polish"), ("sv", "Swedish")]
 _TARGETS = [(CaptureTarget.ALL_SCREENS, "All monitors"), (CaptureTarget.MONITOR, "Monitor under the mouse")]

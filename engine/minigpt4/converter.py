@@ -5,12 +5,8 @@ The official loader loads everything non-strictly, so a wrong file silently give
 set and shapes are checked against the model, and any problem raises ``CheckpointError`` naming the
 file. Only safe loaders are used: safetensors, or ``torch.load(weights_only=True)``.
 
-Model directory layout::
-
-    lumen_model.json      MiniGPT4Config (vision / qformer / template) + provenance
-    visual.safetensors    vision_model.*, qformer.*, query_tokens, language_projection.*
-    llm/                  a Hugging Face LlamaForCausalLM directory (safetensors shards)
-    tokenizer.model       the LLaMA SentencePiece model
+The model directory's layout and the reading of its small files are ``engine.store.model_folder``'s
+(torch-free); ``read_model_config`` here adds the MiniGPT4Config built from them.
 """
 
 from __future__ import annotations
@@ -27,21 +23,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.minigpt4.config import MiniGPT4Config
+from engine.store.model_folder import (LLM_DIR, MODEL_JSON, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_json,
+                                       read_llm_config)
 
 log = logging.getLogger(__name__)
 
-MODEL_JSON = "lumen_model.json"
-VISUAL_FILE = "visual.safetensors"
-LLM_DIR = "llm"
-TOKENIZER_FILE = "tokenizer.model"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    def __init__(self, file: Path | str, problem: str) -> None:
-        super().__init__(f"{file}: {problem}")
-        self.file = str(file)
-        self.problem = problem
 
 
 # --------------------------------------------------------------------------- declarative key maps
@@ -301,49 +288,6 @@ def _load_hf_blip2(path: Path) -> dict[str, torch.Tensor]:
         part = load_state_dict(file)
         state.update({k: v for k, v in part.items() if not k.startswith("language_model.")})
     return state
-
-
-def read_llm_config(llm_dir: Path) -> dict:
-    cfg_file = llm_dir / "config.json"
-    if not cfg_file.is_file():
-        raise CheckpointError(llm_dir, "not a Hugging Face model folder (config.json missing)")
-    data = read_json(cfg_file)
-    if data.get("model_type") != "llama":
-        raise CheckpointError(cfg_file, f"expected a LLaMA model, found model_type={data.get('model_type')!r}")
-    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "rms_norm_eps", "max_position_embeddings", "rope_theta",
-            "tie_word_embeddings", "hidden_act")
-    llm = {k: data[k] for k in keys if k in data}
-    llm.setdefault("num_key_value_heads", llm.get("num_attention_heads"))
-    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads"):
-        value = llm.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise CheckpointError(cfg_file, f"{key} must be a positive whole number, found {value!r}")
-    if llm["hidden_size"] % llm["num_attention_heads"]:
-        raise CheckpointError(cfg_file, "hidden_size is not a multiple of num_attention_heads")
-    return llm
-
-
-MAX_JSON_BYTES = 4 * 1024 * 1024
-
-
-def read_json(path: Path) -> dict:
-    """A small JSON object from a regular file, or a ``CheckpointError`` naming the file and the problem."""
-    path = Path(path)
-    try:
-        if not path.is_file():  # also refuses a FIFO or a device, which would hang or never end
-            raise CheckpointError(path, "is not a regular file")
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise CheckpointError(path, f"is too large for a description ({path.stat().st_size / 1e6:.0f} MB)")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except CheckpointError:
-        raise
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CheckpointError(path, f"not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(path, f"must hold a JSON object, not a {type(data).__name__}")
-    return data
 
 
 def _find_tokenizer(llm_dir: Path) -> Path:

@@ -265,5 +265,3 @@ def load_decoder(model_dir: Path, config_llm: dict, precision: str | None = None
     n_ctx = int(config_llm.get("max_position_embeddings", 2048))
     return LlamaCppDecoder(gguf_convert.gguf_path(model_dir, precision), table, n_ctx)
 
-
-BACKENDS = ("auto", "torch", "llamacpp")

@@ -15,7 +15,7 @@ import torch
 from engine.minigpt4.converter import LLM_DIR, TOKENIZER_FILE, VISUAL_FILE, CheckpointError, read_model_config
 from engine.minigpt4.config import MiniGPT4Config
 from engine.minigpt4.modeling import MiniGPT4
-from engine.protocol import ErrorKind, Quantization, memory_error_kind
+from engine.protocol import Backend, ErrorKind, Quantization, memory_error_kind
 from engine.store.hardware import fitting_quantizations
 from engine.store.memory import memory_bytes
 from engine.minigpt4.tokenizer import Tokenizer
@@ -178,8 +178,8 @@ def _place_vision(model: MiniGPT4, device: torch.device, dtype: torch.dtype) -> 
 
 def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
                quantization: Quantization = Quantization.NONE, check_memory_first: bool = True,
-               backend: str = "torch", gguf_precision: str | None = None) -> LoadedModel:
-    """``backend="llamacpp"``: the LLaMA decoder from the folder's GGUF file (engine.minigpt4.llamacpp_backend),
+               backend: Backend = Backend.TORCH, gguf_precision: str | None = None) -> LoadedModel:
+    """``Backend.LLAMACPP``: the LLaMA decoder from the folder's GGUF file (engine.minigpt4.llamacpp_backend),
     the vision side in fp32 torch as on the CPU today."""
     from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
@@ -195,7 +195,7 @@ def load_model(model_dir: str | Path, device: str = "auto", dtype: str = "auto",
     except CheckpointError as exc:
         raise ModelLoadError(ErrorKind.MODEL_MISMATCH, str(exc), exc.file) from exc
     tokenizer = _load_tokenizer(model_dir / TOKENIZER_FILE, config)
-    if backend == "llamacpp":
+    if backend == Backend.LLAMACPP:
         return _load_llamacpp(model_dir, config, tokenizer, gguf_precision)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, config)

@@ -12,12 +12,13 @@ Conversion is an explicit step (``lumen models gguf MODEL PRECISION``), never do
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+from engine.store.model_folder import LLM_DIR, read_llm_json
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ def write_gguf(model_dir: Path, out: Path, precision: str) -> Path:
     import gguf
 
     dtype = WRITTEN[precision]
-    llm_dir = Path(model_dir) / "llm"
-    cfg = json.loads((llm_dir / "config.json").read_text())
+    llm_dir = Path(model_dir) / LLM_DIR
+    cfg = read_llm_json(llm_dir)
     n_head = cfg["num_attention_heads"]
     n_kv = cfg.get("num_key_value_heads") or n_head
     writer = gguf.GGUFWriter(str(out), "llama")

@@ -67,9 +67,9 @@ def _progress_printer() -> object:
 
 
 def _in_use(store: ModelStore) -> dict:
-    """The model the app would load (desktop.model_choice: the settings' folder, else the model
+    """The model the app would load (engine.store.model_choice: the settings' folder, else the model
     installed last, else the demo)."""
-    from desktop.model_choice import choose_from_settings
+    from engine.store.model_choice import choose_from_settings
 
     choice = choose_from_settings(store)
     return {"path": str(choice.path) if choice.path else None, "title": choice.title, "origin": choice.origin.value,
@@ -255,14 +255,14 @@ def cmd_quantize(store: ModelStore, args: argparse.Namespace) -> int:
 def cmd_gguf(store: ModelStore, args: argparse.Namespace) -> int:
     from engine.store.gguf_convert import estimate_bytes
     from engine.store.memory import llm_params
+    from engine.store.model_folder import LLM_DIR, CheckpointError, read_llm_json
 
     cancel = threading.Event()
     try:
-        config = json.loads((store.model_dir(args.model) / "llm" / "config.json").read_text())
-        params = sum(llm_params(config))
+        params = sum(llm_params(read_llm_json(store.model_dir(args.model) / LLM_DIR)))
         print(f"Memory for the language model at {args.precision}: about {gigabytes(estimate_bytes(params, args.precision))}.")
-    except (OSError, ValueError, KeyError):
-        pass  # not installed: convert_gguf says so
+    except CheckpointError:
+        pass  # not installed, or a damaged folder: convert_gguf says so
     return _run(lambda: print(f"Stored {store.convert_gguf(args.model, args.precision, _progress_printer(), cancel)}"), cancel)
 
 

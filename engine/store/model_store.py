@@ -33,11 +33,11 @@ from engine.store.downloads import (
     download,
     remote_size,
 )
+from engine.store.model_folder import LLM_DIR, MODEL_JSON
 from engine.store.official_files import EVA_NAME, QFORMER_NAME, OfficialFiles, find_official_files
 
 log = logging.getLogger(__name__)
 MARGIN_BYTES = 1_000_000_000  # never fill a disk to the last gigabyte
-MODEL_MANIFEST = "lumen_model.json"
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,12 @@ class ModelStore:
         return self.downloads / repo.repo_id.replace("/", "__")
 
     def is_installed(self, model_id: str) -> bool:
-        return (self.model_dir(model_id) / MODEL_MANIFEST).is_file()
+        return (self.model_dir(model_id) / MODEL_JSON).is_file()
 
     def installed(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / MODEL_MANIFEST).is_file())
+        return sorted(p.name for p in self.root.iterdir() if (p / MODEL_JSON).is_file())
 
     def _known_hashes(self) -> dict[str, str]:
         path = self.downloads / "known_hashes.json"
@@ -222,7 +222,7 @@ class ModelStore:
         out = self.model_dir(f"{model_id}-{quantization}")
         tmp = out.with_name(out.name + ".converting")
         shutil.rmtree(tmp, ignore_errors=True)
-        llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
+        llm_bytes = sum(p.stat().st_size for p in (src / LLM_DIR).rglob("*") if p.is_file())
         check_free_space(self.root, llm_bytes // (2 if quantization == "int8" else 3) + MARGIN_BYTES, self.disk_usage)
         on_progress(SetupProgress("converting", out.name, 0, None))
         from engine.store.conversion_process import run_in_process
@@ -251,7 +251,7 @@ class ModelStore:
         src = self.model_dir(model_id)
         if not self.is_installed(model_id):
             raise DownloadError(FailureKind.MISSING, f"{model_id} is not installed", str(src))
-        llm_bytes = sum(p.stat().st_size for p in (src / "llm").rglob("*") if p.is_file())
+        llm_bytes = sum(p.stat().st_size for p in (src / LLM_DIR).rglob("*") if p.is_file())
         check_free_space(self.root, int(llm_bytes * 1.2) + MARGIN_BYTES, self.disk_usage)  # + a transient f16
         on_progress(SetupProgress("converting", f"{model_id} {precision}", 0, None))
         from engine.store.conversion_process import run_in_process

@@ -232,3 +232,17 @@ def test_check_names_the_screen_recording_setting_on_macos(monkeypatch) -> None:
     item = check.check_capture()
     assert item.ready is False and item.summary == messages.SCREEN_RECORDING_DENIED
     assert "ScreenCaptureKit" in item.detail and "fakes" in item.detail
+
+
+def test_a_damaged_language_model_configuration_is_said_in_words(tmp_path: Path) -> None:
+    """A garbled llm/config.json: not ready, what to do, and the file named; no exception."""
+    import shutil
+
+    from engine.store.locations import demo_model_dir
+
+    folder = tmp_path / "model"
+    shutil.copytree(demo_model_dir(), folder)
+    (folder / "llm" / "config.json").write_text('{"model_type": "llama", ')
+    item = check.check_backend(folder)
+    assert item.ready is False and "cannot be read" in item.summary and "Set the model up again" in item.summary
+    assert str(folder / "llm" / "config.json") in item.detail and "not valid JSON" in item.detail

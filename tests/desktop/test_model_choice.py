@@ -1,4 +1,4 @@
-"""Which model Lumen loads (desktop.model_choice), and that the app, ``lumen models``, ``lumen --check``
+"""Which model Lumen loads (engine.store.model_choice), and that the app, ``lumen models``, ``lumen --check``
 and ``python -m engine describe`` all follow it: the real app under Xvfb loads a model installed with
 ``lumen models import`` and names it; with only the demo model it says it is a demo and offers the
 setup wizard on the first start only."""
@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import model_choice, settings as settings_store
-from desktop.model_choice import DEMO_TITLE, Origin, choose
-from desktop.resources import demo_model_dir
+from desktop import messages, settings as settings_store
 from desktop.settings import Settings
+from engine.store import model_choice
 from engine.store.core import CHECKSUMS
+from engine.store.locations import demo_model_dir
+from engine.store.model_choice import DEMO_TITLE, Origin, choose
 from engine.store.model_store import ModelStore
 from tests.desktop.conftest import build_app
 
@@ -69,6 +70,32 @@ def test_the_settings_choice_wins_and_a_gone_folder_is_said(store: ModelStore, t
     assert gone.path == store.model_dir("vicuna0-7b")  # Lumen still answers, with the installed model
 
 
+def test_the_notice_goes_through_the_callers_translator(store: ModelStore, tmp_path: Path) -> None:
+    gone = choose(str(tmp_path / "gone"), store, translate=lambda text: f"[{text}]")  # the app passes messages.tr
+    assert gone.notice == f"[{model_choice.CHOSEN_MODEL_UNUSABLE}]".format(folder=tmp_path / "gone")
+
+
+@pytest.mark.parametrize("content", [
+    None, '{"model_dir": "/my/models/7b", "schema_version": 2}', '{"model_dir": "/my/models/7b"}',  # version 1
+    '{"model_dir": "/my/models/7b", "schema_version": 99}', '{"model_dir": 5}', '{"model_dir": "/x", ',
+    "[1, 2]", b"\xff\xfe{}", "a folder", " " * (1024 * 1024 + 1)])
+def test_the_engine_reads_the_settings_model_folder_as_the_app_does(tmp_path: Path, content: str | bytes | None) -> None:
+    """engine.store.model_choice reads one value of the desktop's settings file; it must agree with
+    desktop.settings.load on every kind of file (and leave a damaged one where it is)."""
+    path = tmp_path / "config" / "settings.json"
+    path.parent.mkdir(exist_ok=True)
+    if content == "a folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    before = sorted(p.name for p in path.parent.iterdir())
+    read = model_choice.saved_model_dir()  # the default location: LUMEN_CONFIG_DIR (tests/conftest.py)
+    assert sorted(p.name for p in path.parent.iterdir()) == before  # only read
+    assert read == settings_store.load(path).settings.model_dir
+
+
 def test_titles_and_the_wizard_setting(store: ModelStore, tmp_path: Path) -> None:
     assert model_choice.model_title(demo_model_dir()) == DEMO_TITLE
     tiny_as_7b = fake_model(store.model_dir("vicuna0-7b"), "minigpt4-tiny")  # named by its store folder
@@ -81,10 +108,10 @@ def test_titles_and_the_wizard_setting(store: ModelStore, tmp_path: Path) -> Non
 def test_ready_messages_name_the_model_and_where_it_runs(store: ModelStore) -> None:
     fake_model(store.model_dir("vicuna0-7b"), "minigpt4-vicuna0-7b")
     choice = choose("", store)
-    assert model_choice.ready_text(choice, "cuda:0", "nf4") == "Model ready: MiniGPT-4 with Vicuna 7B, 4-bit, on the graphics card."
-    assert model_choice.ready_text(choice, "cpu", "none") == (
+    assert messages.model_ready_text(choice, "cuda:0", "nf4") == "Model ready: MiniGPT-4 with Vicuna 7B, 4-bit, on the graphics card."
+    assert messages.model_ready_text(choice, "cpu", "none") == (
         "Model ready: MiniGPT-4 with Vicuna 7B, on the processor, so answers will be slow.")
-    demo = model_choice.ready_text(choose("", ModelStore(store.root / "none")), "cpu", "none")
+    demo = messages.model_ready_text(choose("", ModelStore(store.root / "none")), "cpu", "none")
     assert demo.startswith("Model ready. This is the small demo model: it only knows coloured shapes")
     assert "Tools, Set up model" in demo and "Alt+T, then M" in demo
 

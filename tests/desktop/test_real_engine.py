@@ -312,7 +312,7 @@ def test_the_window_answers_and_follows_up_through_llama_cpp_with_the_demo_model
     from PySide6.QtCore import Qt
 
     from desktop import app
-    from desktop.resources import demo_model_dir
+    from engine.store.locations import demo_model_dir
     from desktop.settings import Settings, SpeechOutput, save
     from engine import worker
     from engine.store import gguf_convert

@@ -112,3 +112,34 @@ def test_saved_precisions_still_load_as_the_engine_quantization(tmp_path: Path) 
         result = st.load(path)
         assert result.settings.quantization == saved and result.message is None
         assert LoadModel("model", Quantization(result.settings.quantization)).quantization.value == saved
+
+
+def test_the_model_choices_have_one_definition_and_a_label_each() -> None:
+    """Precision and engine are engine.protocol's enums, the devices the settings' DEVICES; the dialog
+    and the "Model ready" words only label them, each choice once, nothing else."""
+    from desktop import messages
+    from desktop.widgets import settings_dialog as dialog
+    from engine.protocol import Backend, Quantization
+
+    assert list(dialog.PRECISION_LABELS) == list(Quantization) and set(messages.MODEL_PRECISIONS) == set(Quantization)
+    assert list(dialog.BACKEND_LABELS) == list(Backend)
+    assert set(dialog.DEVICE_LABELS) == set(st.DEVICES)
+    for name, choices in (("quantization", dialog._PRECISIONS), ("device", dialog._DEVICES), ("backend", dialog._BACKENDS)):
+        assert [st.from_dict({name: value})[1] for value, _ in choices] == [[]] * len(choices)  # the settings accept each
+
+
+def test_the_dialog_shows_and_returns_the_model_choices(qtbot) -> None:  # noqa: ANN001
+    from desktop.widgets.settings_dialog import SettingsDialog
+
+    chosen = dataclasses.replace(Settings(), quantization="nf4", device="mps", backend="llamacpp")
+    dialog = SettingsDialog(chosen)
+    qtbot.addWidget(dialog)
+    assert (dialog.precision.currentText(), dialog.device.currentText(), dialog.backend.currentText()) == (
+        "4-bit (least memory)", "Apple GPU", "llama.cpp (GGUF file)")
+    assert [dialog.precision.itemText(i) for i in range(dialog.precision.count())] == [
+        "Full (16-bit on a GPU)", "8-bit", "4-bit (least memory)"]
+    assert [dialog.device.itemText(i) for i in range(dialog.device.count())] == [
+        "Automatic", "GPU (CUDA)", "Processor (slow)", "Apple GPU"]
+    result = dialog.settings()
+    assert (result.quantization, result.device, result.backend) == ("nf4", "mps", "llamacpp")
+    assert json.loads(st.to_json(result))["backend"] == "llamacpp"

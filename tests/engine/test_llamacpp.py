@@ -213,7 +213,7 @@ def test_backend_choice_is_explained():
 def test_the_engine_process_answers_through_llama_cpp_with_the_demo_model(tmp_path):
     """End to end: the demo model converted to GGUF, the real spawned engine process, automatic choice
     (no CUDA here -> llama.cpp), a follow-up; the answers are the torch path's."""
-    from desktop.resources import demo_model_dir
+    from engine.store.locations import demo_model_dir
     from engine.minigpt4.describer import Describer
     from engine.protocol import Describe, Finished, ImageInput, LoadModel, ModelReady
     from engine.worker import spawn_worker

@@ -1,7 +1,7 @@
 """Which MiniGPT-4 model Lumen loads, decided here and only here: for the app (at start-up and after
 a settings change), ``lumen --check``, ``lumen models list``, the setup wizard's result and
-``python -m engine describe`` without ``--model``. Torch-free and window-free (the command-line
-tools use it).
+``python -m engine describe`` without ``--model``. Torch-free and Qt-free (the command-line tools use
+it; the engine never imports the desktop).
 
 The rule, in order:
 
@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from desktop.resources import demo_model_dir
 from engine.store.catalogue import CATALOGUE
 from engine.store.core import CHECKSUMS
-from engine.store.model_store import MODEL_MANIFEST, ModelStore
+from engine.store.locations import MAX_SETTINGS_BYTES, demo_model_dir, settings_path
+from engine.store.model_folder import MODEL_FILES, MODEL_JSON, CheckpointError, read_json
+from engine.store.model_store import ModelStore
 
 log = logging.getLogger(__name__)
-MODEL_FILES = ("visual.safetensors", "llm", "tokenizer.model")
 DEMO_TITLE = "the small demo model"
 _PRECOMPUTED = ("-nf4", "-int8")  # lumen models quantize: <model_id>-<quantization>
+# Said first when the folder chosen in the settings is unusable; the app says it through its translator.
+CHOSEN_MODEL_UNUSABLE = ("The model folder chosen in the settings, {folder}, is missing or incomplete. Choose it again "
+                         "in Settings, Model, or empty that field to let Lumen choose.")
 
 
 class Origin(StrEnum):
@@ -56,14 +60,13 @@ def folder_problem(path: Path) -> str | None:
     """Why ``path`` is not a usable model folder (for logs and support), or None."""
     if not path.is_dir():
         return f"{path} does not exist"
-    missing = [name for name in (MODEL_MANIFEST, *MODEL_FILES) if not (path / name).exists()]
+    missing = [name for name in (MODEL_JSON, *MODEL_FILES) if not (path / name).exists()]
     if missing:
         return f"{path} lacks {', '.join(missing)}"
     try:
-        manifest = json.loads((path / MODEL_MANIFEST).read_text(encoding="utf-8"))
-        manifest["config"]["name"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        return f"{path / MODEL_MANIFEST} cannot be read: {type(exc).__name__}: {exc}"
+        read_json(path / MODEL_JSON)["config"]["name"]
+    except (CheckpointError, KeyError, TypeError) as exc:
+        return f"{path / MODEL_JSON} cannot be read: {type(exc).__name__}: {exc}"
     return None
 
 
@@ -76,9 +79,9 @@ def model_title(path: Path) -> str:
     """The model's name for people: the catalogue title for a converted official model, the demo
     model as such (its manifest says ``"demo": true``), the configured name otherwise."""
     try:
-        manifest = json.loads((path / MODEL_MANIFEST).read_text(encoding="utf-8"))
+        manifest = read_json(path / MODEL_JSON)
         name = str(manifest["config"]["name"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (CheckpointError, KeyError, TypeError):
         return path.name
     if manifest.get("demo") is True:
         return DEMO_TITLE
@@ -94,7 +97,7 @@ def installed_newest_first(store: ModelStore) -> list[str]:
     by every install and quantize; ties by name)."""
     def installed_at(model_id: str) -> float:
         folder = store.model_dir(model_id)
-        for name in (CHECKSUMS, MODEL_MANIFEST):
+        for name in (CHECKSUMS, MODEL_JSON):
             try:
                 return (folder / name).stat().st_mtime
             except OSError:
@@ -105,11 +108,10 @@ def installed_newest_first(store: ModelStore) -> list[str]:
     return sorted(sorted(usable), key=installed_at, reverse=True)
 
 
-def choose(model_dir: str = "", store: ModelStore | None = None, demo: Path | None = None) -> ModelChoice:
+def choose(model_dir: str = "", store: ModelStore | None = None, demo: Path | None = None,
+           translate: Callable[[str], str] = str) -> ModelChoice:
     """The model Lumen loads for the settings' ``model_dir`` ("" = automatic). ``demo`` defaults to
-    the bundled demo model."""
-    from desktop import messages
-
+    the bundled demo model; ``translate`` words the notice (the app passes its translator)."""
     store = store or ModelStore()
     installed = tuple(installed_newest_first(store))
     notice = None
@@ -119,7 +121,7 @@ def choose(model_dir: str = "", store: ModelStore | None = None, demo: Path | No
         if problem is None:
             return _found(chosen, Origin.SETTINGS, None, installed)
         log.warning("the model folder in the settings is unusable: %s", problem)
-        notice = messages.tr(messages.CHOSEN_MODEL_UNUSABLE).format(folder=chosen)
+        notice = translate(CHOSEN_MODEL_UNUSABLE).format(folder=chosen)
     if installed:
         return _found(store.model_dir(installed[0]), Origin.STORE, notice, installed)
     demo = demo if demo is not None else demo_model_dir()
@@ -128,11 +130,24 @@ def choose(model_dir: str = "", store: ModelStore | None = None, demo: Path | No
     return ModelChoice(None, Origin.NONE, notice=notice, installed=installed)
 
 
+def saved_model_dir(path: Path | None = None) -> str:
+    """The model folder chosen in the saved settings ("" = automatic), read as ``desktop.settings.load``
+    reads it: "" when the file is missing or unreadable or the value is not text. Only read: a damaged
+    file is the app's to set aside and report when it starts."""
+    path = path or settings_path()
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_SETTINGS_BYTES:  # a FIFO would hang, /dev/zero never end
+            return ""
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return ""
+    value = raw.get("model_dir", "") if isinstance(raw, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
 def choose_from_settings(store: ModelStore | None = None) -> ModelChoice:
     """What the app would load now, from the saved settings (for the command-line tools)."""
-    from desktop.settings import load
-
-    return choose(load().settings.model_dir, store)
+    return choose(saved_model_dir(), store)
 
 
 def setting_for(folder: Path, store: ModelStore | None = None) -> str:
@@ -144,17 +159,3 @@ def setting_for(folder: Path, store: ModelStore | None = None) -> str:
     except OSError:
         in_store = False
     return "" if in_store else str(folder)
-
-
-def ready_text(choice: ModelChoice, device: str, quantization: str) -> str:
-    """What "Model ready" says: which model, how and where it runs; for the demo, that it is one."""
-    from desktop import messages
-
-    if choice.demo:
-        return f"{messages.tr(messages.MODEL_READY_DEMO)} {messages.tr(messages.SET_UP_MINIGPT4)}"
-    if device.startswith("cpu"):
-        runtime = messages.tr(messages.MODEL_ON_CPU)
-    else:
-        precision = messages.tr(messages.MODEL_PRECISIONS.get(quantization, quantization))
-        runtime = messages.tr(messages.MODEL_ON_GPU).format(precision=precision)
-    return messages.tr(messages.MODEL_READY).format(title=choice.title or messages.tr(messages.UNNAMED_MODEL), runtime=runtime)
