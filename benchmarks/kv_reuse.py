@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.llamacpp_decode import make_llm  # noqa: E402
 from engine.store import gguf_convert  # noqa: E402
+from engine.store.locations import demo_model_dir  # noqa: E402
 from engine.minigpt4.generation import KvCache, generate_reply  # noqa: E402
 from engine.minigpt4.llamacpp_backend import LlamaCppDecoder, read_embedding_table  # noqa: E402
 from engine.minigpt4.prompts import TEMPLATES, build_prompt, split_on_images  # noqa: E402
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument("--answer", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    tok = Tokenizer(Path(__file__).resolve().parents[1] / "resources" / "demo_model" / "tokenizer.model")
+    tok = Tokenizer(demo_model_dir() / "tokenizer.model")
     torch.manual_seed(1)
     image = torch.randn(32, args.hidden) * 0.02
     rows = []

@@ -58,10 +58,13 @@ def make_random_model_dir(preset: str | MiniGPT4Config, out: Path, tokenizer_fil
 
 
 def _default_tokenizer() -> Path:
-    here = Path(__file__).resolve().parents[2]
-    for candidate in (here / "resources" / "demo_model" / "tokenizer.model",
-                      here.parent / "shared" / "fixtures" / "reference" / "checkpoints" / "vicuna-tiny" / "tokenizer.model"):
-        if candidate.is_file():
+    from engine.store.locations import demo_model_dir, resources_dir
+    from engine.store.model_folder import TOKENIZER_FILE
+
+    demo = demo_model_dir()
+    shared = resources_dir().parents[1] / "shared" / "fixtures" / "reference" / "checkpoints" / "vicuna-tiny"
+    for candidate in ((demo / TOKENIZER_FILE) if demo else None, shared / TOKENIZER_FILE):
+        if candidate is not None and candidate.is_file():
             return candidate
     raise SystemExit("no tokenizer.model found: pass --tokenizer")
 

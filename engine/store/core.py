@@ -44,16 +44,6 @@ class VerifyReport:
     problems: tuple[str, ...]
 
 
-def default_root() -> Path:
-    """``LUMEN_MODELS_DIR``, else ``platformdirs.user_data_dir("Lumen")/models``."""
-    env = os.environ.get("LUMEN_MODELS_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("Lumen", appauthor=False)) / "models"
-
-
 def write_json(path: Path, data: object) -> None:
     """Write ``data`` so that a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")

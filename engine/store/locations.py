@@ -1,6 +1,6 @@
 """Where Lumen's own files are on this computer, for the app and the command-line tools alike: the
-bundled resources (the demo model among them) and the settings file. Torch-free and Qt-free. The
-model store's root is ``engine.store.core.default_root``.
+bundled resources (the demo model among them), the model store's root and the settings file.
+Torch-free and Qt-free.
 
 The settings file is the desktop's (``desktop.settings`` writes and reads it whole); the engine side
 reads one value of it, the model folder chosen in the settings (``engine.store.model_choice``).
@@ -31,6 +31,17 @@ def demo_model_dir() -> Path | None:
     """The bundled demo model (it knows only coloured shapes), or None when it is not there."""
     path = resources_dir() / "demo_model"
     return path if (path / MODEL_JSON).exists() else None
+
+
+def models_root() -> Path:
+    """Where the model store keeps models (and speech models): ``LUMEN_MODELS_DIR``, else
+    ``platformdirs.user_data_dir("Lumen")/models``."""
+    override = os.environ.get("LUMEN_MODELS_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("Lumen", appauthor=False)) / "models"
 
 
 def config_dir() -> Path:

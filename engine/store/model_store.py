@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.store.catalogue import CATALOGUE, HubRepo, ModelSpec, UrlFile, converted_size_bytes, get_model
-from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, default_root, hash_files, hub_items,
+from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, hash_files, hub_items,
                                remaining_bytes, verify_checksums, write_checksums, write_json)
+from engine.store.locations import models_root
 from engine.store.downloads import (
     DownloadError,
     DownloadItem,
@@ -48,7 +49,7 @@ class DownloadOutcome:
 
 class ModelStore:
     def __init__(self, root: Path | None = None, disk_usage: Callable[[str], object] = shutil.disk_usage) -> None:
-        self.root = Path(root) if root else default_root()
+        self.root = Path(root) if root else models_root()
         self.disk_usage = disk_usage
 
     # ------------------------------------------------------------ paths and state

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.store.catalogue import SPEECH_CATALOGUE, HubRepo, SpeechModelSpec, get_speech_model
-from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, default_root, hash_files, hub_items,
+from engine.store.core import (CHECKSUMS, ProgressFn, SetupProgress, VerifyReport, hash_files, hub_items,
                                remaining_bytes, verify_checksums, write_checksums, write_json)
 from engine.store.downloads import DownloadError, DownloadItem, FailureKind, check_free_space, download
+from engine.store.locations import models_root
 
 log = logging.getLogger(__name__)
 SPEECH_DIR = "speech"
@@ -38,7 +39,7 @@ REQUIRED = ("model.bin", "config.json", "tokenizer.json")  # = engine.perception
 
 class SpeechModelStore:
     def __init__(self, root: Path | None = None, disk_usage: Callable[[str], object] = shutil.disk_usage) -> None:
-        self.root = Path(root) if root else default_root()
+        self.root = Path(root) if root else models_root()
         self.disk_usage = disk_usage
 
     # ------------------------------------------------------------ paths and state
