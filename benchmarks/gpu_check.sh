@@ -2,8 +2,10 @@
 # The one prepared GPU check: full-size MiniGPT-4 Vicuna 7B with random weights on one CUDA GPU, in under
 # 8 minutes on an H100/H200. Measures load time, time to first token, decode tokens/s, peak VRAM and the
 # fraction of the memory-bandwidth bound for bf16 and nf4 (engine/minigpt4/bench.py), then a few stage-1 and
-# stage-2 training steps (benchmarks/training_throughput.py --size 7b). Writes gpu_check.md (a table) and
-# the raw JSON lines to $OUT (default benchmarks/out).
+# stage-2 training steps (benchmarks/training_throughput.py --size 7b), then, where the llama.cpp wheel was
+# carried, torch vs llama.cpp decoding on the machine's many CPU cores (benchmarks/llamacpp_decode.py: is
+# Q4_K_M bandwidth-bound there, where the 2-core machine is compute-bound?). Writes gpu_check.md (a table)
+# and the raw outputs to $OUT (default benchmarks/out).
 #
 #   bash benchmarks/gpu_check.sh --fetch-wheels   # on a machine with PyPI: bitsandbytes etc. into .whl/
 #   bash benchmarks/gpu_check.sh                  # on the GPU machine (installs .whl/*.whl if present)
@@ -22,7 +24,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   # What the GPU image lacks (it has torch, transformers, accelerate, safetensors, sentencepiece, pillow).
   "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d .whl "bitsandbytes>=0.45" "platformdirs>=4.0"
+    -d .whl "bitsandbytes>=0.45" "platformdirs>=4.0" "gguf>=0.10" diskcache
+  # llama-cpp-python has no Linux wheel on PyPI: the one .ci/run built here (portable CPU, py3-none).
+  cp ~/.cache/lumen-wheels/llama-cpp-python-*/llama_cpp_python-*.whl .whl/ 2>/dev/null || echo "no llama.cpp wheel cached"
   exit 0
 fi
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -44,10 +48,16 @@ bench() {  # one precision: a table on stdout, its JSON line appended
 }
 bench --dtype bfloat16 || echo '{"failed": "bf16 decode"}' >> "$OUT/gpu_check.jsonl"
 bench --dtype bfloat16 --quantization nf4 || echo '{"failed": "nf4 decode"}' >> "$OUT/gpu_check.jsonl"
-size=7b; [ "$PRESET" = tiny ] && size=tiny
+size=7b hidden=2048; [ "$PRESET" = tiny ] && size=tiny hidden=256
 timeout 150 "$PY" benchmarks/training_throughput.py --size "$size" --rounds 2 --steps 2 \
   --tokenizer resources/demo_model/tokenizer.model > "$OUT/training.json" \
   || echo '[{"failed": "training steps"}]' > "$OUT/training.json"
+if "$PY" -c "import llama_cpp, gguf" 2>/dev/null; then
+  timeout 150 "$PY" benchmarks/llamacpp_decode.py --hidden "$hidden" --layers 8 --prompt 128 --new 32 > "$OUT/llamacpp_cpu.md" 2>"$OUT/llamacpp_cpu.log" \
+    || echo "llama.cpp CPU decode: failed (see llamacpp_cpu.log)" >> "$OUT/llamacpp_cpu.md"
+else
+  echo "llama.cpp CPU decode: not run (no llama-cpp-python wheel carried)" > "$OUT/llamacpp_cpu.md"
+fi
 
 "$PY" - "$OUT" <<'EOF'
 import json, sys
@@ -69,6 +79,8 @@ for r in json.loads((out / "training.json").read_text()):
         continue
     lines.append(f"| {r['stage']} | {r['batch']} | {r['on_the_fly_samples_per_s']} | {r['cached_samples_per_s']} | "
                  f"{r.get('on_the_fly_mfu')} | {r.get('peak_memory_gb')} |")
+lines += ["", "CPU decoding, torch vs llama.cpp (benchmarks/llamacpp_decode.py):", "",
+          (out / "llamacpp_cpu.md").read_text().strip()]
 (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

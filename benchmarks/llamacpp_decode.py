@@ -4,8 +4,10 @@
 
 A random LLaMA (vocab 32,000; LLaMA's MLP ratio) is written as a model folder's ``llm/`` and converted
 with engine.store.gguf_convert; both back-ends are fed the same random prompt embeddings (the engine's
-embedding input) and decode greedily with a KV cache. "bound" = measured memory bandwidth / bytes
-of weights read per token; "of bound" = measured decode / bound.
+embedding input) and decode greedily with a KV cache, with ``--threads`` threads (a fixed count, not the
+engine's tuner). "bound" = memory bandwidth measured with as many threads / bytes of weights read per
+token (every weight but the input-embedding table, of which a step reads one row); "of bound" =
+measured decode / bound.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.store import gguf_convert  # noqa: E402
 from engine.minigpt4.llamacpp_backend import LlamaCppDecoder, read_embedding_table  # noqa: E402
+from engine.minigpt4.thread_tuner import usable_cores  # noqa: E402
 
 
 def bandwidth_bytes_per_second(size: int = 1 << 29) -> float:
-    """Read bandwidth with every torch thread (a 512 MiB sum, best of 5): what decoding can reach."""
+    """Read bandwidth with torch's threads (a 512 MiB sum, best of 5): what decoding can reach."""
     a = torch.ones(size // 4, dtype=torch.float32)
     a.sum()
     best = float("inf")
@@ -38,10 +41,19 @@ def bandwidth_bytes_per_second(size: int = 1 << 29) -> float:
     return size / best
 
 
+def weight_bytes_read(gguf_file: Path) -> int:
+    """Bytes of the GGUF's tensors a decoding step reads: all but token_embd (we feed embeddings)."""
+    import gguf
+
+    return sum(int(t.n_bytes) for t in gguf.GGUFReader(str(gguf_file)).tensors if t.name != "token_embd.weight")
+
+
 def make_llm(folder: Path, hidden: int, layers: int, vocab: int = 32000) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = Path(__file__).resolve().parents[1] / "resources" / "demo_model" / "tokenizer.model"
+    from engine.store.locations import demo_model_dir
+
+    tok = demo_model_dir() / "tokenizer.model"
     cfg = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 64,
                       intermediate_size=(hidden * 11008 // 4096 + 255) // 256 * 256, vocab_size=vocab,
                       max_position_embeddings=2048, rms_norm_eps=1e-6)
@@ -70,9 +82,9 @@ def run_torch(folder: Path, dtype: torch.dtype, prompt: torch.Tensor, new: int) 
     return first, (new - 1) / (time.perf_counter() - t), ids
 
 
-def run_llamacpp(folder: Path, precision: str, prompt: torch.Tensor, new: int) -> tuple[float, float, list[int]]:
+def run_llamacpp(folder: Path, precision: str, prompt: torch.Tensor, new: int, threads: int) -> tuple[float, float, list[int]]:
     table = read_embedding_table(folder / "llm")
-    decoder = LlamaCppDecoder(gguf_convert.gguf_path(folder, precision), table, n_ctx=1024)
+    decoder = LlamaCppDecoder(gguf_convert.gguf_path(folder, precision), table, n_ctx=1024, threads=threads)
     decoder.reset()
     start = time.perf_counter()
     ids = [int(np.argmax(decoder.feed(prompt)))]
@@ -91,7 +103,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--prompt", type=int, default=256)
     parser.add_argument("--new", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=usable_cores(),
+                        help="for torch, llama.cpp and the bandwidth measurement alike (default: the physical cores)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     bw = bandwidth_bytes_per_second()
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_llm(Path(tmp), args.hidden, args.layers)
@@ -99,14 +114,15 @@ def main() -> None:
             gguf_convert.convert(folder, precision)
         params = sum(t.numel() for t in __import__("safetensors.torch").torch.load_file(
             str(next((folder / "llm").glob("*.safetensors")))).values())
+        read = params - 32000 * args.hidden  # a step reads one row of the input embeddings, not the table
         torch.manual_seed(1)
         prompt = torch.randn(args.prompt, args.hidden) * 0.02
         rows = []
         for name, run, bytes_per_token in (
-                ("torch fp32", lambda: run_torch(folder, torch.float32, prompt, args.new), params * 4),
-                ("torch bf16", lambda: run_torch(folder, torch.bfloat16, prompt, args.new), params * 2),
-                *((f"llama.cpp {p}", (lambda p=p: run_llamacpp(folder, p, prompt, args.new)),
-                   gguf_convert.gguf_path(folder, p).stat().st_size) for p in ("f16", "q8_0", "q4_k_m"))):
+                ("torch fp32", lambda: run_torch(folder, torch.float32, prompt, args.new), read * 4),
+                ("torch bf16", lambda: run_torch(folder, torch.bfloat16, prompt, args.new), read * 2),
+                *((f"llama.cpp {p}", (lambda p=p: run_llamacpp(folder, p, prompt, args.new, args.threads)),
+                   weight_bytes_read(gguf_convert.gguf_path(folder, p))) for p in ("f16", "q8_0", "q4_k_m"))):
             first, rate, ids = run()
             rows.append((name, first, rate, bytes_per_token, ids))
     ref_rate = rows[1][2]

@@ -259,7 +259,7 @@ def _load_llamacpp(model_dir: Path, config: MiniGPT4Config, tokenizer: Tokenizer
         raise ModelLoadError(exc.kind, str(exc), exc.path) from exc
     dev = torch.device("cpu")
     model = _with_visual(model_dir, config, decoder, dev, torch.float32)
-    where = "GPU" if decoder.lib.llama_supports_gpu_offload() else f"CPU, {decoder.threads} threads"
+    where = "GPU" if decoder.lib.llama_supports_gpu_offload() else f"CPU, up to {decoder.threads} threads"
     summary = f"{config.name}, llama.cpp {decoder.gguf_file.stem.removeprefix('llm-')} ({where})"
     return LoadedModel(model, tokenizer, config, dev, torch.float32, Quantization.NONE, summary)
 
