@@ -11,7 +11,8 @@ answers) since the last report; last, one JSON line.
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python benchmarks/soak.py --requests 2000
 
-``--voice`` speaks with the real voice (much slower: every answer is played); by default the
+``--backend llamacpp`` converts a copy of the model to an f16 GGUF and decodes with llama.cpp (KV cache
+kept across follow-ups, the thread tuner at work). ``--voice`` speaks with the real voice (much slower: every answer is played); by default the
 speech and earcons are recorded, not played. tests/desktop/test_long_run.py runs the same driver
 for a few hundred requests.
 """
@@ -205,21 +206,22 @@ def run(lumen, requests: int, every: int, report: Callable[[dict], None], timeou
     return reports
 
 
-def build_app(settings_dir: Path, model: str, voice: bool, launcher=None):  # noqa: ANN001, ANN201
-    """The composed app, started, with ``model`` loaded on the CPU (quiet speech unless ``voice``)."""
+def build_app(settings_dir: Path, model: str, voice: bool, launcher=None, backend: str = "torch"):  # noqa: ANN001, ANN201
+    """The composed app, started, with ``model`` loaded on the CPU by ``backend`` (quiet speech unless ``voice``)."""
     from desktop import app
     from desktop.settings import Settings, SpeechOutput, save
     from engine.protocol import ModelReady
     from tests.fakes import RecordingEarcons, RecordingSpeaker
 
     path = settings_dir / "settings.json"
-    save(Settings(model_dir=model, device="cpu", speech_output=SpeechOutput.VOICE, max_new_tokens=32), path)
+    save(Settings(model_dir=model, device="cpu", speech_output=SpeechOutput.VOICE, max_new_tokens=32, backend=backend), path)
     quiet = {} if voice else {"speaker": RecordingSpeaker(), "earcons": RecordingEarcons()}
     lumen = app.build(path, launcher=launcher, **quiet)
     ready: list = []
     lumen.engine.event.connect(lambda e: ready.append(e) if isinstance(e, ModelReady) else None)
     app.start(lumen, hotkeys=False, first_run_setup=False)
     Soak(lumen, timeout=300).wait(lambda: bool(ready), "loading the model")
+    print(f"model: {ready[0].summary}", file=sys.stderr, flush=True)
     return lumen
 
 
@@ -242,6 +244,8 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--model", help="model directory (default: resources/demo_model, else the tiny fixtures)")
     parser.add_argument("--voice", action="store_true", help="speak with the real voice")
+    parser.add_argument("--backend", choices=("torch", "llamacpp"), default="torch",
+                        help="llamacpp: a copy of the model converted to an f16 GGUF, decoded by llama.cpp")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         print("needs an X display: run under xvfb-run (see the docstring)", file=sys.stderr)
@@ -251,7 +255,15 @@ def main() -> int:
     qt_app = QApplication.instance() or QApplication([])  # noqa: F841
     with tempfile.TemporaryDirectory(prefix="lumen-soak-") as scratch:
         os.environ["LUMEN_CONFIG_DIR"] = str(Path(scratch) / "config")
-        lumen = build_app(Path(scratch), model_dir(args.model, Path(scratch)), args.voice)
+        model = model_dir(args.model, Path(scratch))
+        if args.backend == "llamacpp":
+            import shutil
+
+            from engine.store import gguf_convert
+
+            model = shutil.copytree(model, Path(scratch) / "gguf-model")
+            gguf_convert.convert(model, "f16")
+        lumen = build_app(Path(scratch), str(model), args.voice, backend=args.backend)
         print(f"{'requests':>8} {'s':>7} {'app MB':>7} {'engine MB':>9} {'fds':>4} {'X':>3} "
               f"{'median s':>8} {'p95 s':>6} {'failed':>6}", flush=True)
 
