@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from engine.minigpt4.generation import KvCache, Reply, generate_reply
+from engine.minigpt4.thread_tuner import ThreadTuner, usable_cores
 from engine.image_io import open_image
 from engine.minigpt4.image_processing import preprocess
 from engine.minigpt4.loading import LoadedModel
@@ -44,6 +45,9 @@ class Describer:
         self.template = get_template(template or loaded.config.template)
         self._cache: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self.kv = KvCache()  # the torch decoder's; the llama.cpp decoder keeps its own
+        # torch's CPU threads, tuned step by step (engine.minigpt4.thread_tuner); llama.cpp tunes its own
+        on_cpu = loaded.device.type == "cpu" and not hasattr(loaded.model.language_model, "generate_reply")
+        self.threads = ThreadTuner(usable_cores()) if on_cpu else None
 
     def forget(self, conversation_id: str) -> None:
         for key in [k for k in self._cache if k[0] == conversation_id]:
@@ -103,7 +107,7 @@ class Describer:
         embeds = self.context(request, images)
         reply = generate_reply(self.loaded.model, self.loaded.tokenizer, embeds, request.settings,
                                stop_string=self.template.stop_string, cancel=cancel, on_delta=delta,
-                               static_cache=self.static_cache, kv=self.kv)
+                               static_cache=self.static_cache, kv=self.kv, threads=self.threads)
         stats = GenerationStats(
             prompt_positions=reply.context_positions, reused_positions=reply.reused_positions,
             new_tokens=len(reply.token_ids), images_encoded=encoded, images_from_cache=cached, image_seconds=image_seconds,

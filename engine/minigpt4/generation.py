@@ -24,6 +24,7 @@ from transformers import DynamicCache, GenerationConfig, StoppingCriteria, Stopp
 from transformers.generation.streamers import BaseStreamer
 
 from engine.minigpt4.prompts import clean_answer
+from engine.minigpt4.thread_tuner import ThreadTuner
 from engine.protocol import GenerationSettings
 from engine.minigpt4.tokenizer import Tokenizer
 
@@ -180,6 +181,32 @@ class ReplyTracker(BaseStreamer, StoppingCriteria):
                 self.on_delta(delta)
 
 
+class TunedThreads(StoppingCriteria):
+    """On the CPU: times each decoding step of generate() and sets torch's thread count for the next one
+    as the tuner says (engine.minigpt4.thread_tuner); never stops anything itself."""
+
+    def __init__(self, tuner: ThreadTuner) -> None:
+        self.tuner = tuner
+        self._threads = tuner.current
+        self._last: float | None = None
+        torch.set_num_threads(self._threads)  # the prompt at the count the tuner settled on
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        now = time.perf_counter()
+        if self._last is not None:  # from one call to the next: one decoding step
+            self.tuner.observe(self._threads, now - self._last)
+        wanted = self.tuner.threads()
+        if wanted != self._threads:
+            torch.set_num_threads(wanted)
+            self._threads = wanted
+        self._last = time.perf_counter()
+        return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
+
+    def done(self) -> None:
+        """Back to the settled count (the vision encoder and the next prompt run at it)."""
+        torch.set_num_threads(self.tuner.current)
+
+
 def generation_config(settings: GenerationSettings, tokenizer: Tokenizer, static_cache: bool = False) -> GenerationConfig:
     kwargs = dict(
         max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams, do_sample=settings.do_sample,
@@ -198,11 +225,12 @@ def generation_config(settings: GenerationSettings, tokenizer: Tokenizer, static
 def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: GenerationSettings,
                    stop_string: str | None = "###", cancel: threading.Event | None = None,
                    on_delta: Callable[[str], None] | None = None, static_cache: bool = False,
-                   kv: KvCache | None = None) -> Reply:
+                   kv: KvCache | None = None, threads: ThreadTuner | None = None) -> Reply:
     """Decode an answer after ``embeds`` (1, L, H). Deltas reach ``on_delta`` as they become final.
     ``kv``: keep the KV cache across calls (greedy or sampling with the dynamic cache; beam search and
-    the static cache prefill everything and leave ``kv`` as it is). The llama.cpp decoder always keeps
-    its own."""
+    the static cache prefill everything and leave ``kv`` as it is). ``threads``: on the CPU, the tuner
+    that sets torch's thread count step by step. The llama.cpp decoder always keeps its own cache and
+    tuner."""
     if hasattr(model.language_model, "generate_reply"):  # the llama.cpp decoder (engine.minigpt4.llamacpp_backend)
         return model.language_model.generate_reply(tokenizer, embeds, settings, stop_string, cancel, on_delta)
     embeds = apply_window(embeds, settings.max_new_tokens, settings.max_length)
@@ -220,16 +248,20 @@ def generate_reply(model, tokenizer: Tokenizer, embeds: torch.Tensor, settings: 
     autocast = (torch.autocast("cuda", dtype=embeds.dtype) if embeds.device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     cache = {_CACHE_ARG: kv.kv} if kv is not None else {}
+    tuned = TunedThreads(threads) if threads is not None and embeds.device.type == "cpu" else None
     try:
         with autocast:
             out = lm.generate(inputs_embeds=embeds, attention_mask=attention,
                               generation_config=generation_config(settings, tokenizer, static_cache),
-                              stopping_criteria=StoppingCriteriaList([tracker]),
+                              stopping_criteria=StoppingCriteriaList([tracker] + ([tuned] if tuned else [])),
                               streamer=tracker if streaming else None, **cache)
     except BaseException:
         if kv is not None:
             kv.clear()  # a half-written cache is never reused
         raise
+    finally:
+        if tuned is not None:
+            tuned.done()
     if kv is not None:
         generated = torch.tensor(tracker.ids, dtype=torch.long, device=embeds.device)
         kv.record(embeds, kept, lm.get_input_embeddings()(generated))

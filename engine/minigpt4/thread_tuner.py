@@ -1,12 +1,14 @@
 """How many CPU threads the next decoding step uses: the count that is fastest right now.
 
-llama.cpp's CPU threads meet at a barrier after every operation of the graph (a few hundred per
+The CPU threads of llama.cpp and of torch meet at a barrier after every operation (a few hundred per
 token). When another program keeps a core busy (a browser tab, a virus scan, a build, the screen
 reader), the thread on that core is preempted and every other thread waits for it at each barrier.
-Measured on the 2-core test machine with one busy process beside it (benchmarks/README.md): Q4_K_M
-decoding with both cores fell from ~110 to 5-35 tokens/s, while one thread kept ~70. On a quiet machine
-the opposite holds: both cores are ~1.6x faster than one. No fixed count is right for both, and a
-user's machine changes from minute to minute, so the decoder measures its own steps:
+Measured on the 2-core test machine with one busy process beside it (benchmarks/README.md): llama.cpp
+Q4_K_M decoding on both cores fell from ~130 to ~33 tokens/s while one thread kept ~76; torch fp32
+decoding of the same model fell from 17 to 7, one thread keeping 18. On a quiet machine more threads
+win (llama.cpp 1.75x from one to two). No fixed count is right for both, and a user's machine changes
+from minute to minute, so each decoder measures its own steps (llamacpp_backend.LlamaCppDecoder; the
+torch path through generation.TunedThreads, which also leaves the vision encoder at the settled count):
 
 - it runs at the count that has been fastest (first: every core it may use);
 - now and then it tries another count (one fewer or one more) for a few steps and moves there when

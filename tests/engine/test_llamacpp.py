@@ -287,11 +287,14 @@ def test_the_thread_count_the_tuner_picks_never_changes_an_answer(case, expected
 
 
 def test_the_decoder_tunes_every_usable_core_unless_a_count_is_given(case):
+    from engine.minigpt4.describer import Describer
     from engine.minigpt4.llamacpp_backend import LlamaCppDecoder
     from engine.minigpt4.thread_tuner import usable_cores
 
     decoder = case[1].model.language_model
     assert decoder.tuner.most == usable_cores() == decoder.threads
+    assert Describer(case[1]).threads is None  # llama.cpp tunes its own threads, torch's are left alone
+    assert Describer(case[2]).threads.most == usable_cores()  # the torch path on the CPU: torch's threads
     fixed = LlamaCppDecoder(decoder.gguf_file, decoder.embed_tokens, n_ctx=64, threads=2)
     try:
         assert fixed.tuner.most == 1 and fixed.lib.llama_n_threads(fixed._ctx) == 2

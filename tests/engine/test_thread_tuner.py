@@ -1,6 +1,6 @@
 """The decoder's thread count follows the machine's load (engine.minigpt4.thread_tuner).
 
-Step costs are modelled on what benchmarks/llamacpp_contention.py measured with real llama.cpp: on a
+Step costs are modelled on what benchmarks/contention.py measured with real llama.cpp: on a
 quiet machine more threads are faster (decoding is bandwidth-bound, so the gain flattens); with k
 other busy processes, using more than ``cores - k`` threads makes every step wait for a preempted thread.
 """
