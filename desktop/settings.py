@@ -25,7 +25,7 @@ from typing import Any
 from desktop import messages
 from engine.protocol import Backend, Quantization
 from engine.store.catalogue import SPEECH_CATALOGUE
-from engine.store.locations import MAX_SETTINGS_BYTES, settings_path
+from engine.store.locations import read_settings, settings_path
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,7 @@ def load(path: Path | None = None) -> LoadResult:
     if not os.path.lexists(path):
         return LoadResult(Settings())
     try:
-        raw = json.loads(_read(path))
-        if not isinstance(raw, dict):
-            raise ValueError("top level is not an object")
+        raw = read_settings(path)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         log.warning("settings file unreadable (%s); using defaults", str(exc)[:200])
         return _reset(path)
@@ -176,18 +174,6 @@ def load(path: Path | None = None) -> LoadResult:
         log.warning("invalid settings fields reset to defaults: %s", ", ".join(bad))
         return _reset(path, settings, migrated)
     return LoadResult(settings, migrated_from=migrated)
-
-
-def _read(path: Path) -> str:
-    """The file's text: a regular file of at most ``MAX_SETTINGS_BYTES`` (a FIFO would hang start-up,
-    /dev/zero never end), checked before reading."""
-    if not path.is_file():
-        raise ValueError("is a folder" if path.is_dir() else "is not a regular file")
-    with open(path, "rb") as file:
-        data = file.read(MAX_SETTINGS_BYTES + 1)
-    if len(data) > MAX_SETTINGS_BYTES:
-        raise ValueError(f"larger than {MAX_SETTINGS_BYTES} bytes")
-    return data.decode("utf-8")
 
 
 def _reset(path: Path, settings: Settings | None = None, migrated: int | None = None) -> LoadResult:

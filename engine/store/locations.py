@@ -8,6 +8,7 @@ reads one value of it, the model folder chosen in the settings (``engine.store.m
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -56,3 +57,20 @@ def config_dir() -> Path:
 
 def settings_path() -> Path:
     return config_dir() / SETTINGS_FILE
+
+
+def read_settings(path: Path) -> dict:
+    """The settings file's JSON object, for the app (``desktop.settings.load``) and the command-line
+    tools alike: a regular file of at most ``MAX_SETTINGS_BYTES`` (a FIFO would hang start-up,
+    /dev/zero never end), checked before reading. Raises OSError, UnicodeDecodeError, ValueError or
+    RecursionError for anything else."""
+    if not path.is_file():
+        raise ValueError("is a folder" if path.is_dir() else "is not a regular file")
+    with open(path, "rb") as file:
+        data = file.read(MAX_SETTINGS_BYTES + 1)
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise ValueError(f"larger than {MAX_SETTINGS_BYTES} bytes")
+    raw = json.loads(data.decode("utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError("top level is not an object")
+    return raw

@@ -18,7 +18,6 @@ engine checks every tensor when it loads.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from engine.store.catalogue import CATALOGUE
 from engine.store.core import CHECKSUMS
-from engine.store.locations import MAX_SETTINGS_BYTES, demo_model_dir, settings_path
+from engine.store.locations import demo_model_dir, read_settings, settings_path
 from engine.store.model_folder import MODEL_FILES, MODEL_JSON, CheckpointError, read_json
 from engine.store.model_store import ModelStore
 
@@ -134,14 +133,10 @@ def saved_model_dir(path: Path | None = None) -> str:
     """The model folder chosen in the saved settings ("" = automatic), read as ``desktop.settings.load``
     reads it: "" when the file is missing or unreadable or the value is not text. Only read: a damaged
     file is the app's to set aside and report when it starts."""
-    path = path or settings_path()
     try:
-        if not path.is_file() or path.stat().st_size > MAX_SETTINGS_BYTES:  # a FIFO would hang, /dev/zero never end
-            return ""
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        value = read_settings(path or settings_path()).get("model_dir", "")
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return ""
-    value = raw.get("model_dir", "") if isinstance(raw, dict) else ""
     return value if isinstance(value, str) else ""
 
 
