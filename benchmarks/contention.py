@@ -37,6 +37,11 @@ from engine.store import gguf_convert  # noqa: E402
 from engine.store.locations import demo_model_dir  # noqa: E402
 
 
+def decode_rate(reply) -> float:  # noqa: ANN001
+    """Tokens per second from the first token to the end of the answer (just returned)."""
+    return (len(reply.token_ids) - 1) / (time.perf_counter() - reply.first_token_seconds)
+
+
 class Torch:
     """The torch path: fixed counts set once; "tuned" passes the engine's tuner to generate_reply."""
 
@@ -50,8 +55,7 @@ class Torch:
         if config != "tuned":
             torch.set_num_threads(int(config))
         tuner = self.tuner if config == "tuned" else None
-        reply = generate_reply(self.model, tokenizer, prompt[None], settings, threads=tuner)
-        return (len(reply.token_ids) - 1) / (time.perf_counter() - reply.first_token_seconds)
+        return decode_rate(generate_reply(self.model, tokenizer, prompt[None], settings, threads=tuner))
 
     def settled(self) -> int:
         return self.tuner.current
@@ -71,8 +75,7 @@ class LlamaCpp:
         decoder = self.tuned if config == "tuned" else self.make(int(config))
         try:
             decoder.reset()
-            reply = generate_reply(SimpleNamespace(language_model=decoder), tokenizer, prompt[None], settings)
-            return (len(reply.token_ids) - 1) / (time.perf_counter() - reply.first_token_seconds)
+            return decode_rate(generate_reply(SimpleNamespace(language_model=decoder), tokenizer, prompt[None], settings))
         finally:
             if decoder is not self.tuned:
                 decoder.close()

@@ -256,34 +256,26 @@ def test_the_thread_count_the_tuner_picks_never_changes_an_answer(case, expected
     """engine.minigpt4.thread_tuner moves single-token steps between thread counts as the machine's load
     changes; here every step switches (1, 2, 1, ...), read back from llama.cpp itself, and turn 1 still
     gives the official greedy ids and its last logits exactly as with a fixed count."""
-    from engine.minigpt4.thread_tuner import ThreadTuner
+    from tests.engine.thread_switch import EveryStepSwitches
 
     key, loaded, _, template = case
     spec = manifest["cases"][key]["chat"]["turn1"]
     model, tok = loaded.model, loaded.tokenizer
     decoder = model.language_model
-    seen = []
-
-    class EveryStepSwitches(ThreadTuner):
-        def threads(self):
-            return 1 + len(seen) % 2
-
-        def observe(self, threads, seconds):
-            seen.append((threads, decoder.lib.llama_n_threads(decoder._ctx)))
 
     prompt = build_prompt(template, [], spec["question"], 1)
     ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
     embeds = model.context_embeds(ids, [expected[f"{key}/chat/image_embeds"][0]])
     kept = decoder.tuner
-    decoder.tuner = EveryStepSwitches(2)
+    decoder.tuner = switching = EveryStepSwitches(lambda: decoder.lib.llama_n_threads(decoder._ctx))
     try:
         decoder.reset()
         reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(**GREEDY16))
     finally:
         decoder.tuner = kept
     assert list(reply.token_ids) == spec["greedy_ids"]
-    assert len(seen) == len(spec["greedy_ids"]) - 1  # every single-token step was timed
-    assert all(asked == used for asked, used in seen) and {used for _, used in seen} == {1, 2}
+    assert len(switching.seen) == len(spec["greedy_ids"]) - 1  # every single-token step was timed
+    assert switching.switched_every_step()
 
 
 def test_the_decoder_tunes_every_usable_core_unless_a_count_is_given(case):

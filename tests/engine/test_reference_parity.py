@@ -166,25 +166,17 @@ def test_the_thread_count_the_tuner_picks_never_changes_an_answer(case, expected
     """On the CPU, engine.minigpt4.thread_tuner sets torch's thread count step by step; here it switches
     on every step (1, 2, 1, ...), read back from torch, and turn 1 still gives the official greedy ids.
     Afterwards torch runs at the count the tuner settled on (the vision encoder and the next prompt)."""
-    from engine.minigpt4.thread_tuner import ThreadTuner
+    from tests.engine.thread_switch import EveryStepSwitches
 
     key, loaded, template = case
     spec = manifest["cases"][key]["chat"]["turn1"]
     model, tok = loaded.model, loaded.tokenizer
-    seen = []
-
-    class EveryStepSwitches(ThreadTuner):
-        def threads(self):
-            return 1 + len(seen) % 2
-
-        def observe(self, threads, seconds):
-            seen.append((threads, torch.get_num_threads()))
 
     prompt = build_prompt(template, [], spec["question"], 1)
     ids = [tok.encode(s, add_bos=i == 0) for i, s in enumerate(split_on_images(prompt, 1))]
     embeds = model.context_embeds(ids, [expected[f"{key}/chat/image_embeds"][0]])
     before = torch.get_num_threads()
-    tuner = EveryStepSwitches(2)
+    tuner = EveryStepSwitches(torch.get_num_threads)
     tuner.current = 1  # settled on one thread
     try:
         reply = generate_reply(model, tok, embeds, GenerationSettings.greedy(max_new_tokens=16, stop_on_template=False),
@@ -193,6 +185,6 @@ def test_the_thread_count_the_tuner_picks_never_changes_an_answer(case, expected
     finally:
         torch.set_num_threads(before)
     assert list(reply.token_ids) == spec["greedy_ids"]
-    assert len(seen) == len(spec["greedy_ids"]) - 1  # every step after the first was timed
-    assert all(asked == used for asked, used in seen) and {used for _, used in seen} == {1, 2}
+    assert len(tuner.seen) == len(spec["greedy_ids"]) - 1  # every step after the first was timed
+    assert tuner.switched_every_step()
     assert after == 1
